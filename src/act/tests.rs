@@ -1,0 +1,222 @@
+//! The actions stage against a real HTTP webhook (the sample app), in real
+//! time: guards, dry run, retries, and what is recorded.
+
+use super::*;
+use crate::config::{Expect, Rollback, Rule, Target, Webhook};
+use crate::demo::app::SampleApp;
+use crate::rules::Evidence;
+use crate::telemetry::Event;
+use std::collections::BTreeMap;
+
+fn config(webhook: &str, dry_run: bool) -> Arc<Config> {
+    Arc::new(Config {
+        service: "checkout".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        targets: vec![Target {
+            name: "health".into(),
+            url: "http://127.0.0.1:1/".parse().unwrap(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            method: "GET".into(),
+            headers: BTreeMap::new(),
+            expect: Expect::default(),
+        }],
+        slos: vec![],
+        rules: vec![Rule {
+            name: "health-down".into(),
+            when: crate::config::Condition::ConsecutiveFailures {
+                target: 0,
+                count: 3,
+            },
+            for_: Duration::ZERO,
+            actions: vec![Action::Rollback],
+        }],
+        rollback: Rollback {
+            backend: Some(RollbackBackend::Webhook(Webhook {
+                url: webhook.parse().unwrap(),
+                headers: BTreeMap::new(),
+                timeout: Duration::from_secs(2),
+            })),
+            bake: Duration::from_secs(1800),
+            cooldown: Duration::from_secs(600),
+            dry_run,
+        },
+    })
+}
+
+fn decision(kind: DecisionKind) -> Decision {
+    Decision {
+        rule: 0,
+        kind,
+        evidence: Evidence::ConsecutiveFailures {
+            target: "health".into(),
+            failures: 3,
+            threshold: 3,
+            last_failure: Some("status: status 503".into()),
+        },
+        at: SystemTime::now(),
+    }
+}
+
+struct Harness {
+    app: SampleApp,
+    tx: mpsc::Sender<Decision>,
+    events: tokio::sync::broadcast::Receiver<Event>,
+    telemetry: Telemetry,
+    log: ActionLog,
+    stop: CancellationToken,
+}
+
+async fn harness(dry_run: bool, revision_age: Duration) -> Harness {
+    crate::init_tls();
+    let app = SampleApp::start("v1").await.unwrap();
+    app.deploy("v2", crate::demo::app::Behaviour::Status(500));
+    let config = config(&app.url("/admin/rollback"), dry_run);
+    let telemetry = Telemetry::new("checkout");
+    let backend = Backend::from_config(&config).unwrap();
+    let revision = Revision {
+        id: "v2".into(),
+        since: Instant::now() - revision_age,
+    };
+    let log = ActionLog::default();
+    let actor = Actor::new(config, telemetry.clone(), backend, revision, log.clone());
+    let (tx, rx) = mpsc::channel(16);
+    let stop = CancellationToken::new();
+    tokio::spawn(actor.run(rx, stop.clone(), Duration::from_millis(500)));
+    Harness {
+        app,
+        tx,
+        events: telemetry.subscribe(),
+        telemetry,
+        log,
+        stop,
+    }
+}
+
+impl Harness {
+    async fn next_action(&mut self) -> ActionRecord {
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(10), self.events.recv()).await;
+            if let Event::Action(r) = e
+                .expect("an action within 10 s")
+                .expect("event stream open")
+            {
+                return r;
+            }
+        }
+    }
+    fn counter(&self, result: &str) -> u64 {
+        self.telemetry
+            .metrics
+            .rollbacks
+            .with_label_values(&["health-down", result])
+            .get()
+    }
+}
+
+#[tokio::test]
+async fn webhook_rollback_carries_the_evidence_and_happens_once() {
+    let mut h = harness(false, Duration::ZERO).await;
+    h.tx.send(decision(DecisionKind::Fired)).await.unwrap();
+    let r = h.next_action().await;
+    assert_eq!((r.action, r.outcome.as_str()), ("rollback", "succeeded"));
+    assert_eq!(h.app.version(), "v1");
+    let calls = h.app.rollbacks();
+    assert_eq!(calls.len(), 1);
+    let body = &calls[0].body;
+    assert_eq!(body["service"], "checkout");
+    assert_eq!(body["revision"], "v2");
+    assert_eq!(body["rule"], "health-down");
+    assert_eq!(body["idempotency_key"], "backstop/checkout/v2");
+    assert_eq!(body["evidence"]["kind"], "consecutive_failures");
+    assert_eq!(body["evidence"]["failures"], 3);
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("3 consecutive failures")
+    );
+    // Reminders while still firing: reported as prevented once, never sent again.
+    for _ in 0..3 {
+        h.tx.send(decision(DecisionKind::Firing)).await.unwrap();
+    }
+    let r = h.next_action().await;
+    assert_eq!(r.outcome, "prevented: already_rolled_back");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.app.rollbacks().len(), 1);
+    assert_eq!(h.log.latest().len(), 2);
+    assert_eq!(h.counter("succeeded"), 1);
+    h.stop.cancel();
+}
+
+#[tokio::test]
+async fn retries_5xx_then_succeeds() {
+    let mut h = harness(false, Duration::ZERO).await;
+    h.app.fail_webhook(&[500, 503]);
+    h.tx.send(decision(DecisionKind::Fired)).await.unwrap();
+    let r = h.next_action().await;
+    assert_eq!(r.outcome, "succeeded");
+    assert_eq!(h.app.rollbacks().len(), 3);
+    let attempts = |o| {
+        h.telemetry
+            .metrics
+            .action_attempts
+            .with_label_values(&["rollback", o])
+            .get()
+    };
+    assert_eq!((attempts("retryable"), attempts("ok")), (2, 1));
+    h.stop.cancel();
+}
+
+#[tokio::test]
+async fn a_4xx_is_not_retried_and_is_reported_failed() {
+    let mut h = harness(false, Duration::ZERO).await;
+    h.app.fail_webhook(&[400]);
+    h.tx.send(decision(DecisionKind::Fired)).await.unwrap();
+    let r = h.next_action().await;
+    assert_eq!(r.outcome, "failed");
+    assert!(r.detail.contains("HTTP 400"), "{}", r.detail);
+    assert_eq!(h.app.rollbacks().len(), 1);
+    assert_eq!(h.app.version(), "v2");
+    assert_eq!(h.counter("failed"), 1);
+    // The next reminder comes too soon after the failure: nothing is sent.
+    h.tx.send(decision(DecisionKind::Firing)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(h.app.rollbacks().len(), 1);
+    h.stop.cancel();
+}
+
+#[tokio::test]
+async fn dry_run_only_says_what_it_would_do() {
+    let mut h = harness(true, Duration::ZERO).await;
+    h.tx.send(decision(DecisionKind::Fired)).await.unwrap();
+    let r = h.next_action().await;
+    assert_eq!(r.outcome, "dry_run");
+    assert!(
+        r.detail
+            .contains("would ask the webhook to roll back revision v2")
+    );
+    assert!(h.app.rollbacks().is_empty());
+    assert_eq!(h.app.version(), "v2");
+    assert_eq!(h.counter("dry_run"), 1);
+    h.stop.cancel();
+}
+
+#[tokio::test]
+async fn a_baked_revision_is_not_rolled_back() {
+    let mut h = harness(false, Duration::from_secs(1801)).await;
+    h.tx.send(decision(DecisionKind::Fired)).await.unwrap();
+    let r = h.next_action().await;
+    assert_eq!(r.outcome, "prevented: baked");
+    assert!(r.detail.contains("page only"), "{}", r.detail);
+    assert!(h.app.rollbacks().is_empty());
+    let prevented = h
+        .telemetry
+        .metrics
+        .rollbacks_prevented
+        .with_label_values(&["health-down", "baked"])
+        .get();
+    assert_eq!(prevented, 1);
+    h.stop.cancel();
+}

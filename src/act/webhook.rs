@@ -1,0 +1,106 @@
+//! Rollback through a webhook: one JSON POST to a deployer, retried with
+//! backoff on 5xx, 429 and connection errors. The body carries everything a
+//! deployer or a person needs: service, revision, rule, reason, evidence.
+
+use super::retry::{self, Attempt, Backoff, RetryError};
+use crate::config::Webhook;
+use crate::rules::Evidence;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
+
+/// The webhook's JSON body.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackRequest {
+    pub service: String,
+    /// The revision to undo.
+    pub revision: String,
+    pub rule: String,
+    /// One line: why.
+    pub reason: String,
+    pub evidence: Evidence,
+    /// RFC 3339 time the rule fired.
+    pub fired_at: String,
+    /// Same for every attempt and every replica deciding about this revision,
+    /// so a deployer can drop duplicates (also sent as `Idempotency-Key`).
+    pub idempotency_key: String,
+}
+
+pub struct WebhookBackend {
+    client: reqwest::Client,
+    config: Webhook,
+    headers: HeaderMap,
+    backoff: Backoff,
+}
+
+impl WebhookBackend {
+    pub fn new(client: reqwest::Client, config: Webhook, backoff: Backoff) -> Result<Self, String> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| format!("rollback.webhook.headers.{name}: {e}"))?;
+            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
+                format!("rollback.webhook.headers.{name}: not a valid header value")
+            })?;
+            v.set_sensitive(true);
+            headers.insert(n, v);
+        }
+        Ok(WebhookBackend {
+            client,
+            config,
+            headers,
+            backoff,
+        })
+    }
+
+    /// POST the request until the deployer accepts it (2xx) or it is clear
+    /// that it will not. Returns a short description of the answer.
+    pub async fn rollback(
+        &self,
+        req: &RollbackRequest,
+        mut on_attempt: impl FnMut(&'static str),
+    ) -> Result<String, RetryError> {
+        retry::run(
+            self.backoff,
+            || async {
+                let sent = self
+                    .client
+                    .post(self.config.url.clone())
+                    .headers(self.headers.clone())
+                    .header("Idempotency-Key", &req.idempotency_key)
+                    .timeout(self.config.timeout)
+                    .json(req)
+                    .send()
+                    .await;
+                match sent {
+                    Err(e) => Attempt::Retry {
+                        error: connection_error(&e),
+                        after: None,
+                    },
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        let after = retry::retry_after(resp.headers());
+                        let body = resp.text().await.unwrap_or_default();
+                        retry::classify_status(status, after, format!("HTTP {status}"), &body)
+                    }
+                }
+            },
+            &mut on_attempt,
+        )
+        .await
+    }
+}
+
+/// The root cause without the URL (it may hold credentials).
+fn connection_error(e: &reqwest::Error) -> String {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if std::ptr::addr_eq(root, e as &dyn std::error::Error) {
+        "request failed".to_string()
+    } else {
+        root.to_string()
+    }
+}

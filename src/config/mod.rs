@@ -1,0 +1,88 @@
+//! Configuration: the YAML contract (see `raw`), `${VAR}` expansion, and
+//! validation into the typed `Config` (see `types`), or every problem found,
+//! each with the path of its field, in document order.
+//!
+//! Pipeline: `yaml` (text → value) → `expand` (`${VAR}`) → `raw` (contract
+//! shape, unknown keys kept) → `validate`, `targets`, `rules` (→ `Config`),
+//! which read leaves with `units` (durations, percentages, numbers) and
+//! `values` (text, names, URLs, secret files); `error` collects problems.
+
+mod error;
+mod expand;
+mod raw;
+mod rules;
+mod targets;
+mod types;
+mod units;
+mod validate;
+mod values;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use types::*;
+
+/// Windows keep at least this much history, so `/status` can always show the
+/// last five minutes even when no rule looks that far back.
+pub const DEFAULT_STATUS_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// Default address of the admin server (`listen`).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9464";
+
+/// Reads and validates the configuration file at `path`, expanding `${VAR}`
+/// from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError::new(
+            "",
+            format!("cannot read configuration file {}: {e}", path.display()),
+        )])
+    })?;
+    parse(&text, &|name| std::env::var(name).ok())
+}
+
+/// Validates configuration text. `env` looks up variables for `${VAR}`
+/// (injectable for tests). On failure, returns every problem found, sorted
+/// in document order.
+pub fn parse(yaml: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    let document = yaml::parse(yaml).map_err(|e| ConfigErrors(vec![e]))?;
+    let order = document.order;
+    let mut value = document.value;
+    let expand_errors = expand::expand(&mut value, env);
+    let mut problems = error::Problems::default();
+    let config = match raw::from_value(value) {
+        Ok(raw) => validate::config(&mut problems, &raw),
+        Err(structural) => {
+            problems.push(structural);
+            None
+        }
+    };
+    // A string with an unset variable was left as written; what validation
+    // says about that text would only repeat the real problem.
+    let unexpanded: HashSet<&str> = expand_errors.iter().map(|e| e.path.as_str()).collect();
+    let mut errors: Vec<ConfigError> = problems
+        .into_vec()
+        .into_iter()
+        .filter(|e| !unexpanded.contains(e.path.as_str()))
+        .collect();
+    errors.splice(0..0, expand_errors);
+    match config {
+        Some(config) if errors.is_empty() => Ok(config),
+        _ => {
+            if errors.is_empty() {
+                // Every failed check records a problem; this only guards
+                // against a bug turning into a silent rejection.
+                errors.push(ConfigError::new("", "invalid configuration"));
+            }
+            // Stable: problems at one path keep the order they were found in.
+            errors.sort_by_key(|e| order.position(&e.path));
+            Err(ConfigErrors(errors))
+        }
+    }
+}

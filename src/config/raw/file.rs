@@ -1,0 +1,268 @@
+//! The file's sections other than `rules`, as written: the top level,
+//! targets, SLOs, rollback, and the sections this build parses but cannot
+//! act on yet.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{RawRule, Section, Unknown, present};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of configuration sections")]
+pub(in crate::config) struct RawConfig {
+    /// Service name, used in incidents, metric labels and dedup keys. Required;
+    /// at most 63 characters among letters, digits, `.`, `_` and `-`.
+    pub service: Option<Value>,
+    /// Address and port of the admin server. Default `0.0.0.0:9464`.
+    pub listen: Option<Value>,
+    /// Endpoints to probe. Required, at least one.
+    #[serde(default, deserialize_with = "present")]
+    pub targets: Option<Vec<RawTarget>>,
+    /// Service level objectives.
+    #[serde(default, deserialize_with = "present")]
+    pub slos: Option<Vec<RawSlo>>,
+    /// Conditions and what to do when they hold.
+    #[serde(default, deserialize_with = "present")]
+    pub rules: Option<Vec<RawRule>>,
+    /// How to roll back, and the guards around it.
+    #[serde(default, deserialize_with = "present")]
+    pub rollback: Option<RawRollback>,
+    /// Where incidents go (not supported by this build yet).
+    #[serde(default, deserialize_with = "present")]
+    pub page: Option<RawPage>,
+    /// Where annotations go (not supported by this build yet).
+    #[serde(default, deserialize_with = "present")]
+    pub annotate: Option<RawAnnotate>,
+    /// OpenTelemetry trace export (not supported by this build yet).
+    #[serde(default, deserialize_with = "present")]
+    pub otlp: Option<RawOtlp>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawConfig,
+    [
+        "service", "listen", "targets", "slos", "rules", "rollback", "page", "annotate", "otlp"
+    ]
+);
+
+/// `targets[]`: one probed endpoint.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of target settings")]
+pub(in crate::config) struct RawTarget {
+    /// Unique name (letters, digits, `.`, `_`, `-`), the `target` metric label. Required.
+    pub name: Option<Value>,
+    /// Absolute http or https URL. Required.
+    pub url: Option<Value>,
+    /// Time between probe starts. Default `5s`.
+    pub interval: Option<Value>,
+    /// Per-probe timeout, at most `interval`. Default the smaller of `interval` and `2s`.
+    pub timeout: Option<Value>,
+    /// Failures before the first success within this period after start are
+    /// not counted (like a Kubernetes startupProbe). Default `0s`.
+    pub warmup: Option<Value>,
+    /// HTTP method: GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS, any case. Default GET.
+    pub method: Option<Value>,
+    /// Request headers, name → value. Values may use `${VAR}`.
+    #[serde(default, deserialize_with = "present")]
+    pub headers: Option<BTreeMap<String, Value>>,
+    /// Secret request headers, name → file whose trimmed contents are the
+    /// value (never logged). A name may not also appear in `headers`.
+    #[serde(default, deserialize_with = "present")]
+    pub header_files: Option<BTreeMap<String, Value>>,
+    /// What a good answer looks like. Default: any 2xx status.
+    #[serde(default, deserialize_with = "present")]
+    pub expect: Option<RawExpect>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawTarget,
+    [
+        "name",
+        "url",
+        "interval",
+        "timeout",
+        "warmup",
+        "method",
+        "headers",
+        "header_files",
+        "expect"
+    ]
+);
+
+/// `targets[].expect`: every given check must pass for a probe to succeed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of expectations")]
+pub(in crate::config) struct RawExpect {
+    /// Accepted status codes (100-599): a list, or one code. Default any 2xx.
+    pub status: Option<Value>,
+    /// Text the body must contain.
+    pub body_contains: Option<Value>,
+    /// Dotted JSON path (`data.items.0.id`) → expected value.
+    #[serde(default, deserialize_with = "present")]
+    pub json: Option<BTreeMap<String, Value>>,
+    /// A slower answer counts as a failure.
+    pub max_latency: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawExpect,
+    ["status", "body_contains", "json", "max_latency"]
+);
+
+/// `slos[]`: a service level objective.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of SLO settings")]
+pub(in crate::config) struct RawSlo {
+    /// Unique name (letters, digits, `.`, `_`, `-`), the `slo` metric label. Required.
+    pub name: Option<Value>,
+    /// Percent of probes that must be good, strictly between 0 and 100
+    /// (`99.9` or `"99.9%"`). Required.
+    pub objective: Option<Value>,
+    /// When set, a probe is good only if it succeeded within this latency.
+    pub latency_threshold: Option<Value>,
+    /// Names of the targets it covers. Default all targets.
+    pub targets: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawSlo,
+    ["name", "objective", "latency_threshold", "targets"]
+);
+
+/// `rollback`: where rollbacks go and the guards around them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of rollback settings")]
+pub(in crate::config) struct RawRollback {
+    /// Roll back a Deployment (not supported by this build yet).
+    #[serde(default, deserialize_with = "present")]
+    pub kubernetes: Option<RawKubernetes>,
+    /// Ask a deployer to roll back with a JSON POST.
+    #[serde(default, deserialize_with = "present")]
+    pub webhook: Option<RawWebhook>,
+    /// Only a revision younger than this is rolled back; older → page only. Default `30m`.
+    pub bake: Option<Value>,
+    /// Minimum time between two rollbacks. Default `10m`; may be `0s`.
+    pub cooldown: Option<Value>,
+    /// Log and count what would be done, do nothing. Default false.
+    pub dry_run: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawRollback,
+    ["kubernetes", "webhook", "bake", "cooldown", "dry_run"]
+);
+
+/// `rollback.kubernetes`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of Kubernetes rollback settings")]
+pub(in crate::config) struct RawKubernetes {
+    /// Deployment to roll back. Required.
+    pub deployment: Option<Value>,
+    /// Its namespace. Default the pod's own.
+    pub namespace: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawKubernetes, ["deployment", "namespace"]);
+
+/// `rollback.webhook`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of webhook settings")]
+pub(in crate::config) struct RawWebhook {
+    /// http or https URL that receives the rollback request. Required.
+    pub url: Option<Value>,
+    /// Request headers, name → value.
+    #[serde(default, deserialize_with = "present")]
+    pub headers: Option<BTreeMap<String, Value>>,
+    /// Secret request headers, name → file holding the value.
+    #[serde(default, deserialize_with = "present")]
+    pub header_files: Option<BTreeMap<String, Value>>,
+    /// Per-attempt timeout. Default `5s`.
+    pub timeout: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawWebhook, ["url", "headers", "header_files", "timeout"]);
+
+/// `page` (not supported by this build yet).
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of page receivers")]
+pub(in crate::config) struct RawPage {
+    /// PagerDuty Events v2.
+    #[serde(default, deserialize_with = "present")]
+    pub pagerduty: Option<RawPagerDuty>,
+    /// Alertmanager v2.
+    #[serde(default, deserialize_with = "present")]
+    pub alertmanager: Option<RawAlertmanager>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawPage, ["pagerduty", "alertmanager"]);
+
+/// `page.pagerduty`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of PagerDuty settings")]
+pub(in crate::config) struct RawPagerDuty {
+    /// File holding the Events v2 routing key.
+    pub routing_key_file: Option<Value>,
+    /// Events API URL.
+    pub url: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawPagerDuty, ["routing_key_file", "url"]);
+
+/// `page.alertmanager`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of Alertmanager settings")]
+pub(in crate::config) struct RawAlertmanager {
+    /// Alertmanager base URL.
+    pub url: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawAlertmanager, ["url"]);
+
+/// `annotate` (not supported by this build yet).
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of annotation targets")]
+pub(in crate::config) struct RawAnnotate {
+    /// Grafana annotations API.
+    #[serde(default, deserialize_with = "present")]
+    pub grafana: Option<RawGrafana>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawAnnotate, ["grafana"]);
+
+/// `annotate.grafana`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of Grafana settings")]
+pub(in crate::config) struct RawGrafana {
+    /// Grafana base URL.
+    pub url: Option<Value>,
+    /// File holding the API token.
+    pub token_file: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawGrafana, ["url", "token_file"]);
+
+/// `otlp` (not supported by this build yet).
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of OTLP settings")]
+pub(in crate::config) struct RawOtlp {
+    /// OTLP gRPC endpoint of the collector.
+    pub endpoint: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawOtlp, ["endpoint"]);

@@ -1,0 +1,231 @@
+//! The validated configuration: what the rest of backstop reads. Every value
+//! here has passed validation, defaults are filled in and names are resolved,
+//! so downstream code never re-checks the configuration.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Service name: used in incidents, metric labels and dedup keys.
+    pub service: String,
+    /// Address of the admin server (`/metrics`, `/status`, ...). Default `0.0.0.0:9464`.
+    pub listen: SocketAddr,
+    /// Endpoints to probe. Never empty.
+    pub targets: Vec<Target>,
+    /// Service level objectives over the targets' probe results.
+    pub slos: Vec<Slo>,
+    /// Conditions that trigger actions.
+    pub rules: Vec<Rule>,
+    /// How (and whether) to roll back.
+    pub rollback: Rollback,
+}
+
+/// One probed endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// Unique name, used as the `target` metric label.
+    pub name: String,
+    /// Absolute http(s) URL.
+    pub url: url::Url,
+    /// Time between probe starts. Default 5s.
+    pub interval: Duration,
+    /// Per-probe timeout, never above `interval`. Default min(interval, 2s).
+    pub timeout: Duration,
+    /// Failures before the first success within this period after start are
+    /// not counted (like a Kubernetes startupProbe). Default 0s.
+    pub warmup: Duration,
+    /// HTTP method, upper case. Default GET.
+    pub method: String,
+    /// Request headers (values may come from `header_files`, hence `Secret`).
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// What a good answer looks like.
+    pub expect: Expect,
+}
+
+/// A header value; secret ones are read from files and never printed.
+#[derive(Clone, PartialEq)]
+pub enum HeaderValue {
+    Plain(String),
+    Secret(Secret),
+}
+
+impl HeaderValue {
+    pub fn expose(&self) -> &str {
+        match self {
+            HeaderValue::Plain(s) => s,
+            HeaderValue::Secret(s) => s.expose(),
+        }
+    }
+}
+
+impl fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderValue::Plain(s) => write!(f, "{s:?}"),
+            HeaderValue::Secret(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+/// A value read from a `*_file` path. Debug and Display print `<redacted>`.
+#[derive(Clone, PartialEq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself; call only where it is sent on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Expectations a response must meet to count as a success.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Expect {
+    /// Accepted status codes; empty means any 2xx.
+    pub status: Vec<u16>,
+    /// The body must contain this text.
+    pub body_contains: Option<String>,
+    /// Dotted JSON path (`data.items.0.id`, array indexes as numbers) → expected value.
+    pub json: BTreeMap<String, serde_json::Value>,
+    /// A slower answer counts as a failure with reason `latency`.
+    pub max_latency: Option<Duration>,
+}
+
+/// A service level objective.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// Unique name, the `slo` metric label.
+    pub name: String,
+    /// Objective as a fraction strictly between 0 and 1 (config says percent: 99.9 → 0.999).
+    pub objective: f64,
+    /// When set, a probe is good only if it succeeded within this latency.
+    pub latency_threshold: Option<Duration>,
+    /// Indexes into `Config::targets`; the config's default (all targets) is already applied.
+    pub targets: Vec<usize>,
+}
+
+/// A rule: a condition, how long it must hold, and what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Unique name, the `rule` metric label.
+    pub name: String,
+    pub when: Condition,
+    /// How long the condition must hold before firing. Default 0s.
+    pub for_: Duration,
+    /// Actions when it fires, in order. May be empty (observe only).
+    pub actions: Vec<Action>,
+}
+
+/// What a rule watches. Target and SLO references are resolved to indexes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// `consecutive_failures: N` of one target (`target:` required).
+    ConsecutiveFailures { target: usize, count: u32 },
+    /// Error ratio over `window` of one target, or of all targets together when `target` is None.
+    ErrorRate {
+        target: Option<usize>,
+        /// Fraction 0..=1 (config says percent: "5%" → 0.05).
+        above: f64,
+        window: Duration,
+        min_samples: u64,
+    },
+    /// Multi-window burn rate: fires when both windows burn faster than `factor`.
+    BurnRate {
+        slo: usize,
+        short: Duration,
+        long: Duration,
+        factor: f64,
+        min_samples: u64,
+    },
+    /// A latency percentile of one target above a threshold.
+    Latency {
+        target: usize,
+        /// Percentile in (0, 100), e.g. 95.0.
+        percentile: f64,
+        above: Duration,
+        window: Duration,
+        min_samples: u64,
+    },
+    /// Container restarts of the current revision's pods (needs Kubernetes).
+    Restarts { above: u32, window: Duration },
+}
+
+/// What a firing rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Rollback,
+    Page,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Rollback => "rollback",
+            Action::Page => "page",
+        }
+    }
+}
+
+/// Rollback settings and guards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollback {
+    /// Where rollbacks go; None when no rollback backend is configured.
+    pub backend: Option<RollbackBackend>,
+    /// Only a revision younger than this is rolled back; older → page only. Default 30m.
+    pub bake: Duration,
+    /// Minimum time between two rollbacks. Default 10m.
+    pub cooldown: Duration,
+    /// Log and count what would be done, do nothing. Default false.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RollbackBackend {
+    Webhook(Webhook),
+}
+
+/// `rollback.webhook`: a JSON POST to a deployer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub url: url::Url,
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// Per-attempt timeout. Default 5s.
+    pub timeout: Duration,
+}
+
+impl Config {
+    /// The longest span any rule or SLO queries; windows keep this much history.
+    pub fn longest_window(&self) -> Duration {
+        self.rules
+            .iter()
+            .map(|r| match &r.when {
+                Condition::ErrorRate { window, .. } | Condition::Latency { window, .. } => *window,
+                Condition::BurnRate { short, long, .. } => (*short).max(*long),
+                Condition::ConsecutiveFailures { .. } | Condition::Restarts { .. } => {
+                    Duration::ZERO
+                }
+            })
+            .max()
+            .unwrap_or_default()
+            .max(crate::config::DEFAULT_STATUS_WINDOW)
+    }
+}

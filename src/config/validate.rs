@@ -1,0 +1,348 @@
+//! Turns the raw file into `Config`: the top-level keys, SLOs, rollback, and
+//! the sections this build parses but cannot act on yet. Targets and rules
+//! have their own modules; every problem is recorded, none stops the run.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::error::{self, Problems};
+use super::raw::{self, RawConfig, RawKubernetes, RawRollback, RawSlo, RawTarget, RawWebhook};
+use super::types::{Config, Rollback, RollbackBackend, Slo, Webhook};
+use super::units::{self, Zero};
+use super::values;
+use super::{rules, targets};
+
+/// Longest service name: it becomes a metric label and part of dedup keys,
+/// and 63 is the Kubernetes name limit it usually mirrors.
+const MAX_SERVICE_LEN: usize = 63;
+const DEFAULT_BAKE: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Names other sections refer to. Built from the raw file, so a reference to
+/// a target or SLO that has some other problem is not reported a second time.
+pub(super) struct Refs<'a> {
+    /// Target names by index; None where the name itself is unusable.
+    pub(super) targets: Vec<Option<&'a str>>,
+    /// SLO names by index, with the objective as a fraction when it is valid.
+    pub(super) slos: Vec<(Option<&'a str>, Option<f64>)>,
+    /// `rollback.webhook` or `rollback.kubernetes` is present.
+    pub(super) rollback_configured: bool,
+}
+
+impl Refs<'_> {
+    /// Resolves a target name at `path` to its index.
+    pub(super) fn target(&self, p: &mut Problems, path: &str, value: &Value) -> Option<usize> {
+        let name = values::text(p, path, value)?;
+        let found = self.targets.iter().position(|t| *t == Some(name));
+        if found.is_none() {
+            let known = self.targets.iter().flatten().copied();
+            p.add(
+                path,
+                format!(
+                    "no target named {name:?}{}",
+                    error::did_you_mean(name, known)
+                ),
+            );
+        }
+        found
+    }
+}
+
+pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
+    raw::check_unknown(p, "", raw);
+    let service = values::required(p, "service", &raw.service).and_then(|v| service(p, v));
+    let listen = match &raw.listen {
+        Some(v) => listen(p, v),
+        None => Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9464))),
+    };
+    let targets = targets::targets(p, &raw.targets);
+    let mut refs = Refs {
+        targets: target_names(&raw.targets),
+        slos: Vec::new(),
+        rollback_configured: raw
+            .rollback
+            .as_ref()
+            .is_some_and(|r| r.webhook.is_some() || r.kubernetes.is_some()),
+    };
+    let slos = slos(p, &raw.slos, &mut refs);
+    let rules = rules::rules(p, &raw.rules, &refs);
+    let rollback = rollback(p, &raw.rollback);
+    unsupported(p, raw);
+    Some(Config {
+        service: service?,
+        listen: listen?,
+        targets: targets?,
+        slos: slos?,
+        rules: rules?,
+        rollback: rollback?,
+    })
+}
+
+fn target_names(raw: &Option<Vec<RawTarget>>) -> Vec<Option<&str>> {
+    raw.iter()
+        .flatten()
+        .map(|t| match &t.name {
+            Some(Value::String(name)) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn service(p: &mut Problems, value: &Value) -> Option<String> {
+    let name = values::name(p, "service", value)?;
+    let chars = name.chars().count();
+    if chars > MAX_SERVICE_LEN {
+        p.add(
+            "service",
+            format!(
+                "{} is {chars} characters long; at most {MAX_SERVICE_LEN} are allowed",
+                values::quote(&name)
+            ),
+        );
+        return None;
+    }
+    Some(name)
+}
+
+fn listen(p: &mut Problems, value: &Value) -> Option<SocketAddr> {
+    let s = values::text(p, "listen", value)?;
+    let parsed = s.trim().parse().ok();
+    if parsed.is_none() {
+        p.add(
+            "listen",
+            format!(
+                "{} is not an IP address and port like {}",
+                values::quote(s),
+                super::DEFAULT_LISTEN
+            ),
+        );
+    }
+    parsed
+}
+
+/// `slos`; also records their names and objectives in `refs` for the rules.
+fn slos<'a>(
+    p: &mut Problems,
+    raw: &'a Option<Vec<RawSlo>>,
+    refs: &mut Refs<'a>,
+) -> Option<Vec<Slo>> {
+    let mut out = Vec::new();
+    for (i, s) in raw.iter().flatten().enumerate() {
+        let path = error::index("slos", i);
+        let (slo, objective) = slo(p, &path, s, refs);
+        let name = match &s.name {
+            Some(Value::String(name)) => Some(name.as_str()),
+            _ => None,
+        };
+        if let Some(first) = refs
+            .slos
+            .iter()
+            .position(|(n, _)| name.is_some() && *n == name)
+        {
+            p.add(
+                &error::key(&path, "name"),
+                format!(
+                    "{:?} is already the name of slos[{first}]",
+                    name.unwrap_or_default()
+                ),
+            );
+        }
+        refs.slos.push((name, objective));
+        out.push(slo);
+    }
+    out.into_iter().collect()
+}
+
+/// One SLO, and its objective as a fraction when that much is valid.
+fn slo(p: &mut Problems, path: &str, s: &RawSlo, refs: &Refs) -> (Option<Slo>, Option<f64>) {
+    raw::check_unknown(p, path, s);
+    let at = |field: &str| error::key(path, field);
+    let name =
+        values::required(p, &at("name"), &s.name).and_then(|v| values::name(p, &at("name"), v));
+    let objective = values::required(p, &at("objective"), &s.objective)
+        .and_then(|v| units::percent(p, &at("objective"), v))
+        .and_then(|pct| {
+            // The fraction is checked too: rounding may carry 99.99999999999999 to 1.
+            let fraction = units::fraction(pct);
+            if pct > 0.0 && pct < 100.0 && fraction > 0.0 && fraction < 1.0 {
+                Some(fraction)
+            } else {
+                p.add(
+                    &at("objective"),
+                    format!("must be between 0% and 100% (both excluded), got {pct}%"),
+                );
+                None
+            }
+        });
+    let latency_threshold = match &s.latency_threshold {
+        Some(v) => units::duration(p, &at("latency_threshold"), v, Zero::Forbidden).map(Some),
+        None => Some(None),
+    };
+    let targets = match &s.targets {
+        None => Some((0..refs.targets.len()).collect()),
+        Some(v) => slo_targets(p, &at("targets"), v, refs),
+    };
+    let slo = || {
+        Some(Slo {
+            name: name?,
+            objective: objective?,
+            latency_threshold: latency_threshold?,
+            targets: targets?,
+        })
+    };
+    (slo(), objective)
+}
+
+fn slo_targets(p: &mut Problems, path: &str, value: &Value, refs: &Refs) -> Option<Vec<usize>> {
+    let items = values::list_or_one(path, value);
+    if items.is_empty() {
+        p.add(
+            path,
+            "must name at least one target (leave it out for all targets)",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (item_path, item) in items {
+        match refs.target(p, &item_path, item) {
+            Some(index) if out.contains(&index) => {
+                p.add(
+                    &item_path,
+                    format!("{} is listed twice", values::describe(item)),
+                );
+                ok = false;
+            }
+            Some(index) => out.push(index),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn rollback(p: &mut Problems, raw: &Option<RawRollback>) -> Option<Rollback> {
+    let none = RawRollback::default();
+    let r = raw.as_ref().unwrap_or(&none);
+    raw::check_unknown(p, "rollback", r);
+    if let Some(k) = &r.kubernetes {
+        kubernetes(p, k);
+    }
+    let webhook = r.webhook.as_ref().map(|w| webhook(p, w));
+    if r.kubernetes.is_some() && r.webhook.is_some() {
+        p.add("rollback", "set either kubernetes or webhook, not both");
+    }
+    let bake = units::duration_or(p, "rollback.bake", &r.bake, DEFAULT_BAKE, Zero::Forbidden);
+    let cooldown = units::duration_or(
+        p,
+        "rollback.cooldown",
+        &r.cooldown,
+        DEFAULT_COOLDOWN,
+        Zero::Allowed,
+    );
+    let dry_run = match &r.dry_run {
+        Some(v) => units::boolean(p, "rollback.dry_run", v),
+        None => Some(false),
+    };
+    let backend = match webhook {
+        None => None,
+        Some(w) => Some(RollbackBackend::Webhook(w?)),
+    };
+    Some(Rollback {
+        backend,
+        bake: bake?,
+        cooldown: cooldown?,
+        dry_run: dry_run?,
+    })
+}
+
+/// Checked in full so the section is right once support lands, then refused.
+fn kubernetes(p: &mut Problems, k: &RawKubernetes) {
+    let path = "rollback.kubernetes";
+    raw::check_unknown(p, path, k);
+    let deployment = error::key(path, "deployment");
+    if let Some(v) = values::required(p, &deployment, &k.deployment) {
+        values::name(p, &deployment, v);
+    }
+    if let Some(v) = &k.namespace {
+        values::name(p, &error::key(path, "namespace"), v);
+    }
+    p.add(
+        path,
+        "Kubernetes rollback is not supported by this build yet; use rollback.webhook",
+    );
+}
+
+fn webhook(p: &mut Problems, w: &RawWebhook) -> Option<Webhook> {
+    let path = "rollback.webhook";
+    raw::check_unknown(p, path, w);
+    let url_path = error::key(path, "url");
+    let url =
+        values::required(p, &url_path, &w.url).and_then(|v| values::http_url(p, &url_path, v));
+    let headers = targets::headers(p, path, &w.headers, &w.header_files);
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &w.timeout,
+        DEFAULT_WEBHOOK_TIMEOUT,
+        Zero::Forbidden,
+    );
+    Some(Webhook {
+        url: url?,
+        headers: headers?,
+        timeout: timeout?,
+    })
+}
+
+/// Contract sections this build cannot act on: checked as far as possible
+/// without acting (their files are not read), then refused, because silently
+/// ignoring them would leave nobody paged.
+fn unsupported(p: &mut Problems, raw: &RawConfig) {
+    const NOT_YET: &str = "not supported by this build yet";
+    if let Some(page) = &raw.page {
+        raw::check_unknown(p, "page", page);
+        if let Some(pd) = &page.pagerduty {
+            let path = "page.pagerduty";
+            raw::check_unknown(p, path, pd);
+            let key_file = error::key(path, "routing_key_file");
+            if let Some(v) = values::required(p, &key_file, &pd.routing_key_file) {
+                values::text(p, &key_file, v);
+            }
+            if let Some(v) = &pd.url {
+                values::http_url(p, &error::key(path, "url"), v);
+            }
+            p.add(path, format!("PagerDuty paging is {NOT_YET}"));
+        }
+        if let Some(am) = &page.alertmanager {
+            let path = "page.alertmanager";
+            raw::check_unknown(p, path, am);
+            required_url(p, &error::key(path, "url"), &am.url);
+            p.add(path, format!("Alertmanager paging is {NOT_YET}"));
+        }
+    }
+    if let Some(annotate) = &raw.annotate {
+        raw::check_unknown(p, "annotate", annotate);
+        if let Some(grafana) = &annotate.grafana {
+            let path = "annotate.grafana";
+            raw::check_unknown(p, path, grafana);
+            required_url(p, &error::key(path, "url"), &grafana.url);
+            if let Some(v) = &grafana.token_file {
+                values::text(p, &error::key(path, "token_file"), v);
+            }
+            p.add(path, format!("Grafana annotations are {NOT_YET}"));
+        }
+    }
+    if let Some(otlp) = &raw.otlp {
+        raw::check_unknown(p, "otlp", otlp);
+        required_url(p, "otlp.endpoint", &otlp.endpoint);
+        p.add("otlp", format!("OTLP trace export is {NOT_YET}"));
+    }
+}
+
+fn required_url(p: &mut Problems, path: &str, value: &Option<Value>) {
+    if let Some(v) = values::required(p, path, value) {
+        values::http_url(p, path, v);
+    }
+}

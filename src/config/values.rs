@@ -1,0 +1,221 @@
+//! Leaf values that are not quantities: text, names, URLs, lists, secret
+//! files, and how a bad value is shown in a message. Each reader records a
+//! problem naming the bad value and returns None, so validation goes on.
+
+use std::io::Read;
+
+use serde_json::Value;
+
+use super::error::{self, Problems};
+use super::types::Secret;
+
+/// Largest `*_file` read: secrets are short, and a path to a huge or endless
+/// file (`/dev/zero`) must not hang startup.
+const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// How a value is shown in a message: strings quoted (and shortened), other
+/// scalars as written, collections by kind.
+pub(super) fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) => quote(s),
+        Value::Null => "nothing".to_owned(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(_) => "a list".to_owned(),
+        Value::Object(_) => "a map".to_owned(),
+    }
+}
+
+/// `"text"`, cut to a readable length.
+pub(super) fn quote(s: &str) -> String {
+    const MAX_CHARS: usize = 60;
+    if s.chars().count() <= MAX_CHARS {
+        format!("{s:?}")
+    } else {
+        let head: String = s.chars().take(MAX_CHARS).collect();
+        format!("{head:?}…")
+    }
+}
+
+/// A field that must be present.
+pub(super) fn required<'a>(
+    p: &mut Problems,
+    path: &str,
+    value: &'a Option<Value>,
+) -> Option<&'a Value> {
+    if value.is_none() {
+        p.add(path, "is required");
+    }
+    value.as_ref()
+}
+
+/// Text. A number or boolean is refused rather than converted, because YAML
+/// already changed how it was written (`010` → 10, `1.10` → 1.1).
+pub(super) fn text<'a>(p: &mut Problems, path: &str, value: &'a Value) -> Option<&'a str> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Number(_) | Value::Bool(_) => {
+            p.add(
+                path,
+                format!(
+                    "expected text, got {v}; quote it: \"{v}\"",
+                    v = describe(value)
+                ),
+            );
+            None
+        }
+        other => {
+            p.add(path, format!("expected text, got {}", describe(other)));
+            None
+        }
+    }
+}
+
+/// A name usable as a metric label value and in dedup keys.
+pub(super) fn name(p: &mut Problems, path: &str, value: &Value) -> Option<String> {
+    let s = text(p, path, value)?;
+    if s.is_empty() {
+        p.add(path, "must not be empty");
+        return None;
+    }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        p.add(
+            path,
+            format!(
+                "{} is not a valid name (use letters, digits, \".\", \"_\" and \"-\")",
+                quote(s)
+            ),
+        );
+        return None;
+    }
+    Some(s.to_owned())
+}
+
+/// An absolute http or https URL.
+pub(super) fn http_url(p: &mut Problems, path: &str, value: &Value) -> Option<url::Url> {
+    let s = text(p, path, value)?;
+    match url::Url::parse(s.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+        Ok(url) => {
+            p.add(
+                path,
+                format!("{} must use http or https, not {}", quote(s), url.scheme()),
+            );
+            None
+        }
+        Err(e) => {
+            p.add(path, format!("{} is not an absolute URL: {e}", quote(s)));
+            None
+        }
+    }
+}
+
+/// A list, or one item standing for a list of one; each with its path.
+pub(super) fn list_or_one<'a>(path: &str, value: &'a Value) -> Vec<(String, &'a Value)> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| (error::index(path, i), item))
+            .collect(),
+        one => vec![(path.to_owned(), one)],
+    }
+}
+
+/// Reads a `*_file` secret: relative to the current directory, trimmed,
+/// non-empty. The contents never appear in a message.
+pub(super) fn secret_file(p: &mut Problems, path: &str, value: &Value) -> Option<Secret> {
+    let file = text(p, path, value)?;
+    if file.is_empty() {
+        p.add(path, "must name a file");
+        return None;
+    }
+    match read_limited(file) {
+        Ok(contents) if contents.trim().is_empty() => {
+            p.add(path, format!("file {file} is empty"));
+            None
+        }
+        Ok(contents) => Some(Secret::new(contents.trim())),
+        Err(e) => {
+            p.add(path, format!("cannot read {file}: {e}"));
+            None
+        }
+    }
+}
+
+fn read_limited(file: &str) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)?
+        .take(MAX_SECRET_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SECRET_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {} KiB, which is too big for a secret",
+            MAX_SECRET_BYTES / 1024
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not valid UTF-8 text"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    use crate::config::error::check as one;
+
+    #[test]
+    fn text_names_and_urls() {
+        assert_eq!(
+            one(|p| text(p, "x", &json!(404)).map(str::to_owned)),
+            Err(r#"expected text, got 404; quote it: "404""#.to_owned())
+        );
+        assert_eq!(
+            one(|p| name(p, "x", &json!("api-v1.2_x"))),
+            Ok("api-v1.2_x".to_owned())
+        );
+        assert!(one(|p| name(p, "x", &json!("a b"))).is_err());
+        assert!(one(|p| name(p, "x", &json!(""))).is_err());
+        let url = |v: Value| one(|p| http_url(p, "x", &v)).map(|u| u.to_string());
+        assert_eq!(
+            url(json!("http://127.0.0.1:8080/health")),
+            Ok("http://127.0.0.1:8080/health".to_owned())
+        );
+        assert!(
+            url(json!("ftp://host/x"))
+                .unwrap_err()
+                .contains("must use http or https")
+        );
+        assert!(
+            url(json!("/health"))
+                .unwrap_err()
+                .contains("not an absolute URL")
+        );
+        assert!(url(json!("http://")).is_err());
+    }
+
+    #[test]
+    fn secret_files_are_read_trimmed_and_checked() {
+        let dir = std::env::temp_dir().join(format!("backstop-units-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let good = dir.join("token");
+        std::fs::write(&good, "  tok3n\n").expect("write");
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n \n").expect("write");
+        let read = |f: &std::path::Path| one(|p| secret_file(p, "x", &json!(f.to_string_lossy())));
+        assert_eq!(
+            read(&good).map(|s| s.expose().to_owned()),
+            Ok("tok3n".to_owned())
+        );
+        assert!(read(&empty).unwrap_err().ends_with("is empty"));
+        let missing = read(&dir.join("missing")).unwrap_err();
+        assert!(
+            missing.starts_with("cannot read ") && missing.contains("missing"),
+            "{missing}"
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,219 @@
+//! YAML text → `serde_json::Value`, plus where each path sits in the document.
+//! serde-saphyr parses into an order-keeping tree first because
+//! `serde_json::Map` sorts its keys, and errors are reported in document order.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+use super::error::{self, ConfigError};
+
+/// The parsed document.
+pub(super) struct Document {
+    pub(super) value: Value,
+    pub(super) order: Order,
+}
+
+/// Position in the document of every path that is present in it.
+#[derive(Debug, Default)]
+pub(super) struct Order(HashMap<String, usize>);
+
+impl Order {
+    /// Sort key for an error at `path`: the position of the path, or of its
+    /// nearest present ancestor when the path names a missing field.
+    pub(super) fn position(&self, path: &str) -> usize {
+        let mut current = Some(path);
+        while let Some(p) = current {
+            if let Some(position) = self.0.get(p) {
+                return *position;
+            }
+            current = error::parent(p);
+        }
+        0
+    }
+}
+
+/// Parses YAML. A syntax error keeps serde-saphyr's message with line and
+/// column; its path is empty.
+pub(super) fn parse(yaml: &str) -> Result<Document, ConfigError> {
+    // YAML 1.2 booleans only: `on`, `yes`, `no` stay strings, so a value like
+    // `dry_run: yes` gets a clear error instead of a silent conversion.
+    let options = serde_saphyr::options! { with_snippet: false, strict_booleans: true };
+    let node: Node = serde_saphyr::from_str_with_options(yaml, options).map_err(|e| {
+        // The parser's advice about its own options is not for our users.
+        let message = e
+            .to_string()
+            .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+        ConfigError::new("", format!("invalid YAML: {message}"))
+    })?;
+    let mut order = Order::default();
+    let value = node.into_value(String::new(), &mut order);
+    Ok(Document { value, order })
+}
+
+/// A YAML value with map keys in document order.
+enum Node {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(String),
+    Seq(Vec<Node>),
+    Map(Vec<(String, Node)>),
+}
+
+impl Node {
+    /// Converts to a `Value`, numbering every path in document (pre-)order.
+    fn into_value(self, path: String, order: &mut Order) -> Value {
+        let position = order.0.len();
+        order.0.insert(path.clone(), position);
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(b),
+            Node::Number(n) => Value::Number(n),
+            Node::String(s) => Value::String(s),
+            Node::Seq(items) => Value::Array(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, item)| item.into_value(error::index(&path, i), order))
+                    .collect(),
+            ),
+            Node::Map(entries) => {
+                let mut map = Map::new();
+                for (k, v) in entries {
+                    let child = v.into_value(error::key(&path, &k), order);
+                    map.insert(k, child);
+                }
+                Value::Object(map)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a YAML value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+        Ok(Node::Number(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+        Ok(Node::Number(v.into()))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
+        Number::from_f64(v)
+            .map(Node::Number)
+            .ok_or_else(|| E::custom(format!("{v} is not a finite number")))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Node::Seq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        while let Some((k, v)) = map.next_entry::<String, Node>()? {
+            entries.push((k, v));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_values_and_document_order() {
+        let doc = parse("zeta: 1\nalpha:\n  - b: x\n    a: 2.5\nmid: ~\n").expect("valid YAML");
+        assert_eq!(
+            doc.value,
+            serde_json::json!({"zeta": 1, "alpha": [{"b": "x", "a": 2.5}], "mid": null})
+        );
+        let at = |p: &str| doc.order.position(p);
+        assert!(at("") < at("zeta"));
+        assert!(at("zeta") < at("alpha"));
+        assert!(at("alpha[0].b") < at("alpha[0].a"));
+        assert!(at("alpha[0].a") < at("mid"));
+        // A missing field sorts with its nearest present ancestor.
+        assert_eq!(at("alpha[0].missing"), at("alpha[0]"));
+    }
+
+    #[test]
+    fn syntax_errors_keep_line_and_column() {
+        let Err(e) = parse("a: [1,\n") else {
+            panic!("accepted bad YAML")
+        };
+        assert_eq!(e.path, "");
+        assert!(e.message.starts_with("invalid YAML: "), "{e}");
+        assert!(e.message.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let Err(e) = parse("a: 1\na: 2\n") else {
+            panic!("accepted a duplicate key")
+        };
+        assert!(e.message.contains("duplicate mapping key: a"), "{e}");
+        assert!(!e.message.contains("DuplicateKeyPolicy"), "{e}");
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_stay_strings() {
+        let doc = parse("a: yes\nb: on\nc: true\n").expect("valid YAML");
+        assert_eq!(
+            doc.value,
+            serde_json::json!({"a": "yes", "b": "on", "c": true})
+        );
+    }
+
+    #[test]
+    fn empty_document_is_null() {
+        assert_eq!(parse("").expect("valid").value, Value::Null);
+        assert_eq!(parse("# nothing\n").expect("valid").value, Value::Null);
+    }
+}

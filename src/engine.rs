@@ -1,0 +1,445 @@
+//! The engine owns the per-target windows and the rule state machines. It
+//! records each sample, re-assesses the rules (at once for the sample's
+//! target, and on a tick for time-driven changes such as `for:` and windows
+//! sliding), and hands decisions to the actions stage. It also answers
+//! status requests and keeps the SLO and rule gauges current.
+
+use crate::config::{Condition, Config};
+use crate::probe::{Outcome, Sample};
+use crate::rules::{self, Evidence, Machine, Observations, State, Transition};
+use crate::slo::{self, SloWindow};
+use crate::telemetry::Telemetry;
+use crate::window::{Counts, Stats, Window};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::time::Instant;
+
+/// A firing rule's request to the actions stage. Sent when the rule starts
+/// firing, again on every tick while it fires (so a failed action is
+/// retried), and once when it resolves.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub rule: usize,
+    pub kind: DecisionKind,
+    pub evidence: Evidence,
+    pub at: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionKind {
+    /// The rule just started firing.
+    Fired,
+    /// The rule is still firing (periodic reminder).
+    Firing,
+    /// The rule went from firing back to ok.
+    Resolved,
+}
+
+struct TargetState {
+    window: Window,
+    consecutive_failures: u32,
+    last: Option<LastProbe>,
+    /// Probes seen, counted or not.
+    probes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct LastProbe {
+    #[serde(skip)]
+    at: Instant,
+    success: bool,
+    latency_seconds: f64,
+    reason: Option<&'static str>,
+    detail: Option<String>,
+}
+
+struct RuleState {
+    machine: Machine,
+    evidence: Option<Evidence>,
+}
+
+pub struct Engine {
+    config: Arc<Config>,
+    telemetry: Telemetry,
+    targets: Vec<TargetState>,
+    /// Per SLO, per target: index of the SLO's latency threshold in that target's window.
+    slo_thresholds: Vec<Vec<Option<usize>>>,
+    rules: Vec<RuleState>,
+    started: Instant,
+}
+
+impl Engine {
+    pub fn new(config: Arc<Config>, telemetry: Telemetry, now: Instant) -> Engine {
+        let horizon = config.longest_window();
+        let mut thresholds: Vec<Vec<Duration>> = vec![Vec::new(); config.targets.len()];
+        let slo_thresholds = config
+            .slos
+            .iter()
+            .map(|s| {
+                (0..config.targets.len())
+                    .map(|t| {
+                        let threshold = s.latency_threshold?;
+                        if !s.targets.contains(&t) {
+                            return None;
+                        }
+                        let list = &mut thresholds[t];
+                        Some(
+                            list.iter()
+                                .position(|d| *d == threshold)
+                                .unwrap_or_else(|| {
+                                    list.push(threshold);
+                                    list.len() - 1
+                                }),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let targets = thresholds
+            .iter()
+            .map(|th| TargetState {
+                window: Window::new(horizon, th, now),
+                consecutive_failures: 0,
+                last: None,
+                probes: 0,
+            })
+            .collect();
+        let rules = config
+            .rules
+            .iter()
+            .map(|_| RuleState {
+                machine: Machine::new(now),
+                evidence: None,
+            })
+            .collect();
+        let engine = Engine {
+            config,
+            telemetry,
+            targets,
+            slo_thresholds,
+            rules,
+            started: now,
+        };
+        for (i, r) in engine.config.rules.iter().enumerate() {
+            engine
+                .telemetry
+                .rule_state(&r.name, engine.rules[i].machine.state());
+        }
+        engine
+    }
+
+    /// Record one sample. Uncounted (warm-up) samples only update `last`.
+    pub fn record(&mut self, s: &Sample) {
+        let t = &mut self.targets[s.target];
+        let (reason, detail) = match &s.outcome {
+            Outcome::Success { .. } => (None, None),
+            Outcome::Failure { reason, detail } => {
+                (Some(reason.metric_label()), Some(detail.clone()))
+            }
+        };
+        t.last = Some(LastProbe {
+            at: s.at,
+            success: s.outcome.is_success(),
+            latency_seconds: s.latency.as_secs_f64(),
+            reason,
+            detail,
+        });
+        t.probes += 1;
+        if !s.counted {
+            return;
+        }
+        let ok = s.outcome.is_success();
+        t.window.record(s.at, ok, s.latency);
+        t.consecutive_failures = if ok {
+            0
+        } else {
+            t.consecutive_failures.saturating_add(1)
+        };
+        let name = &self.config.targets[s.target].name;
+        self.telemetry
+            .target_health(name, ok, t.consecutive_failures);
+    }
+
+    /// Re-assess rules (all of them, or those that read `target`) and step
+    /// their state machines. Returns the decisions for the actions stage.
+    pub fn evaluate(&mut self, now: Instant, target: Option<usize>) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        for i in 0..self.rules.len() {
+            let rule = &self.config.rules[i];
+            if let Some(t) = target
+                && !reads_target(&self.config, &rule.when, t)
+            {
+                continue;
+            }
+            let verdict = rules::assess(&self.config, rule, &View { engine: self, now });
+            let state = &mut self.rules[i];
+            let transition = state.machine.step(verdict.breached, rule.for_, now);
+            state.evidence = Some(verdict.evidence.clone());
+            let kind = match transition {
+                Some(t) => {
+                    self.telemetry.transition(&rule.name, t, &verdict.evidence);
+                    match t {
+                        Transition {
+                            to: State::Firing, ..
+                        } => Some(DecisionKind::Fired),
+                        Transition {
+                            from: State::Firing,
+                            ..
+                        } => Some(DecisionKind::Resolved),
+                        _ => None,
+                    }
+                }
+                None if target.is_none() && state.machine.state() == State::Firing => {
+                    Some(DecisionKind::Firing)
+                }
+                None => None,
+            };
+            if let Some(kind) = kind
+                && !rule.actions.is_empty()
+            {
+                decisions.push(Decision {
+                    rule: i,
+                    kind,
+                    evidence: verdict.evidence,
+                    at: SystemTime::now(),
+                });
+            }
+        }
+        decisions
+    }
+
+    /// The earliest moment a pending rule could fire.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.rules
+            .iter()
+            .zip(&self.config.rules)
+            .filter_map(|(s, r)| s.machine.deadline(r.for_))
+            .min()
+    }
+
+    /// Ready once every target has been probed at least once.
+    pub fn ready(&self) -> bool {
+        self.targets.iter().all(|t| t.last.is_some())
+    }
+
+    /// Refresh the SLO gauges (done on the tick, not per sample).
+    pub fn publish_slos(&self, now: Instant) {
+        for (i, s) in self.config.slos.iter().enumerate() {
+            for span in slo_windows(&self.config, i) {
+                let (good, total) = self.slo_counts(i, span, now);
+                self.telemetry.slo(
+                    &s.name,
+                    span,
+                    &slo::evaluate(good, total, s.objective, span),
+                );
+            }
+        }
+    }
+
+    fn slo_counts(&self, slo: usize, span: Duration, now: Instant) -> (u64, u64) {
+        let s = &self.config.slos[slo];
+        s.targets.iter().fold((0, 0), |(good, total), &t| {
+            let w = &self.targets[t].window;
+            let c = w.counts(span, now);
+            let g = match self.slo_thresholds[slo][t] {
+                Some(th) => w.good_within(span, now, th),
+                None => c.good,
+            };
+            (good + g, total + c.total())
+        })
+    }
+
+    /// Everything `/status` shows about targets, SLOs and rules.
+    pub fn status(&self, now: Instant) -> EngineStatus {
+        let span = crate::config::DEFAULT_STATUS_WINDOW;
+        let targets = self
+            .config
+            .targets
+            .iter()
+            .zip(&self.targets)
+            .map(|(cfg, t)| {
+                let stats = t.window.stats(span, now);
+                let p = |q| stats.latency.percentile(q).map(|d| d.as_secs_f64());
+                TargetStatus {
+                    name: cfg.name.clone(),
+                    probes: t.probes,
+                    up: t.last.as_ref().map(|l| l.success),
+                    consecutive_failures: t.consecutive_failures,
+                    last_probe_seconds_ago: t
+                        .last
+                        .as_ref()
+                        .map(|l| now.saturating_duration_since(l.at).as_secs_f64()),
+                    last_probe: t.last.clone(),
+                    window_seconds: span.as_secs_f64(),
+                    good: stats.counts.good,
+                    bad: stats.counts.bad,
+                    error_ratio: stats.counts.error_ratio(),
+                    p50_seconds: p(50.0),
+                    p95_seconds: p(95.0),
+                    p99_seconds: p(99.0),
+                }
+            })
+            .collect();
+        let slos = self
+            .config
+            .slos
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SloStatus {
+                name: s.name.clone(),
+                objective: s.objective,
+                latency_threshold_seconds: s.latency_threshold.map(|d| d.as_secs_f64()),
+                windows: slo_windows(&self.config, i)
+                    .into_iter()
+                    .map(|span| {
+                        let (good, total) = self.slo_counts(i, span, now);
+                        slo::evaluate(good, total, s.objective, span)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let rules = self
+            .config
+            .rules
+            .iter()
+            .zip(&self.rules)
+            .map(|(r, s)| RuleStatus {
+                name: r.name.clone(),
+                state: s.machine.state(),
+                for_seconds: r.for_.as_secs_f64(),
+                state_seconds: now
+                    .saturating_duration_since(s.machine.since())
+                    .as_secs_f64(),
+                actions: r.actions.iter().map(|a| a.as_str()).collect(),
+                summary: s.evidence.as_ref().map(|e| e.to_string()),
+                evidence: s.evidence.clone(),
+            })
+            .collect();
+        EngineStatus {
+            ready: self.ready(),
+            uptime_seconds: now.saturating_duration_since(self.started).as_secs_f64(),
+            targets,
+            slos,
+            rules,
+        }
+    }
+}
+
+/// Which windows an SLO is reported over: those its burn-rate rules use,
+/// or the status window when no rule reads it.
+fn slo_windows(config: &Config, slo: usize) -> Vec<Duration> {
+    let mut spans: Vec<Duration> = config
+        .rules
+        .iter()
+        .filter_map(|r| match r.when {
+            Condition::BurnRate {
+                slo: s,
+                short,
+                long,
+                ..
+            } if s == slo => Some([short, long]),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if spans.is_empty() {
+        spans.push(crate::config::DEFAULT_STATUS_WINDOW);
+    }
+    spans.sort();
+    spans.dedup();
+    spans
+}
+
+/// Whether a new sample of `target` can change this condition's verdict.
+fn reads_target(config: &Config, when: &Condition, target: usize) -> bool {
+    match when {
+        Condition::ConsecutiveFailures { target: t, .. } | Condition::Latency { target: t, .. } => {
+            *t == target
+        }
+        Condition::ErrorRate { target: t, .. } => t.is_none_or(|t| t == target),
+        Condition::BurnRate { slo, .. } => config.slos[*slo].targets.contains(&target),
+        Condition::Restarts { .. } => false,
+    }
+}
+
+/// The engine's data as rules see it, at one instant.
+struct View<'a> {
+    engine: &'a Engine,
+    now: Instant,
+}
+
+impl Observations for View<'_> {
+    fn counts(&self, target: Option<usize>, span: Duration) -> Counts {
+        match target {
+            Some(t) => self.engine.targets[t].window.counts(span, self.now),
+            None => self
+                .engine
+                .targets
+                .iter()
+                .map(|t| t.window.counts(span, self.now))
+                .fold(Counts::default(), |a, b| a + b),
+        }
+    }
+    fn stats(&self, target: usize, span: Duration) -> Stats {
+        self.engine.targets[target].window.stats(span, self.now)
+    }
+    fn slo_counts(&self, slo: usize, span: Duration) -> (u64, u64) {
+        self.engine.slo_counts(slo, span, self.now)
+    }
+    fn consecutive_failures(&self, target: usize) -> u32 {
+        self.engine.targets[target].consecutive_failures
+    }
+    fn last_failure(&self, target: usize) -> Option<String> {
+        self.engine.targets[target].last.as_ref()?.detail.clone()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineStatus {
+    pub ready: bool,
+    pub uptime_seconds: f64,
+    pub targets: Vec<TargetStatus>,
+    pub slos: Vec<SloStatus>,
+    pub rules: Vec<RuleStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub probes: u64,
+    pub up: Option<bool>,
+    pub consecutive_failures: u32,
+    pub last_probe_seconds_ago: Option<f64>,
+    last_probe: Option<LastProbe>,
+    pub window_seconds: f64,
+    pub good: u64,
+    pub bad: u64,
+    pub error_ratio: Option<f64>,
+    pub p50_seconds: Option<f64>,
+    pub p95_seconds: Option<f64>,
+    pub p99_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SloStatus {
+    pub name: String,
+    pub objective: f64,
+    pub latency_threshold_seconds: Option<f64>,
+    pub windows: Vec<SloWindow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleStatus {
+    pub name: String,
+    pub state: State,
+    pub for_seconds: f64,
+    pub state_seconds: f64,
+    pub actions: Vec<&'static str>,
+    pub summary: Option<String>,
+    pub evidence: Option<Evidence>,
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

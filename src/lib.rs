@@ -1,0 +1,44 @@
+//! backstop: a sidecar that probes a service, keeps sliding windows of the
+//! results, turns them into SLIs and burn rates, and undoes a bad release.
+//!
+//! # Layout
+//! Data flows one way; each stage owns its state and the next reads it
+//! through a small typed interface:
+//!
+//! ```text
+//! config ─► probe ──Sample──► engine (window, slo, rules) ──Decision──► act
+//!                 └──────── telemetry (metrics, logs, events) ◄─────────┘
+//!                                         ▲ server reads
+//! ```
+//!
+//! - [`config`]: the YAML contract, defaults, `${VAR}` expansion, validation.
+//! - [`probe`]: HTTP probes on a schedule, expectations, failure reasons.
+//! - [`window`]: fixed-memory time-bucketed rings per target.
+//! - [`slo`]: SLI, error ratio, burn rate, error budget.
+//! - [`rules`]: condition kinds, evidence, the ok → pending → firing machine.
+//! - [`engine`]: windows + rule states; samples in, decisions out.
+//! - [`act`]: rollback (webhook) behind guards, retries, action records.
+//! - [`telemetry`]: Prometheus metrics, logs, the event stream.
+//! - [`server`]: the admin HTTP server (`/metrics`, `/status`, ...).
+//! - [`daemon`]: starts and stops the stages; [`demo`]: the built-in demo.
+#![forbid(unsafe_code)]
+
+pub mod act;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod engine;
+pub mod probe;
+pub mod rules;
+pub mod server;
+pub mod slo;
+pub mod telemetry;
+pub mod window;
+
+pub use daemon::{Options, Running, run, start};
+
+/// Install the process-wide TLS crypto provider (ring). Must run before any
+/// HTTP client is built; harmless to call more than once.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

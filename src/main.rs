@@ -1,0 +1,146 @@
+//! The `backstop` command: parse the command line, load the configuration,
+//! bind the admin listener, and hand over to the library.
+//! Exit codes: 0 ok, 2 invalid configuration or usage, 1 runtime failure.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "backstop",
+    version,
+    about = "Probe a service, watch its SLOs, roll back a bad release"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the sidecar (the default).
+    Run(RunArgs),
+    /// Validate a configuration file; print every problem; exit 2 if invalid.
+    CheckConfig {
+        /// The YAML file to check.
+        file: PathBuf,
+    },
+    /// Start a sample app, break it, and watch backstop roll it back.
+    Demo,
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    /// Configuration file.
+    #[arg(long, short, env = "BACKSTOP_CONFIG")]
+    config: Option<PathBuf>,
+    /// The revision being guarded (outside Kubernetes); its age counts from
+    /// process start.
+    #[arg(long, env = "BACKSTOP_REVISION", default_value = "unknown")]
+    revision: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    backstop::init_tls();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Demo) => {
+            runtime(async { backstop::demo::run().await.map(|()| ExitCode::SUCCESS) })
+        }
+        Some(Command::Run(args)) => run(args),
+        None => run(cli.run),
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    match backstop::config::load(file) {
+        Ok(c) => {
+            println!(
+                "{}: valid ({} targets, {} SLOs, {} rules)",
+                file.display(),
+                c.targets.len(),
+                c.slos.len(),
+                c.rules.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: {} problem(s):", file.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    backstop::telemetry::init_logs("info");
+    let Some(path) = args.config else {
+        eprintln!(
+            "backstop: no configuration: pass --config FILE or set BACKSTOP_CONFIG (or try `backstop demo`)"
+        );
+        return ExitCode::from(2);
+    };
+    let config = match backstop::config::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            tracing::error!(file = %path.display(), problems = errors.0.len(), "invalid configuration");
+            eprintln!("{}: {} problem(s):", path.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let options = backstop::Options {
+        revision: args.revision,
+    };
+    runtime(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding the admin server to {}", config.listen))?;
+        backstop::run(config, listener, options, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn runtime(f: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("backstop: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(f) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "backstop failed");
+            eprintln!("backstop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGTERM (Kubernetes stopping the pod) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops backstop");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

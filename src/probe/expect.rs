@@ -1,0 +1,195 @@
+//! Expectations on an answer: status, body text, JSON fields, latency. Pure
+//! functions over what the HTTP layer read, so they are tested without a
+//! network.
+
+use super::{Outcome, Reason};
+use crate::config::Expect;
+use std::time::Duration;
+
+/// Judge one answer. Checks run cheapest first; the first failing one wins.
+pub fn check(expect: &Expect, status: u16, body: &[u8], latency: Duration) -> Outcome {
+    let status_ok = if expect.status.is_empty() {
+        (200..300).contains(&status)
+    } else {
+        expect.status.contains(&status)
+    };
+    if !status_ok {
+        let wanted = if expect.status.is_empty() {
+            "2xx".to_string()
+        } else {
+            format!("{:?}", expect.status)
+        };
+        return failure(
+            Reason::Status,
+            format!("status {status}, expected {wanted}"),
+        );
+    }
+    if let Some(needle) = &expect.body_contains
+        && !contains(body, needle.as_bytes())
+    {
+        return failure(Reason::Body, format!("body does not contain {needle:?}"));
+    }
+    if !expect.json.is_empty() {
+        let doc: serde_json::Value = match serde_json::from_slice(body) {
+            Ok(doc) => doc,
+            Err(e) => return failure(Reason::Json, format!("body is not JSON: {e}")),
+        };
+        for (path, want) in &expect.json {
+            match json_path(&doc, path) {
+                None => return failure(Reason::Json, format!("{path}: missing")),
+                Some(got) if !json_equal(got, want) => {
+                    return failure(Reason::Json, format!("{path}: {got}, expected {want}"));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    if let Some(max) = expect.max_latency
+        && latency > max
+    {
+        return failure(
+            Reason::Latency,
+            format!("took {latency:.1?}, more than max_latency {max:?}"),
+        );
+    }
+    Outcome::Success { status }
+}
+
+fn failure(reason: Reason, detail: String) -> Outcome {
+    Outcome::Failure { reason, detail }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Follow a dotted path (`data.items.0.id`): object keys by name, array
+/// elements by index. An empty path is the document itself.
+pub fn json_path<'a>(doc: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    if path.is_empty() {
+        return Some(doc);
+    }
+    path.split('.').try_fold(doc, |node, key| match node {
+        serde_json::Value::Object(map) => map.get(key),
+        serde_json::Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// Equality where numbers compare by value (YAML `1` equals JSON `1.0`).
+fn json_equal(got: &serde_json::Value, want: &serde_json::Value) -> bool {
+    match (got, want) {
+        (serde_json::Value::Number(a), serde_json::Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => got == want,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn expect() -> Expect {
+        Expect::default()
+    }
+
+    fn reason(o: Outcome) -> Option<Reason> {
+        match o {
+            Outcome::Success { .. } => None,
+            Outcome::Failure { reason, .. } => Some(reason),
+        }
+    }
+
+    const FAST: Duration = Duration::from_millis(5);
+
+    #[test]
+    fn default_status_is_any_2xx() {
+        assert_eq!(reason(check(&expect(), 204, b"", FAST)), None);
+        assert_eq!(
+            reason(check(&expect(), 301, b"", FAST)),
+            Some(Reason::Status)
+        );
+        assert_eq!(
+            reason(check(&expect(), 500, b"", FAST)),
+            Some(Reason::Status)
+        );
+    }
+
+    #[test]
+    fn explicit_status_list_replaces_default() {
+        let e = Expect {
+            status: vec![200, 404],
+            ..expect()
+        };
+        assert_eq!(reason(check(&e, 404, b"", FAST)), None);
+        assert_eq!(reason(check(&e, 201, b"", FAST)), Some(Reason::Status));
+    }
+
+    #[test]
+    fn body_contains() {
+        let e = Expect {
+            body_contains: Some("ok".into()),
+            ..expect()
+        };
+        assert_eq!(reason(check(&e, 200, b"all ok here", FAST)), None);
+        assert_eq!(
+            reason(check(&e, 200, b"degraded", FAST)),
+            Some(Reason::Body)
+        );
+    }
+
+    #[test]
+    fn json_paths_compare_values() {
+        let mut e = expect();
+        e.json.insert("status".into(), json!("ok"));
+        e.json.insert("checks.1.up".into(), json!(true));
+        e.json.insert("count".into(), json!(3));
+        let good = br#"{"status":"ok","checks":[{"up":false},{"up":true}],"count":3.0}"#;
+        assert_eq!(reason(check(&e, 200, good, FAST)), None);
+        let bad = br#"{"status":"degraded","checks":[{"up":false},{"up":true}],"count":3}"#;
+        let out = check(&e, 200, bad, FAST);
+        assert_eq!(
+            out,
+            Outcome::Failure {
+                reason: Reason::Json,
+                detail: "status: \"degraded\", expected \"ok\"".into()
+            }
+        );
+        assert_eq!(reason(check(&e, 200, b"<html>", FAST)), Some(Reason::Json));
+        assert_eq!(
+            reason(check(&e, 200, br#"{"status":"ok"}"#, FAST)),
+            Some(Reason::Json)
+        );
+    }
+
+    #[test]
+    fn json_path_edge_cases() {
+        let doc = json!({"a": {"b": [10, {"c": null}]}, "x.y": 1});
+        assert_eq!(json_path(&doc, "a.b.0"), Some(&json!(10)));
+        assert_eq!(json_path(&doc, "a.b.1.c"), Some(&json!(null)));
+        assert_eq!(json_path(&doc, "a.b.2"), None);
+        assert_eq!(json_path(&doc, "a.b.x"), None);
+        assert_eq!(json_path(&doc, "a.b.0.z"), None);
+        assert_eq!(json_path(&doc, ""), Some(&doc));
+    }
+
+    #[test]
+    fn latency_is_checked_last() {
+        let e = Expect {
+            max_latency: Some(Duration::from_millis(100)),
+            ..expect()
+        };
+        assert_eq!(
+            reason(check(&e, 200, b"", Duration::from_millis(100))),
+            None
+        );
+        assert_eq!(
+            reason(check(&e, 200, b"", Duration::from_millis(101))),
+            Some(Reason::Latency)
+        );
+        assert_eq!(
+            reason(check(&e, 500, b"", Duration::from_secs(1))),
+            Some(Reason::Status)
+        );
+    }
+}

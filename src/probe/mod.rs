@@ -1,0 +1,75 @@
+//! Probing: one task per target runs an HTTP request on the target's
+//! interval (with a small random phase so targets do not fire in lockstep),
+//! checks the answer against the target's expectations and sends a `Sample`
+//! downstream. At most one probe per target is in flight: the per-probe
+//! timeout never exceeds the interval, and a late tick is skipped, not queued.
+
+mod expect;
+mod http;
+mod schedule;
+
+pub use expect::{check, json_path};
+pub use http::Prober;
+pub use schedule::spawn_all;
+
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Why a probe failed: a small fixed set, used as the `reason` metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Could not connect (refused, reset, DNS, TLS).
+    Connect,
+    /// No complete answer within the timeout.
+    Timeout,
+    /// Status code not among the expected ones.
+    Status,
+    /// Body does not contain the expected text (or could not be read).
+    Body,
+    /// A JSON path is missing or holds another value, or the body is not JSON.
+    Json,
+    /// Answered correctly but slower than `max_latency`.
+    Latency,
+}
+
+impl Reason {
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            Reason::Connect => "connect",
+            Reason::Timeout => "timeout",
+            Reason::Status => "status",
+            Reason::Body => "body",
+            Reason::Json => "json",
+            Reason::Latency => "latency",
+        }
+    }
+}
+
+/// The result of one probe.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Success { status: u16 },
+    Failure { reason: Reason, detail: String },
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Success { .. })
+    }
+}
+
+/// One probe result, as it flows from a prober to the engine.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Index of the target in the configuration.
+    pub target: usize,
+    /// When the probe started (monotonic clock).
+    pub at: Instant,
+    /// Request start to end of body (or to the timeout).
+    pub latency: Duration,
+    pub outcome: Outcome,
+    /// False for a failure before the target's first success within its
+    /// warm-up period: reported, but kept out of windows and rules.
+    pub counted: bool,
+}

@@ -1,0 +1,375 @@
+//! Rule tests: hand-built observations, the state machine in paused time.
+
+use super::*;
+use crate::config::{Action, Expect, Rollback, Slo, Target};
+use crate::window::Window;
+use std::collections::BTreeMap;
+use tokio::time::advance;
+
+const S: Duration = Duration::from_secs(1);
+
+fn target(name: &str) -> Target {
+    Target {
+        name: name.into(),
+        url: "http://127.0.0.1:1/".parse().unwrap(),
+        interval: S,
+        timeout: S,
+        warmup: Duration::ZERO,
+        method: "GET".into(),
+        headers: BTreeMap::new(),
+        expect: Expect::default(),
+    }
+}
+
+fn config(when: Condition) -> Config {
+    Config {
+        service: "checkout".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        targets: vec![target("health"), target("analytics")],
+        slos: vec![Slo {
+            name: "availability".into(),
+            objective: 0.999,
+            latency_threshold: None,
+            targets: vec![0, 1],
+        }],
+        rules: vec![Rule {
+            name: "r".into(),
+            when,
+            for_: Duration::ZERO,
+            actions: vec![Action::Rollback],
+        }],
+        rollback: Rollback {
+            backend: None,
+            bake: 1800 * S,
+            cooldown: 600 * S,
+            dry_run: false,
+        },
+    }
+}
+
+/// Two targets' windows plus consecutive failure counts.
+struct Data {
+    windows: Vec<Window>,
+    consecutive: Vec<u32>,
+    now: Instant,
+}
+
+impl Data {
+    fn new() -> Data {
+        // Tests advance the paused clock by an hour first, so the windows
+        // can start an hour back and take samples from the whole hour.
+        let now = Instant::now();
+        let start = now.checked_sub(3600 * S).unwrap_or(now);
+        Data {
+            windows: (0..2).map(|_| Window::new(3600 * S, &[], start)).collect(),
+            consecutive: vec![0, 0],
+            now,
+        }
+    }
+    /// `n` samples on target `t`, spread evenly over the last `over`.
+    fn add(&mut self, t: usize, n: u32, ok: bool, latency: Duration, over: Duration) {
+        self.add_ago(t, n, ok, latency, over, Duration::ZERO);
+    }
+    /// `n` samples spread evenly over `over`, ending `ago` before now.
+    fn add_ago(
+        &mut self,
+        t: usize,
+        n: u32,
+        ok: bool,
+        latency: Duration,
+        over: Duration,
+        ago: Duration,
+    ) {
+        for i in 0..n {
+            let at = self.now - ago - over + over * (i + 1) / n.max(1);
+            self.windows[t].record(at, ok, latency);
+            self.consecutive[t] = if ok { 0 } else { self.consecutive[t] + 1 };
+        }
+    }
+}
+
+impl Observations for Data {
+    fn counts(&self, target: Option<usize>, span: Duration) -> Counts {
+        match target {
+            Some(t) => self.windows[t].counts(span, self.now),
+            None => self.windows[0].counts(span, self.now) + self.windows[1].counts(span, self.now),
+        }
+    }
+    fn stats(&self, target: usize, span: Duration) -> Stats {
+        self.windows[target].stats(span, self.now)
+    }
+    fn slo_counts(&self, _slo: usize, span: Duration) -> (u64, u64) {
+        let c = self.counts(None, span);
+        (c.good, c.total())
+    }
+    fn consecutive_failures(&self, target: usize) -> u32 {
+        self.consecutive[target]
+    }
+    fn last_failure(&self, _target: usize) -> Option<String> {
+        Some("status 503, expected 2xx".into())
+    }
+}
+
+fn verdict(when: Condition, data: &Data) -> Verdict {
+    let c = config(when);
+    assess(&c, &c.rules[0], data)
+}
+
+const MS: Duration = Duration::from_millis(1);
+
+#[tokio::test(start_paused = true)]
+async fn consecutive_failures_breach_at_the_threshold() {
+    advance(3600 * S).await;
+    let mut d = Data::new();
+    let when = Condition::ConsecutiveFailures {
+        target: 0,
+        count: 3,
+    };
+    d.add(0, 2, false, MS, 2 * S);
+    assert_eq!(verdict(when.clone(), &d).breached, Some(false));
+    d.add(0, 1, false, MS, S);
+    let v = verdict(when.clone(), &d);
+    assert_eq!(v.breached, Some(true));
+    assert_eq!(
+        v.evidence.to_string(),
+        "health: 3 consecutive failures (threshold 3), last: status 503, expected 2xx"
+    );
+    d.add(0, 1, true, MS, S);
+    assert_eq!(verdict(when, &d).breached, Some(false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_rate_needs_min_samples_then_compares_strictly() {
+    advance(3600 * S).await;
+    let mut d = Data::new();
+    let when = |min| Condition::ErrorRate {
+        target: None,
+        above: 0.05,
+        window: 600 * S,
+        min_samples: min,
+    };
+    // 2 bad of 20 = 10 %, but only 20 samples where 21 are needed.
+    d.add(0, 18, true, MS, 300 * S);
+    d.add(1, 2, false, MS, 10 * S);
+    assert_eq!(verdict(when(21), &d).breached, None);
+    assert_eq!(verdict(when(20), &d).breached, Some(true));
+    // 2 bad of 40 = exactly 5 %: not above.
+    d.add(0, 20, true, MS, 200 * S);
+    let v = verdict(when(21), &d);
+    assert_eq!(v.breached, Some(false));
+    match v.evidence {
+        Evidence::ErrorRate {
+            good,
+            bad,
+            error_ratio,
+            ..
+        } => {
+            assert_eq!((good, bad), (38, 2));
+            assert!((error_ratio.unwrap() - 0.05).abs() < 1e-12);
+        }
+        other => panic!("unexpected evidence {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_rate_of_one_target_ignores_the_other() {
+    advance(3600 * S).await;
+    let mut d = Data::new();
+    d.add(0, 30, true, MS, 60 * S);
+    d.add(1, 30, false, MS, 60 * S);
+    let one = Condition::ErrorRate {
+        target: Some(0),
+        above: 0.05,
+        window: 600 * S,
+        min_samples: 10,
+    };
+    assert_eq!(verdict(one, &d).breached, Some(false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn burn_rate_needs_both_windows_above_the_factor() {
+    advance(3600 * S).await;
+    let mut d = Data::new();
+    let when = Condition::BurnRate {
+        slo: 0,
+        short: 60 * S,
+        long: 3600 * S,
+        factor: 14.4,
+        min_samples: 10,
+    };
+    // Long window: 2 bad of 1000 = 0.2 % → burn 2. Short window (1 min): all 30 bad.
+    d.add_ago(0, 968, true, MS, 3000 * S, 100 * S);
+    d.add_ago(0, 2, false, MS, 2000 * S, 100 * S);
+    assert_eq!(
+        verdict(when.clone(), &d).breached,
+        None,
+        "the short window is empty"
+    );
+    d.add(1, 30, false, MS, 30 * S);
+    // Short: 30 bad of 30 → burn 1000; long: 32 of 1000 → 3.2 % → burn 32.
+    let v = verdict(when.clone(), &d);
+    assert_eq!(v.breached, Some(true));
+    let Evidence::BurnRate { short, long, .. } = v.evidence else {
+        panic!()
+    };
+    assert_eq!((short.total, long.total), (30, 1000));
+    assert!((long.burn_rate.unwrap() - 32.0).abs() < 1e-9);
+    // A short blip alone (long window clean) does not breach.
+    let mut blip = Data::new();
+    blip.add(0, 2000, true, MS, 3000 * S);
+    blip.add(0, 10, false, MS, 10 * S);
+    assert_eq!(verdict(when, &blip).breached, Some(false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn latency_percentile_above_threshold() {
+    advance(3600 * S).await;
+    let mut d = Data::new();
+    let when = Condition::Latency {
+        target: 1,
+        percentile: 95.0,
+        above: 200 * MS,
+        window: 300 * S,
+        min_samples: 20,
+    };
+    d.add(1, 19, true, 50 * MS, 60 * S);
+    assert_eq!(
+        verdict(when.clone(), &d).breached,
+        None,
+        "19 samples < min_samples 20"
+    );
+    d.add(1, 1, true, 900 * MS, S);
+    // 20 samples: p95 = 19th value = 50 ms.
+    assert_eq!(verdict(when.clone(), &d).breached, Some(false));
+    d.add(1, 5, true, 900 * MS, S);
+    // 25 samples, 6 slow: rank ceil(0.95·25) = 24 → slow.
+    let v = verdict(when, &d);
+    assert_eq!(v.breached, Some(true));
+    let Evidence::Latency {
+        value_seconds,
+        samples,
+        ..
+    } = v.evidence
+    else {
+        panic!()
+    };
+    assert_eq!(samples, 25);
+    assert!(
+        (value_seconds.unwrap() - 0.9).abs() < 0.9 * 0.03,
+        "{value_seconds:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_probes_do_not_enter_the_latency_percentile() {
+    advance(3600 * S).await;
+    let mut d = Data::new();
+    d.add(1, 30, true, 20 * MS, 60 * S);
+    d.add(1, 30, false, 2 * S, 30 * S);
+    let when = Condition::Latency {
+        target: 1,
+        percentile: 99.0,
+        above: 200 * MS,
+        window: 300 * S,
+        min_samples: 20,
+    };
+    assert_eq!(verdict(when, &d).breached, Some(false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn empty_windows_never_breach() {
+    let d = Data::new();
+    for when in [
+        Condition::ErrorRate {
+            target: None,
+            above: 0.05,
+            window: 60 * S,
+            min_samples: 1,
+        },
+        Condition::BurnRate {
+            slo: 0,
+            short: 60 * S,
+            long: 300 * S,
+            factor: 1.0,
+            min_samples: 1,
+        },
+        Condition::Latency {
+            target: 0,
+            percentile: 50.0,
+            above: MS,
+            window: 60 * S,
+            min_samples: 1,
+        },
+    ] {
+        assert_eq!(verdict(when, &d).breached, None);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn machine_waits_for_then_fires_then_resolves() {
+    let mut m = Machine::new(Instant::now());
+    let for_ = 60 * S;
+    let t = |from, to| Some(Transition { from, to });
+    assert_eq!(m.step(Some(false), for_, Instant::now()), None);
+    assert_eq!(
+        m.step(Some(true), for_, Instant::now()),
+        t(State::Ok, State::Pending)
+    );
+    assert_eq!(m.deadline(for_), Some(Instant::now() + for_));
+    advance(59 * S).await;
+    assert_eq!(m.step(Some(true), for_, Instant::now()), None);
+    advance(S).await;
+    assert_eq!(
+        m.step(Some(true), for_, Instant::now()),
+        t(State::Pending, State::Firing)
+    );
+    assert_eq!(m.deadline(for_), None);
+    // Missing data does not resolve a firing rule.
+    assert_eq!(m.step(None, for_, Instant::now()), None);
+    assert_eq!(
+        m.step(Some(false), for_, Instant::now()),
+        t(State::Firing, State::Ok)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breach_that_clears_while_pending_restarts_the_clock() {
+    let mut m = Machine::new(Instant::now());
+    let for_ = 10 * S;
+    m.step(Some(true), for_, Instant::now());
+    advance(9 * S).await;
+    assert_eq!(
+        m.step(Some(false), for_, Instant::now()),
+        Some(Transition {
+            from: State::Pending,
+            to: State::Ok
+        })
+    );
+    m.step(Some(true), for_, Instant::now());
+    advance(9 * S).await;
+    assert_eq!(
+        m.step(Some(true), for_, Instant::now()),
+        None,
+        "only 9 s into the new breach"
+    );
+    // Too little data while pending cannot confirm the breach.
+    assert_eq!(
+        m.step(None, for_, Instant::now()),
+        Some(Transition {
+            from: State::Pending,
+            to: State::Ok
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn zero_for_fires_at_once() {
+    let mut m = Machine::new(Instant::now());
+    assert_eq!(
+        m.step(Some(true), Duration::ZERO, Instant::now()),
+        Some(Transition {
+            from: State::Ok,
+            to: State::Firing
+        })
+    );
+}

@@ -1,0 +1,194 @@
+//! The admin server (hyper): `/metrics` for Prometheus, `/healthz` and
+//! `/readyz` for the kubelet, `/status` (JSON) and `/` (a small HTML page)
+//! for the person on call. Read-only: it asks the engine for a snapshot and
+//! never changes state.
+
+mod html;
+
+use crate::act::{ActionLog, ActionRecord, Revision};
+use crate::config::Config;
+use crate::engine::EngineStatus;
+use crate::telemetry::Telemetry;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Asks the engine for a status snapshot.
+pub type StatusRequests = mpsc::Sender<oneshot::Sender<EngineStatus>>;
+
+/// What the handlers read.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub telemetry: Telemetry,
+    pub status: StatusRequests,
+    pub actions: ActionLog,
+    pub revision: Revision,
+}
+
+/// Serve until `stop`, then let open requests finish within `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, do not spin.
+                    tracing::warn!(error = %e, "admin server accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(route(&shared, req).await) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        tokio::spawn(graceful.watch(conn));
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+}
+
+type Reply = Response<Full<Bytes>>;
+
+async fn route(shared: &Shared, req: Request<Incoming>) -> Reply {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are allowed here\n",
+        );
+    }
+    match req.uri().path() {
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            shared.telemetry.metrics.encode(),
+        ),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => match snapshot(shared).await {
+            Some(s) if s.ready => text(StatusCode::OK, "ready\n"),
+            Some(_) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: waiting for the first probe of every target\n",
+            ),
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: engine stopped\n",
+            ),
+        },
+        "/status" => match status(shared).await {
+            Some(s) => reply(
+                StatusCode::OK,
+                "application/json",
+                serde_json::to_string_pretty(&s)
+                    .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")),
+            ),
+            None => text(StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n"),
+        },
+        "/" => match status(shared).await {
+            Some(s) => reply(StatusCode::OK, "text/html; charset=utf-8", html::page(&s)),
+            None => text(StatusCode::SERVICE_UNAVAILABLE, "engine stopped\n"),
+        },
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /status, /metrics, /healthz, /readyz\n",
+        ),
+    }
+}
+
+async fn snapshot(shared: &Shared) -> Option<EngineStatus> {
+    let (tx, rx) = oneshot::channel();
+    shared.status.send(tx).await.ok()?;
+    tokio::time::timeout(Duration::from_secs(2), rx)
+        .await
+        .ok()?
+        .ok()
+}
+
+/// The whole `/status` document.
+#[derive(Serialize)]
+pub struct Status {
+    pub service: String,
+    pub version: &'static str,
+    pub revision: RevisionStatus,
+    pub rollback: RollbackStatus,
+    #[serde(flatten)]
+    pub engine: EngineStatus,
+    /// Latest action outcomes, newest last.
+    pub actions: Vec<ActionRecord>,
+}
+
+#[derive(Serialize)]
+pub struct RevisionStatus {
+    pub id: String,
+    pub age_seconds: f64,
+}
+
+#[derive(Serialize)]
+pub struct RollbackStatus {
+    pub backend: Option<&'static str>,
+    pub dry_run: bool,
+    pub bake_seconds: f64,
+    pub cooldown_seconds: f64,
+}
+
+async fn status(shared: &Shared) -> Option<Status> {
+    let engine = snapshot(shared).await?;
+    let rb = &shared.config.rollback;
+    Some(Status {
+        service: shared.config.service.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+        revision: RevisionStatus {
+            id: shared.revision.id.clone(),
+            age_seconds: Instant::now()
+                .saturating_duration_since(shared.revision.since)
+                .as_secs_f64(),
+        },
+        rollback: RollbackStatus {
+            backend: rb.backend.as_ref().map(|b| match b {
+                crate::config::RollbackBackend::Webhook(_) => "webhook",
+            }),
+            dry_run: rb.dry_run,
+            bake_seconds: rb.bake.as_secs_f64(),
+            cooldown_seconds: rb.cooldown.as_secs_f64(),
+        },
+        engine,
+        actions: shared.actions.latest(),
+    })
+}
+
+fn text(status: StatusCode, body: &'static str) -> Reply {
+    reply(status, "text/plain; charset=utf-8", body.to_string())
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Reply {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
