@@ -15,10 +15,10 @@
 //!
 //! | horizon | tiers (slots × width)                           | memory                |
 //! |---------|-------------------------------------------------|-----------------------|
-//! | 5 m     | 120 × 1 s, 31 × 10 s                            | 156 KiB (160 188 B)   |
-//! | 10 m    | 120 × 1 s, 61 × 10 s                            | 187 KiB (191 988 B)   |
-//! | 1 h     | 120 × 1 s, 120 × 10 s, 37 × 100 s               | 287 KiB (293 804 B)   |
-//! | 6 h     | 120 × 1 s, 120 × 10 s, 120 × 100 s, 23 × 1000 s | 397 KiB (406 220 B)   |
+//! | 5 m     | 120 × 1 s, 31 × 10 s                            | 158 KiB (161 396 B)   |
+//! | 10 m    | 120 × 1 s, 61 × 10 s                            | 189 KiB (193 436 B)   |
+//! | 1 h     | 120 × 1 s, 120 × 10 s, 37 × 100 s               | 289 KiB (296 020 B)   |
+//! | 6 h     | 120 × 1 s, 120 × 10 s, 120 × 100 s, 23 × 1000 s | 400 KiB (409 284 B)   |
 //!
 //! A query sums the `ceil(span / width)` most recent slots, the current
 //! partial one included, so it covers between `span - width` and `span` of

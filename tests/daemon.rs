@@ -259,3 +259,68 @@ async fn shutdown_is_bounded_with_a_rollback_in_flight() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
 }
+
+#[tokio::test]
+async fn warmup_failures_before_the_first_success_are_not_counted() {
+    let yaml = r#"
+service: checkout
+targets:
+  - name: health
+    url: "{app}/health"
+    interval: 100ms
+    warmup: 30s
+rules:
+  - name: health-down
+    when: { consecutive_failures: 1, target: health }
+"#;
+    let mut s = start(yaml).await;
+    // Still starting: answers 503 (this runtime has not yielded since start,
+    // so no probe has run yet).
+    s.app.set(Behaviour::Status(503));
+    for _ in 0..3 {
+        let e = s
+            .wait_for(
+                "a failed probe",
+                Duration::from_secs(2),
+                failed_with("health", Reason::Status),
+            )
+            .await;
+        assert!(
+            matches!(e, Event::Probe { counted: false, .. }),
+            "counted during warm-up: {e:?}"
+        );
+    }
+    s.app.set(Behaviour::Healthy);
+    s.wait_for(
+        "the first success",
+        Duration::from_secs(2),
+        succeeded("health"),
+    )
+    .await;
+    // After the first success, failures count even within the warm-up period.
+    s.app.set(Behaviour::Status(503));
+    s.wait_for(
+        "the rule firing",
+        Duration::from_secs(2),
+        |e| matches!(e, Event::Transition { rule, to: State::Firing, .. } if rule == "health-down"),
+    )
+    .await;
+    let (_, text) = get(&s.admin("/metrics")).await;
+    assert!(
+        metric(
+            &text,
+            "backstop_probes_total{reason=\"status\",result=\"warmup\",target=\"health\"}"
+        )
+        .unwrap()
+            >= 3.0
+    );
+    assert!(
+        metric(
+            &text,
+            "backstop_probes_total{reason=\"status\",result=\"failure\",target=\"health\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    s.daemon.shutdown().await;
+}

@@ -331,5 +331,4 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

@@ -351,5 +351,4 @@ impl Machine {
 }
 
 #[cfg(test)]
-#[path = "rules_tests.rs"]
 mod tests;

@@ -1,0 +1,130 @@
+//! What the engine shows `/status`: per target its window statistics and
+//! last probe, per SLO its windows, per rule its state and evidence.
+
+use super::{Engine, LastProbe, slo_windows};
+use crate::rules::{Evidence, State};
+use crate::slo::{self, SloWindow};
+use serde::Serialize;
+use tokio::time::Instant;
+
+impl Engine {
+    /// Everything `/status` shows about targets, SLOs and rules.
+    pub fn status(&self, now: Instant) -> EngineStatus {
+        let span = crate::config::DEFAULT_STATUS_WINDOW;
+        let targets = self
+            .config
+            .targets
+            .iter()
+            .zip(&self.targets)
+            .map(|(cfg, t)| {
+                let stats = t.window.stats(span, now);
+                let p = |q| stats.latency.percentile(q).map(|d| d.as_secs_f64());
+                TargetStatus {
+                    name: cfg.name.clone(),
+                    probes: t.probes,
+                    up: t.last.as_ref().map(|l| l.success),
+                    consecutive_failures: t.consecutive_failures,
+                    last_probe_seconds_ago: t
+                        .last
+                        .as_ref()
+                        .map(|l| now.saturating_duration_since(l.at).as_secs_f64()),
+                    last_probe: t.last.clone(),
+                    window_seconds: span.as_secs_f64(),
+                    good: stats.counts.good,
+                    bad: stats.counts.bad,
+                    error_ratio: stats.counts.error_ratio(),
+                    p50_seconds: p(50.0),
+                    p95_seconds: p(95.0),
+                    p99_seconds: p(99.0),
+                }
+            })
+            .collect();
+        let slos = self
+            .config
+            .slos
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SloStatus {
+                name: s.name.clone(),
+                objective: s.objective,
+                latency_threshold_seconds: s.latency_threshold.map(|d| d.as_secs_f64()),
+                windows: slo_windows(&self.config, i)
+                    .into_iter()
+                    .map(|span| {
+                        let (good, total) = self.slo_counts(i, span, now);
+                        slo::evaluate(good, total, s.objective, span)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let rules = self
+            .config
+            .rules
+            .iter()
+            .zip(&self.rules)
+            .map(|(r, s)| RuleStatus {
+                name: r.name.clone(),
+                state: s.machine.state(),
+                for_seconds: r.for_.as_secs_f64(),
+                state_seconds: now
+                    .saturating_duration_since(s.machine.since())
+                    .as_secs_f64(),
+                actions: r.actions.iter().map(|a| a.as_str()).collect(),
+                summary: s.evidence.as_ref().map(|e| e.to_string()),
+                evidence: s.evidence.clone(),
+            })
+            .collect();
+        EngineStatus {
+            ready: self.ready(),
+            uptime_seconds: now.saturating_duration_since(self.started).as_secs_f64(),
+            targets,
+            slos,
+            rules,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineStatus {
+    pub ready: bool,
+    pub uptime_seconds: f64,
+    pub targets: Vec<TargetStatus>,
+    pub slos: Vec<SloStatus>,
+    pub rules: Vec<RuleStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub probes: u64,
+    pub up: Option<bool>,
+    pub consecutive_failures: u32,
+    pub last_probe_seconds_ago: Option<f64>,
+    last_probe: Option<LastProbe>,
+    pub window_seconds: f64,
+    pub good: u64,
+    pub bad: u64,
+    pub error_ratio: Option<f64>,
+    pub p50_seconds: Option<f64>,
+    pub p95_seconds: Option<f64>,
+    pub p99_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SloStatus {
+    pub name: String,
+    pub objective: f64,
+    pub latency_threshold_seconds: Option<f64>,
+    pub windows: Vec<SloWindow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleStatus {
+    pub name: String,
+    pub state: State,
+    pub for_seconds: f64,
+    pub state_seconds: f64,
+    pub actions: Vec<&'static str>,
+    pub summary: Option<String>,
+    pub evidence: Option<Evidence>,
+}
