@@ -141,6 +141,15 @@ impl Actor {
                 },
             }
         }
+        // Decisions made in the last moments are not started on the way out
+        // (the pod is going away; a new one decides afresh), but say so.
+        decisions.close();
+        while let Ok(d) = decisions.try_recv() {
+            if d.kind == DecisionKind::Fired {
+                let rule = &self.config.rules[d.rule].name;
+                tracing::warn!(rule, evidence = %d.evidence, "shutting down: not acting on a rule that just fired");
+            }
+        }
         let deadline = Instant::now() + grace;
         while !tasks.is_empty() {
             match tokio::time::timeout_at(deadline, tasks.join_next()).await {
@@ -206,7 +215,7 @@ impl Actor {
                     self.telemetry.rollback_prevented(rule, why);
                     let detail = match why {
                         Prevented::Baked => format!(
-                            "revision {} has run {} (bake {}): page only",
+                            "revision {} has run {}, longer than bake {}: not rolled back automatically",
                             self.revision.id,
                             humantime::format_duration(round(
                                 now.saturating_duration_since(self.revision.since)
@@ -244,7 +253,7 @@ impl Actor {
             rule: rule.clone(),
             reason: d.evidence.to_string(),
             evidence: d.evidence.clone(),
-            fired_at: humantime::format_rfc3339_millis(d.at).to_string(),
+            fired_at: rfc3339(d.at),
             idempotency_key: format!("backstop/{}/{}", self.config.service, self.revision.id),
         };
         let Some(backend) = self.backend.clone() else {

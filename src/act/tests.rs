@@ -2,47 +2,22 @@
 //! time: guards, dry run, retries, and what is recorded.
 
 use super::*;
-use crate::config::{Expect, Rollback, Rule, Target, Webhook};
 use crate::demo::app::SampleApp;
 use crate::rules::Evidence;
 use crate::telemetry::Event;
-use std::collections::BTreeMap;
 
 fn config(webhook: &str, dry_run: bool) -> Arc<Config> {
-    Arc::new(Config {
-        service: "checkout".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![Target {
-            name: "health".into(),
-            url: "http://127.0.0.1:1/".parse().unwrap(),
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            warmup: Duration::ZERO,
-            method: "GET".into(),
-            headers: BTreeMap::new(),
-            expect: Expect::default(),
-        }],
-        slos: vec![],
-        rules: vec![Rule {
-            name: "health-down".into(),
-            when: crate::config::Condition::ConsecutiveFailures {
-                target: 0,
-                count: 3,
-            },
-            for_: Duration::ZERO,
-            actions: vec![Action::Rollback],
-        }],
-        rollback: Rollback {
-            backend: Some(RollbackBackend::Webhook(Webhook {
-                url: webhook.parse().unwrap(),
-                headers: BTreeMap::new(),
-                timeout: Duration::from_secs(2),
-            })),
-            bake: Duration::from_secs(1800),
-            cooldown: Duration::from_secs(600),
-            dry_run,
-        },
-    })
+    Arc::new(crate::config::for_tests(&format!(
+        r#"
+service: checkout
+targets: [{{ name: health, url: "http://127.0.0.1:1/health", interval: 1s }}]
+rules:
+  - {{ name: health-down, when: {{ consecutive_failures: 3, target: health }}, do: [rollback] }}
+rollback:
+  webhook: {{ url: "{webhook}", timeout: 2s }}
+  dry_run: {dry_run}
+"#
+    )))
 }
 
 fn decision(kind: DecisionKind) -> Decision {
@@ -209,7 +184,7 @@ async fn a_baked_revision_is_not_rolled_back() {
     h.tx.send(decision(DecisionKind::Fired)).await.unwrap();
     let r = h.next_action().await;
     assert_eq!(r.outcome, "prevented: baked");
-    assert!(r.detail.contains("page only"), "{}", r.detail);
+    assert!(r.detail.contains("longer than bake 30m"), "{}", r.detail);
     assert!(h.app.rollbacks().is_empty());
     let prevented = h
         .telemetry

@@ -21,6 +21,13 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+/// Parse a configuration a unit test wrote (no environment); panics with
+/// every problem if it is invalid.
+#[cfg(test)]
+pub(crate) fn for_tests(yaml: &str) -> Config {
+    parse(yaml, &|_| None).unwrap_or_else(|e| panic!("test configuration invalid:\n{e}"))
+}
+
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;

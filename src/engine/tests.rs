@@ -1,59 +1,28 @@
 //! Engine tests in paused time: samples in, decisions out.
 
 use super::*;
-use crate::config::{Action, Expect, Rollback, Rule, Slo, Target};
 use crate::probe::Reason;
-use std::collections::BTreeMap;
 use tokio::time::advance;
 
 const S: Duration = Duration::from_secs(1);
 
-fn config(rules: Vec<Rule>) -> Arc<Config> {
-    let target = |name: &str| Target {
-        name: name.into(),
-        url: "http://127.0.0.1:1/".parse().unwrap(),
-        interval: S,
-        timeout: S,
-        warmup: Duration::ZERO,
-        method: "GET".into(),
-        headers: BTreeMap::new(),
-        expect: Expect::default(),
-    };
-    Arc::new(Config {
-        service: "checkout".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![target("health"), target("analytics")],
-        slos: vec![
-            Slo {
-                name: "availability".into(),
-                objective: 0.999,
-                latency_threshold: None,
-                targets: vec![0, 1],
-            },
-            Slo {
-                name: "latency".into(),
-                objective: 0.95,
-                latency_threshold: Some(Duration::from_millis(200)),
-                targets: vec![1],
-            },
-        ],
-        rules,
-        rollback: Rollback {
-            backend: None,
-            bake: 1800 * S,
-            cooldown: 600 * S,
-            dry_run: false,
-        },
-    })
-}
-
-fn rule(name: &str, when: Condition, for_: Duration) -> Rule {
-    Rule {
-        name: name.into(),
-        when,
-        for_,
-        actions: vec![Action::Rollback],
-    }
+/// Two targets, an availability and a latency SLO, and the given rules.
+fn engine(rules: &str) -> Engine {
+    let yaml = format!(
+        r#"
+service: checkout
+targets:
+  - {{ name: health, url: "http://127.0.0.1:1/health", interval: 1s }}
+  - {{ name: analytics, url: "http://127.0.0.1:1/analytics", interval: 1s }}
+slos:
+  - {{ name: availability, objective: 99.9 }}
+  - {{ name: latency, objective: 95, latency_threshold: 200ms, targets: [analytics] }}
+rollback: {{ webhook: {{ url: "http://127.0.0.1:1/rollback" }} }}
+rules: {rules}
+"#
+    );
+    let c = Arc::new(crate::config::for_tests(&yaml));
+    Engine::new(c.clone(), Telemetry::new(&c.service), Instant::now())
 }
 
 fn sample(target: usize, ok: bool, latency_ms: u64) -> Sample {
@@ -73,25 +42,15 @@ fn sample(target: usize, ok: bool, latency_ms: u64) -> Sample {
     }
 }
 
-fn engine(rules: Vec<Rule>) -> Engine {
-    let c = config(rules);
-    Engine::new(c.clone(), Telemetry::new(&c.service), Instant::now())
-}
-
 fn kinds(d: &[Decision]) -> Vec<DecisionKind> {
     d.iter().map(|d| d.kind).collect()
 }
 
 #[tokio::test(start_paused = true)]
 async fn consecutive_failures_fire_after_for_and_resolve_on_success() {
-    let mut e = engine(vec![rule(
-        "health-down",
-        Condition::ConsecutiveFailures {
-            target: 0,
-            count: 3,
-        },
-        2 * S,
-    )]);
+    let mut e = engine(
+        "[{ name: health-down, when: { consecutive_failures: 3, target: health }, for: 2s, do: [rollback] }]",
+    );
     for _ in 0..2 {
         e.record(&sample(0, false, 5));
         assert!(e.evaluate(Instant::now(), Some(0)).is_empty());
@@ -131,14 +90,9 @@ async fn consecutive_failures_fire_after_for_and_resolve_on_success() {
 
 #[tokio::test(start_paused = true)]
 async fn samples_only_wake_rules_that_read_their_target() {
-    let mut e = engine(vec![rule(
-        "health-down",
-        Condition::ConsecutiveFailures {
-            target: 0,
-            count: 1,
-        },
-        Duration::ZERO,
-    )]);
+    let mut e = engine(
+        "[{ name: health-down, when: { consecutive_failures: 1, target: health }, do: [rollback] }]",
+    );
     e.record(&sample(1, false, 5));
     assert!(e.evaluate(Instant::now(), Some(1)).is_empty());
     e.record(&sample(0, false, 5));
@@ -150,14 +104,9 @@ async fn samples_only_wake_rules_that_read_their_target() {
 
 #[tokio::test(start_paused = true)]
 async fn uncounted_warmup_failures_stay_out_of_windows_and_counters() {
-    let mut e = engine(vec![rule(
-        "health-down",
-        Condition::ConsecutiveFailures {
-            target: 0,
-            count: 1,
-        },
-        Duration::ZERO,
-    )]);
+    let mut e = engine(
+        "[{ name: health-down, when: { consecutive_failures: 1, target: health }, do: [rollback] }]",
+    );
     let mut s = sample(0, false, 5);
     s.counted = false;
     e.record(&s);
@@ -178,7 +127,7 @@ async fn uncounted_warmup_failures_stay_out_of_windows_and_counters() {
 
 #[tokio::test(start_paused = true)]
 async fn latency_slo_counts_good_only_within_the_threshold() {
-    let mut e = engine(vec![]);
+    let mut e = engine("[]");
     for ms in [100, 150, 200, 250] {
         e.record(&sample(1, true, ms));
         advance(S).await;
@@ -195,14 +144,10 @@ async fn latency_slo_counts_good_only_within_the_threshold() {
 
 #[tokio::test(start_paused = true)]
 async fn burn_rate_rule_fires_on_a_young_window_once_min_samples_are_met() {
-    let when = Condition::BurnRate {
-        slo: 0,
-        short: 60 * S,
-        long: 300 * S,
-        factor: 14.4,
-        min_samples: 20,
-    };
-    let mut e = engine(vec![rule("fast-burn", when, Duration::ZERO)]);
+    let mut e = engine(
+        "[{ name: fast-burn, do: [rollback],
+            when: { burn_rate: { slo: availability, short: 1m, long: 5m, factor: 14.4, min_samples: 20 } } }]",
+    );
     for i in 0..19 {
         e.record(&sample(i % 2, false, 5));
         assert!(
@@ -221,16 +166,7 @@ async fn burn_rate_rule_fires_on_a_young_window_once_min_samples_are_met() {
 
 #[tokio::test(start_paused = true)]
 async fn rules_without_actions_transition_but_send_no_decisions() {
-    let mut r = rule(
-        "observe",
-        Condition::ConsecutiveFailures {
-            target: 0,
-            count: 1,
-        },
-        Duration::ZERO,
-    );
-    r.actions.clear();
-    let mut e = engine(vec![r]);
+    let mut e = engine("[{ name: observe, when: { consecutive_failures: 1, target: health } }]");
     e.record(&sample(0, false, 5));
     assert!(e.evaluate(Instant::now(), Some(0)).is_empty());
     assert_eq!(e.status(Instant::now()).rules[0].state, State::Firing);

@@ -30,7 +30,7 @@ impl Request {
     /// conversions only fail on a bug; the error says which target.
     pub fn new(target: &Target) -> Result<Request, String> {
         let method = reqwest::Method::from_bytes(target.method.as_bytes())
-            .map_err(|e| format!("targets {}: method: {e}", target.name))?;
+            .map_err(|e| format!("target {}: method: {e}", target.name))?;
         let mut headers = HeaderMap::new();
         for (name, value) in &target.headers {
             let name = HeaderName::from_bytes(name.as_bytes())

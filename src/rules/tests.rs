@@ -1,50 +1,27 @@
 //! Rule tests: hand-built observations, the state machine in paused time.
 
 use super::*;
-use crate::config::{Action, Expect, Rollback, Slo, Target};
 use crate::window::Window;
-use std::collections::BTreeMap;
 use tokio::time::advance;
 
 const S: Duration = Duration::from_secs(1);
 
-fn target(name: &str) -> Target {
-    Target {
-        name: name.into(),
-        url: "http://127.0.0.1:1/".parse().unwrap(),
-        interval: S,
-        timeout: S,
-        warmup: Duration::ZERO,
-        method: "GET".into(),
-        headers: BTreeMap::new(),
-        expect: Expect::default(),
-    }
-}
+/// Two targets and one SLO; each test swaps in the condition it checks.
+const BASE: &str = r#"
+service: checkout
+targets:
+  - { name: health, url: "http://127.0.0.1:1/health", interval: 1s }
+  - { name: analytics, url: "http://127.0.0.1:1/analytics", interval: 1s }
+slos:
+  - { name: availability, objective: 99.9 }
+rules:
+  - { name: r, when: { consecutive_failures: 1, target: health } }
+"#;
 
 fn config(when: Condition) -> Config {
-    Config {
-        service: "checkout".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        targets: vec![target("health"), target("analytics")],
-        slos: vec![Slo {
-            name: "availability".into(),
-            objective: 0.999,
-            latency_threshold: None,
-            targets: vec![0, 1],
-        }],
-        rules: vec![Rule {
-            name: "r".into(),
-            when,
-            for_: Duration::ZERO,
-            actions: vec![Action::Rollback],
-        }],
-        rollback: Rollback {
-            backend: None,
-            bake: 1800 * S,
-            cooldown: 600 * S,
-            dry_run: false,
-        },
-    }
+    let mut c = crate::config::for_tests(BASE);
+    c.rules[0].when = when;
+    c
 }
 
 /// Two targets' windows plus consecutive failure counts.
