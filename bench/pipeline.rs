@@ -2,7 +2,7 @@
 //! target after a sample, on windows filled with 10 minutes of history.
 //! Target: ≤ 2 µs for all rules of one target.
 
-use backstop::engine::Engine;
+use backstop::engine::{Engine, Scope};
 use backstop::probe::{Outcome, Reason, Sample};
 use backstop::telemetry::Telemetry;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -64,10 +64,10 @@ fn bench(c: &mut Criterion) {
         engine.record(&sample(1, now, i));
     }
     c.bench_function("evaluate/rules_of_one_target", |b| {
-        b.iter(|| black_box(engine.evaluate(black_box(now), Some(1))))
+        b.iter(|| black_box(engine.evaluate(black_box(now), Scope::Target(1))))
     });
     c.bench_function("evaluate/all_rules_tick", |b| {
-        b.iter(|| black_box(engine.evaluate(black_box(now), None)))
+        b.iter(|| black_box(engine.evaluate(black_box(now), Scope::Tick)))
     });
     c.bench_function("engine/record", |b| {
         let s = sample(1, now, 1);

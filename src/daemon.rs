@@ -4,8 +4,9 @@
 //! and everything is down within a second.
 
 use crate::act::{ActionLog, Actor, Backend, Revision};
-use crate::config::Config;
-use crate::engine::{Decision, Engine};
+use crate::cluster::{self, RestartWatcher, Restarts};
+use crate::config::{Condition, Config, RollbackBackend};
+use crate::engine::{Decision, Engine, Scope};
 use crate::probe::{self, Prober, Sample};
 use crate::server::{self, Shared};
 use crate::telemetry::{Event, Telemetry};
@@ -33,14 +34,34 @@ pub enum StartError {
     Listener(#[source] std::io::Error),
     #[error("{0}")]
     Setup(String),
+    #[error("Kubernetes: {0}")]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// Everything about the process that is not in the configuration file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
-    /// The revision being guarded (`--revision` / `BACKSTOP_REVISION`).
+    /// The revision being guarded outside Kubernetes (`--revision` /
+    /// `BACKSTOP_REVISION`); in a pod it comes from the ReplicaSet.
     pub revision: String,
+    /// Where this pod runs, when it runs in one (needed by `rollback.kubernetes`).
+    pub kubernetes: Option<cluster::Context>,
+    /// How often the revision's pods are listed for restart counts.
+    pub restart_poll: Duration,
 }
+
+impl Options {
+    pub fn new(revision: impl Into<String>) -> Options {
+        Options {
+            revision: revision.into(),
+            kubernetes: None,
+            restart_poll: RESTART_POLL,
+        }
+    }
+}
+
+/// Default interval of the restart-count poll: one list per interval.
+pub const RESTART_POLL: Duration = Duration::from_secs(5);
 
 /// A started daemon.
 pub struct Running {
@@ -67,8 +88,9 @@ impl Running {
     }
 }
 
-/// Start every stage. Returns once the admin server is listening.
-pub fn start(
+/// Start every stage. Returns once the admin server is listening (in a pod,
+/// after backstop has found its Deployment and checked its permissions).
+pub async fn start(
     config: Config,
     listener: TcpListener,
     options: Options,
@@ -77,18 +99,26 @@ pub fn start(
     let config = Arc::new(config);
     let telemetry = Telemetry::new(&config.service);
     let now = Instant::now();
-    let revision = Revision {
-        id: options.revision,
-        since: now,
-    };
+    let (revision, cluster) = identify(&config, &options).await?;
     telemetry.revision(&config.service, &revision.id);
     let prober =
         Prober::new().map_err(|e| StartError::Setup(format!("building the HTTP client: {e}")))?;
-    let backend = Backend::from_config(&config).map_err(StartError::Setup)?;
+    let restart_watch = cluster.as_ref().and_then(|(ctx, id)| {
+        let window = restarts_window(&config)?;
+        Some(RestartWatcher::new(
+            ctx.client.clone(),
+            &id.namespace,
+            &id.pod_selector,
+            options.restart_poll,
+            window,
+        ))
+    });
+    let backend = Backend::from_config(&config, cluster).map_err(StartError::Setup)?;
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
     let (sample_tx, sample_rx) = mpsc::channel::<Sample>(1024);
+    let (restart_tx, restart_rx) = mpsc::channel::<Restarts>(16);
     let (decision_tx, decision_rx) = mpsc::channel::<Decision>(256);
     let (status_tx, status_rx) = mpsc::channel(16);
     let actions = ActionLog::default();
@@ -96,15 +126,17 @@ pub fn start(
     probe::spawn_all(&config, &prober, &sample_tx, &telemetry, &stop, &mut tasks)
         .map_err(StartError::Setup)?;
     drop(sample_tx);
+    if let Some(watcher) = restart_watch {
+        tasks.spawn(watcher.run(restart_tx, stop.clone()));
+    }
 
     let engine = Engine::new(config.clone(), telemetry.clone(), now);
-    tasks.spawn(engine_loop(
-        engine,
-        sample_rx,
-        decision_tx,
-        status_rx,
-        stop.clone(),
-    ));
+    let inputs = Inputs {
+        samples: sample_rx,
+        restarts: restart_rx,
+        status: status_rx,
+    };
+    tasks.spawn(engine_loop(engine, inputs, decision_tx, stop.clone()));
 
     let actor = Actor::new(
         config.clone(),
@@ -139,6 +171,56 @@ pub fn start(
     })
 }
 
+/// The longest window of the `restarts` rules, if there are any.
+fn restarts_window(config: &Config) -> Option<Duration> {
+    config
+        .rules
+        .iter()
+        .filter_map(|r| match r.when {
+            Condition::Restarts { window, .. } => Some(window),
+            _ => None,
+        })
+        .max()
+}
+
+/// The revision to guard and, in Kubernetes, who this pod is.
+async fn identify(
+    config: &Config,
+    options: &Options,
+) -> Result<(Revision, Option<(cluster::Context, cluster::Identity)>), StartError> {
+    let now = Instant::now();
+    let Some(RollbackBackend::Kubernetes(k)) = &config.rollback.backend else {
+        let revision = Revision {
+            id: options.revision.clone(),
+            since: now,
+        };
+        return Ok((revision, None));
+    };
+    let ctx = options.kubernetes.clone().ok_or_else(|| {
+        StartError::Setup(
+            "rollback.kubernetes: backstop is not running in a pod; set POD_NAME and \
+             POD_NAMESPACE from the downward API (see k8s/base/deployment.yaml)"
+                .into(),
+        )
+    })?;
+    let id =
+        cluster::Identity::discover(&ctx, k.deployment.as_deref(), k.namespace.as_deref()).await?;
+    id.check_permissions(&ctx).await?;
+    tracing::info!(
+        deployment = id.deployment.as_str(),
+        replicaset = id.replicaset.as_str(),
+        revision = id.revision,
+        age_seconds = id.age.as_secs(),
+        "guarding this pod's Deployment revision"
+    );
+    let since = now.checked_sub(id.age).unwrap_or(now);
+    let revision = Revision {
+        id: id.revision.to_string(),
+        since,
+    };
+    Ok((revision, Some((ctx, id))))
+}
+
 /// Run until `shutdown` completes.
 pub async fn run(
     config: Config,
@@ -146,20 +228,26 @@ pub async fn run(
     options: Options,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StartError> {
-    let running = start(config, listener, options)?;
+    let running = start(config, listener, options).await?;
     shutdown.await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
 }
 
+/// What the engine reads.
+struct Inputs {
+    samples: mpsc::Receiver<Sample>,
+    restarts: mpsc::Receiver<Restarts>,
+    status: mpsc::Receiver<oneshot::Sender<crate::engine::EngineStatus>>,
+}
+
 /// The engine's loop: record samples and assess the affected rules at once;
 /// on the tick (or when a pending rule's `for:` elapses) assess all rules.
 async fn engine_loop(
     mut engine: Engine,
-    mut samples: mpsc::Receiver<Sample>,
+    mut inputs: Inputs,
     decisions: mpsc::Sender<Decision>,
-    mut status: mpsc::Receiver<oneshot::Sender<crate::engine::EngineStatus>>,
     stop: CancellationToken,
 ) {
     let mut next_tick = Instant::now() + TICK;
@@ -169,11 +257,15 @@ async fn engine_loop(
             .map_or(next_tick, |d| d.min(next_tick));
         let found = tokio::select! {
             _ = stop.cancelled() => return,
-            Some(s) = samples.recv() => {
+            Some(s) = inputs.samples.recv() => {
                 engine.record(&s);
-                engine.evaluate(Instant::now(), Some(s.target))
+                engine.evaluate(Instant::now(), Scope::Target(s.target))
             }
-            Some(reply) = status.recv() => {
+            Some(r) = inputs.restarts.recv() => {
+                engine.record_restarts(r);
+                engine.evaluate(Instant::now(), Scope::Restarts)
+            }
+            Some(reply) = inputs.status.recv() => {
                 let _ = reply.send(engine.status(Instant::now()));
                 Vec::new()
             }
@@ -183,7 +275,7 @@ async fn engine_loop(
                     next_tick = now + TICK;
                     engine.publish_slos(now);
                 }
-                engine.evaluate(now, None)
+                engine.evaluate(now, Scope::Tick)
             }
         };
         for d in found {

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod act;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod demo;

@@ -98,15 +98,41 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = backstop::Options {
-        revision: args.revision,
-    };
+    let uses_kubernetes = matches!(
+        config.rollback.backend,
+        Some(backstop::config::RollbackBackend::Kubernetes(_))
+    );
+    let mut options = backstop::Options::new(args.revision);
     runtime(async move {
+        if uses_kubernetes {
+            options.kubernetes = Some(in_cluster().await?);
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding the admin server to {}", config.listen))?;
         backstop::run(config, listener, options, shutdown_signal()).await?;
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// This pod, from the downward API, and the in-cluster client.
+async fn in_cluster() -> anyhow::Result<backstop::cluster::Context> {
+    let var = |name: &str| {
+        std::env::var(name).with_context(|| {
+            format!(
+                "rollback.kubernetes needs {name} from the downward API \
+                 (env: valueFrom.fieldRef; see k8s/base/deployment.yaml)"
+            )
+        })
+    };
+    let (pod, namespace) = (var("POD_NAME")?, var("POD_NAMESPACE")?);
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster service account or kubeconfig)")?;
+    Ok(backstop::cluster::Context {
+        client,
+        namespace,
+        pod,
     })
 }
 

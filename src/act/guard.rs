@@ -23,6 +23,15 @@ pub enum Prevented {
     Cooldown,
     /// Too many rollbacks leave the process per minute.
     RateLimited,
+    /// The Deployment has no earlier revision to go back to (or only ones
+    /// that were rolled back from before).
+    NoPreviousRevision,
+    /// The Deployment is paused.
+    Paused,
+    /// The previous revision's template is the current one.
+    TemplateUnchanged,
+    /// This pod's revision is not the Deployment's newest any more.
+    NotNewestRevision,
 }
 
 impl Prevented {
@@ -32,6 +41,10 @@ impl Prevented {
             Prevented::Baked => "baked",
             Prevented::Cooldown => "cooldown",
             Prevented::RateLimited => "rate_limited",
+            Prevented::NoPreviousRevision => "no_previous_revision",
+            Prevented::Paused => "paused",
+            Prevented::TemplateUnchanged => "template_unchanged",
+            Prevented::NotNewestRevision => "not_newest_revision",
         }
     }
 }
@@ -44,6 +57,18 @@ pub enum Check {
     /// One is already in flight, or the last one failed moments ago:
     /// nothing to report, it will be decided again later.
     Wait,
+}
+
+/// How a rollback that started ended, as far as the guard cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// The release was rolled back: cooldown starts.
+    RolledBack,
+    /// Nothing more to do for this revision (a dry run said what it would
+    /// do, another replica already did it, or the backend refused for good).
+    Settled,
+    /// It failed; try again after a pause while the rule still fires.
+    Failed,
 }
 
 #[derive(Debug)]
@@ -98,14 +123,16 @@ impl Guard {
     }
 
     /// Record the outcome of the rollback that `started`.
-    pub fn finished(&mut self, now: Instant, succeeded: bool) {
+    pub fn finished(&mut self, now: Instant, done: Done) {
         self.in_flight = false;
-        if succeeded {
-            self.rolled_back = true;
-            self.last_rollback = Some(now);
-            self.last_failure = None;
-        } else {
-            self.last_failure = Some(now);
+        match done {
+            Done::RolledBack => {
+                self.rolled_back = true;
+                self.last_rollback = Some(now);
+                self.last_failure = None;
+            }
+            Done::Settled => self.rolled_back = true,
+            Done::Failed => self.last_failure = Some(now),
         }
     }
 
@@ -131,7 +158,7 @@ mod tests {
         assert_eq!(g.check(Instant::now()), Check::Go);
         g.started();
         assert_eq!(g.check(Instant::now()), Check::Wait);
-        g.finished(Instant::now(), true);
+        g.finished(Instant::now(), Done::RolledBack);
         advance(20 * MIN).await;
         assert_eq!(
             g.check(Instant::now()),
@@ -152,7 +179,7 @@ mod tests {
     async fn failure_is_retried_after_a_pause() {
         let mut g = Guard::new(Instant::now(), 30 * MIN, 10 * MIN);
         g.started();
-        g.finished(Instant::now(), false);
+        g.finished(Instant::now(), Done::Failed);
         assert_eq!(g.check(Instant::now()), Check::Wait);
         advance(RETRY_FAILED_AFTER).await;
         assert_eq!(g.check(Instant::now()), Check::Go);
@@ -162,7 +189,7 @@ mod tests {
     async fn cooldown_holds_back_a_second_rollback() {
         let mut g = Guard::new(Instant::now(), 30 * MIN, 10 * MIN);
         g.started();
-        g.finished(Instant::now(), true);
+        g.finished(Instant::now(), Done::RolledBack);
         advance(5 * MIN).await;
         g.new_revision(Instant::now());
         assert_eq!(

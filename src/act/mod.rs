@@ -3,15 +3,17 @@
 //! happen; the outbound call runs in its own task so nothing here blocks
 //! the engine; every outcome is logged, counted and kept for `/status`.
 //!
-//! Backends slot in beside each other: `Backend` is an enum so a Kubernetes
-//! rollback joins the webhook without dynamic dispatch.
+//! Backends sit beside each other in the `Backend` enum (webhook,
+//! Kubernetes); each does its own dry run, so an advisory run goes as far
+//! as the backend can without writing.
 
 mod guard;
+pub mod kube;
 mod record;
 pub mod retry;
 mod webhook;
 
-pub use guard::{Check, Guard, Prevented};
+pub use guard::{Check, Done, Guard, Prevented};
 pub use record::{ActionLog, ActionRecord};
 pub use webhook::{RollbackRequest, WebhookBackend};
 
@@ -37,40 +39,68 @@ pub struct Revision {
     pub since: Instant,
 }
 
+/// How a rollback ended (errors aside).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    RolledBack(String),
+    /// Dry run: what would have been done.
+    DryRun(String),
+    /// The backend looked and would not (no previous revision, paused,
+    /// another replica already did it, ...).
+    Refused(Prevented, String),
+}
+
 /// Where rollbacks go.
 pub enum Backend {
     Webhook(WebhookBackend),
+    Kubernetes(kube::KubeBackend),
 }
 
 impl Backend {
-    pub fn from_config(config: &Config) -> Result<Option<Backend>, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(match &config.rollback.backend {
-            None => None,
-            Some(RollbackBackend::Webhook(w)) => Some(Backend::Webhook(WebhookBackend::new(
-                client,
-                w.clone(),
-                retry::Backoff::default(),
-            )?)),
+    /// The configured backend. Kubernetes needs the pod's identity, found
+    /// at start-up (`cluster`).
+    pub fn from_config(
+        config: &Config,
+        cluster: Option<(crate::cluster::Context, crate::cluster::Identity)>,
+    ) -> Result<Option<Backend>, String> {
+        Ok(match (&config.rollback.backend, cluster) {
+            (None, _) => None,
+            (Some(RollbackBackend::Webhook(w)), _) => {
+                let client = reqwest::Client::builder()
+                    .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("building the HTTP client: {e}"))?;
+                Some(Backend::Webhook(WebhookBackend::new(
+                    client,
+                    w.clone(),
+                    retry::Backoff::default(),
+                )?))
+            }
+            (Some(RollbackBackend::Kubernetes(_)), Some((ctx, id))) => Some(Backend::Kubernetes(
+                kube::KubeBackend::new(ctx, id, retry::Backoff::default()),
+            )),
+            (Some(RollbackBackend::Kubernetes(_)), None) => {
+                return Err("rollback.kubernetes needs the pod's identity in the cluster".into());
+            }
         })
     }
 
-    fn label(&self) -> &'static str {
+    pub fn label(&self) -> &'static str {
         match self {
             Backend::Webhook(_) => "webhook",
+            Backend::Kubernetes(_) => "kubernetes",
         }
     }
 
     async fn rollback(
         &self,
         req: &RollbackRequest,
+        dry_run: bool,
         on_attempt: impl FnMut(&'static str),
-    ) -> Result<String, retry::RetryError> {
+    ) -> Result<Outcome, retry::RetryError> {
         match self {
-            Backend::Webhook(w) => w.rollback(req, on_attempt).await,
+            Backend::Webhook(w) => w.rollback(req, dry_run, on_attempt).await,
+            Backend::Kubernetes(k) => k.rollback(req, dry_run, on_attempt).await,
         }
     }
 }
@@ -91,7 +121,7 @@ pub struct Actor {
 
 /// A rollback that finished, reported back to the actor loop.
 struct Finished {
-    succeeded: bool,
+    done: Done,
 }
 
 impl Actor {
@@ -168,8 +198,8 @@ impl Actor {
     }
 
     fn finished(&mut self, done: Result<Finished, tokio::task::JoinError>) {
-        let succeeded = done.map(|f| f.succeeded).unwrap_or(false);
-        self.guard.finished(Instant::now(), succeeded);
+        let done = done.map(|f| f.done).unwrap_or(Done::Failed);
+        self.guard.finished(Instant::now(), done);
     }
 
     fn decide(&mut self, d: Decision, tasks: &mut JoinSet<Finished>) {
@@ -213,26 +243,7 @@ impl Actor {
                     self.reported[d.rule] = Some(why);
                     let rule = &self.config.rules[d.rule].name;
                     self.telemetry.rollback_prevented(rule, why);
-                    let detail = match why {
-                        Prevented::Baked => format!(
-                            "revision {} has run {}, longer than bake {}: not rolled back automatically",
-                            self.revision.id,
-                            humantime::format_duration(round(
-                                now.saturating_duration_since(self.revision.since)
-                            )),
-                            humantime::format_duration(self.config.rollback.bake)
-                        ),
-                        Prevented::AlreadyRolledBack => {
-                            format!("revision {} was already rolled back", self.revision.id)
-                        }
-                        Prevented::Cooldown => format!(
-                            "the last rollback was less than {} (cooldown) ago",
-                            humantime::format_duration(self.config.rollback.cooldown)
-                        ),
-                        Prevented::RateLimited => {
-                            format!("more than {ROLLBACKS_PER_MINUTE} rollbacks in a minute")
-                        }
-                    };
+                    let detail = self.prevented_detail(why, now);
                     self.record(
                         d,
                         "rollback",
@@ -265,61 +276,76 @@ impl Actor {
             );
             return;
         };
-        if self.config.rollback.dry_run {
-            self.guard.started();
-            self.guard.finished(Instant::now(), true);
-            self.telemetry
-                .rollback_result(&rule, "dry_run", Duration::ZERO);
-            self.record(
-                d,
-                "rollback",
-                "dry_run",
-                format!(
-                    "would ask the {} to roll back revision {}",
-                    backend.label(),
-                    request.revision
-                ),
-            );
-            return;
-        }
         self.guard.started();
         self.telemetry.rollback_started(&rule, &request);
         let telemetry = self.telemetry.clone();
         let log = self.log.clone();
         let decided = d.clone();
+        let dry_run = self.config.rollback.dry_run;
         tasks.spawn(async move {
             let started = Instant::now();
             let result = backend
-                .rollback(&request, |outcome| {
+                .rollback(&request, dry_run, |outcome| {
                     telemetry.action_attempt("rollback", outcome)
                 })
                 .await;
-            let (label, detail) = match &result {
-                Ok(answer) => (
-                    "succeeded",
-                    format!(
-                        "{} accepted the rollback of revision {} ({answer})",
-                        backend.label(),
-                        request.revision
-                    ),
+            let (label, detail, done) = match result {
+                Ok(Outcome::RolledBack(detail)) => {
+                    ("succeeded".to_string(), detail, Done::RolledBack)
+                }
+                Ok(Outcome::DryRun(detail)) => ("dry_run".to_string(), detail, Done::Settled),
+                Ok(Outcome::Refused(why, detail)) => {
+                    telemetry.rollback_prevented(&request.rule, why);
+                    (
+                        format!("prevented: {}", why.metric_label()),
+                        detail,
+                        Done::Settled,
+                    )
+                }
+                Err(e) => (
+                    "failed".to_string(),
+                    format!("{}: {e}", backend.label()),
+                    Done::Failed,
                 ),
-                Err(e) => ("failed", format!("{}: {e}", backend.label())),
             };
-            telemetry.rollback_result(&request.rule, label, started.elapsed());
+            if done != Done::Settled || label == "dry_run" {
+                telemetry.rollback_result(&request.rule, &label, started.elapsed());
+            }
             let record = ActionRecord::new(
                 &request.rule,
                 "rollback",
-                label,
+                &label,
                 detail,
                 &request.revision,
                 &decided,
             );
             telemetry.action(&record);
             log.push(record);
-            Finished {
-                succeeded: result.is_ok(),
-            }
+            Finished { done }
         });
+    }
+
+    /// Why the guard held a rollback back, in words for records and logs.
+    fn prevented_detail(&self, why: Prevented, now: Instant) -> String {
+        let revision = &self.revision.id;
+        match why {
+            Prevented::Baked => format!(
+                "revision {revision} has run {}, longer than bake {}: not rolled back automatically",
+                humantime::format_duration(round(
+                    now.saturating_duration_since(self.revision.since)
+                )),
+                humantime::format_duration(self.config.rollback.bake)
+            ),
+            Prevented::AlreadyRolledBack => format!("revision {revision} was already rolled back"),
+            Prevented::Cooldown => format!(
+                "the last rollback was less than {} (cooldown) ago",
+                humantime::format_duration(self.config.rollback.cooldown)
+            ),
+            Prevented::RateLimited => {
+                format!("more than {ROLLBACKS_PER_MINUTE} rollbacks in a minute")
+            }
+            other => other.metric_label().replace('_', " "),
+        }
     }
 
     fn record(&self, d: &Decision, action: &'static str, outcome: &str, detail: String) {

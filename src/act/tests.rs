@@ -49,7 +49,7 @@ async fn harness(dry_run: bool, revision_age: Duration) -> Harness {
     app.deploy("v2", crate::demo::app::Behaviour::Status(500));
     let config = config(&app.url("/admin/rollback"), dry_run);
     let telemetry = Telemetry::new("checkout");
-    let backend = Backend::from_config(&config).unwrap();
+    let backend = Backend::from_config(&config, None).unwrap();
     let revision = Revision {
         id: "v2".into(),
         since: Instant::now() - revision_age,

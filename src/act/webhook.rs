@@ -2,6 +2,7 @@
 //! backoff on 5xx, 429 and connection errors. The body carries everything a
 //! deployer or a person needs: service, revision, rule, reason, evidence.
 
+use super::Outcome;
 use super::retry::{self, Attempt, Backoff, RetryError};
 use crate::config::Webhook;
 use crate::rules::Evidence;
@@ -57,9 +58,16 @@ impl WebhookBackend {
     pub async fn rollback(
         &self,
         req: &RollbackRequest,
+        dry_run: bool,
         mut on_attempt: impl FnMut(&'static str),
-    ) -> Result<String, RetryError> {
-        retry::run(
+    ) -> Result<Outcome, RetryError> {
+        if dry_run {
+            return Ok(Outcome::DryRun(format!(
+                "would ask the webhook to roll back revision {}",
+                req.revision
+            )));
+        }
+        let answer = retry::run(
             self.backoff,
             || async {
                 let sent = self
@@ -86,7 +94,11 @@ impl WebhookBackend {
             },
             &mut on_attempt,
         )
-        .await
+        .await?;
+        Ok(Outcome::RolledBack(format!(
+            "webhook accepted the rollback of revision {} ({answer})",
+            req.revision
+        )))
     }
 }
 

@@ -121,8 +121,7 @@ fn condition(p: &mut Problems, path: &str, w: &RawWhen, refs: &Refs) -> Option<C
             "restarts",
             "it counts the restarts of the pods",
         );
-        restarts(p, path, r);
-        results.push(None);
+        results.push(restarts(p, path, r, refs));
     }
     if results.len() != 1 {
         let found = if found.is_empty() {
@@ -363,27 +362,33 @@ fn latency(
     })
 }
 
-/// Checked in full so the rule is right once support lands, then refused:
-/// silently ignoring it would leave a crash loop unhandled.
-fn restarts(p: &mut Problems, when: &str, r: &RawRestarts) {
+/// Restart counts come from the Kubernetes API, so the rule needs
+/// `rollback.kubernetes` (which tells backstop who it is); without it the
+/// rule could never see a crash loop, and silence would be a lie.
+fn restarts(p: &mut Problems, when: &str, r: &RawRestarts, refs: &Refs) -> Option<Condition> {
     let path = error::key(when, "restarts");
     raw::check_unknown(p, &path, r);
     let at = |field: &str| error::key(&path, field);
-    if let Some(v) = values::required(p, &at("above"), &r.above) {
-        units::whole(p, &at("above"), v, 0, u64::from(u32::MAX));
-    }
-    units::duration_or(
+    let above = values::required(p, &at("above"), &r.above)
+        .and_then(|v| units::whole(p, &at("above"), v, 0, u64::from(u32::MAX)));
+    let window = units::duration_or(
         p,
         &at("window"),
         &r.window,
         DEFAULT_RESTARTS_WINDOW,
         Zero::Forbidden,
     );
-    p.add(
-        &path,
-        "needs Kubernetes, which this build does not support yet; \
-         remove the rule or run a build with Kubernetes support",
-    );
+    if !refs.kubernetes {
+        p.add(
+            &path,
+            "needs rollback.kubernetes: restart counts come from the Kubernetes API",
+        );
+        return None;
+    }
+    Some(Condition::Restarts {
+        above: u32::try_from(above?).ok()?,
+        window: window?,
+    })
 }
 
 /// `min_samples` when given (at least 1), else the rule kind's default raised

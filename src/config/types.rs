@@ -165,7 +165,7 @@ pub enum Condition {
         window: Duration,
         min_samples: u64,
     },
-    /// Container restarts of the current revision's pods (needs Kubernetes).
+    /// Container restarts of the current revision's pods (needs `rollback.kubernetes`).
     Restarts { above: u32, window: Duration },
 }
 
@@ -201,6 +201,17 @@ pub struct Rollback {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RollbackBackend {
     Webhook(Webhook),
+    Kubernetes(Kubernetes),
+}
+
+/// `rollback.kubernetes`: undo the pod's own Deployment like `kubectl rollout undo`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kubernetes {
+    /// The Deployment to roll back; None: the one that owns this pod (found
+    /// through its ReplicaSet). When set, it must own this pod.
+    pub deployment: Option<String>,
+    /// Its namespace; None: the pod's own. When set, it must be the pod's.
+    pub namespace: Option<String>,
 }
 
 /// `rollback.webhook`: a JSON POST to a deployer.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{self, RawConfig, RawKubernetes, RawRollback, RawSlo, RawTarget, RawWebhook};
-use super::types::{Config, Rollback, RollbackBackend, Slo, Webhook};
+use super::types::{Config, Kubernetes, Rollback, RollbackBackend, Slo, Webhook};
 use super::units::{self, Zero};
 use super::values;
 use super::{rules, targets};
@@ -30,6 +30,8 @@ pub(super) struct Refs<'a> {
     pub(super) slos: Vec<(Option<&'a str>, Option<f64>)>,
     /// `rollback.webhook` or `rollback.kubernetes` is present.
     pub(super) rollback_configured: bool,
+    /// `rollback.kubernetes` is present (restart counts need it).
+    pub(super) kubernetes: bool,
 }
 
 impl Refs<'_> {
@@ -66,6 +68,10 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
             .rollback
             .as_ref()
             .is_some_and(|r| r.webhook.is_some() || r.kubernetes.is_some()),
+        kubernetes: raw
+            .rollback
+            .as_ref()
+            .is_some_and(|r| r.kubernetes.is_some()),
     };
     let slos = slos(p, &raw.slos, &mut refs);
     let rules = rules::rules(p, &raw.rules, &refs);
@@ -227,9 +233,7 @@ fn rollback(p: &mut Problems, raw: &Option<RawRollback>) -> Option<Rollback> {
     let none = RawRollback::default();
     let r = raw.as_ref().unwrap_or(&none);
     raw::check_unknown(p, "rollback", r);
-    if let Some(k) = &r.kubernetes {
-        kubernetes(p, k);
-    }
+    let kubernetes = r.kubernetes.as_ref().map(|k| kubernetes(p, k));
     let webhook = r.webhook.as_ref().map(|w| webhook(p, w));
     if r.kubernetes.is_some() && r.webhook.is_some() {
         p.add("rollback", "set either kubernetes or webhook, not both");
@@ -246,9 +250,10 @@ fn rollback(p: &mut Problems, raw: &Option<RawRollback>) -> Option<Rollback> {
         Some(v) => units::boolean(p, "rollback.dry_run", v),
         None => Some(false),
     };
-    let backend = match webhook {
-        None => None,
-        Some(w) => Some(RollbackBackend::Webhook(w?)),
+    let backend = match (webhook, kubernetes) {
+        (Some(w), _) => Some(RollbackBackend::Webhook(w?)),
+        (None, Some(k)) => Some(RollbackBackend::Kubernetes(k?)),
+        (None, None) => None,
     };
     Some(Rollback {
         backend,
@@ -258,21 +263,41 @@ fn rollback(p: &mut Problems, raw: &Option<RawRollback>) -> Option<Rollback> {
     })
 }
 
-/// Checked in full so the section is right once support lands, then refused.
-fn kubernetes(p: &mut Problems, k: &RawKubernetes) {
+fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
     let path = "rollback.kubernetes";
     raw::check_unknown(p, path, k);
-    let deployment = error::key(path, "deployment");
-    if let Some(v) = values::required(p, &deployment, &k.deployment) {
-        values::name(p, &deployment, v);
-    }
-    if let Some(v) = &k.namespace {
-        values::name(p, &error::key(path, "namespace"), v);
-    }
-    p.add(
-        path,
-        "Kubernetes rollback is not supported by this build yet; use rollback.webhook",
-    );
+    let mut ok = true;
+    // Kubernetes object names are DNS subdomains: lower-case alphanumerics,
+    // '-' and '.', starting and ending alphanumeric, at most 253 characters.
+    let mut name = |field: &str, v: &Option<Value>| {
+        let path = error::key(path, field);
+        let got = values::text(p, &path, v.as_ref()?)?;
+        let dns = !got.is_empty()
+            && got.len() <= 253
+            && got
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.'))
+            && got.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && got.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !dns {
+            p.add(
+                &path,
+                format!(
+                    "{} is not a Kubernetes object name (lower-case letters, digits, '-' and '.')",
+                    values::quote(got)
+                ),
+            );
+            ok = false;
+            return None;
+        }
+        Some(got.to_owned())
+    };
+    let deployment = name("deployment", &k.deployment);
+    let namespace = name("namespace", &k.namespace);
+    ok.then_some(Kubernetes {
+        deployment,
+        namespace,
+    })
 }
 
 fn webhook(p: &mut Problems, w: &RawWebhook) -> Option<Webhook> {

@@ -96,13 +96,7 @@ pub async fn run() -> anyhow::Result<()> {
         "deploy",
         &format!("v2 rolled out (it leaks a database connection per request; pool of {POOL})"),
     );
-    let running = crate::start(
-        config,
-        listener,
-        crate::Options {
-            revision: "v2".into(),
-        },
-    )?;
+    let running = crate::start(config, listener, crate::Options::new("v2")).await?;
     say("backstop", "started, guarding revision v2");
 
     let mut events = running.events();

@@ -4,6 +4,7 @@
 //! sliding), and hands decisions to the actions stage. It also answers
 //! status requests and keeps the SLO and rule gauges current.
 
+use crate::cluster::Restarts;
 use crate::config::{Condition, Config};
 use crate::probe::{Outcome, Sample};
 use crate::rules::{self, Evidence, Machine, Observations, State, Transition};
@@ -11,6 +12,7 @@ use crate::slo;
 use crate::telemetry::Telemetry;
 use crate::window::{Counts, Stats, Window};
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -24,6 +26,17 @@ pub struct Decision {
     pub kind: DecisionKind,
     pub evidence: Evidence,
     pub at: SystemTime,
+}
+
+/// What prompted an evaluation, and so which rules it concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A probe of this target finished.
+    Target(usize),
+    /// The revision's pods were looked at.
+    Restarts,
+    /// The periodic tick (or a `for:` deadline): every rule.
+    Tick,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +80,11 @@ pub struct Engine {
     slo_thresholds: Vec<Vec<Option<usize>>>,
     rules: Vec<RuleState>,
     started: Instant,
+    /// Container restarts seen, newest last, within `restarts_window`.
+    restarts: VecDeque<(Instant, u32)>,
+    restarts_window: Duration,
+    /// The pods have been looked at at least once.
+    restarts_seen: bool,
 }
 
 impl Engine {
@@ -113,6 +131,15 @@ impl Engine {
                 evidence: None,
             })
             .collect();
+        let restarts_window = config
+            .rules
+            .iter()
+            .filter_map(|r| match r.when {
+                Condition::Restarts { window, .. } => Some(window),
+                _ => None,
+            })
+            .max()
+            .unwrap_or_default();
         let engine = Engine {
             config,
             telemetry,
@@ -120,6 +147,9 @@ impl Engine {
             slo_thresholds,
             rules,
             started: now,
+            restarts: VecDeque::new(),
+            restarts_window,
+            restarts_seen: false,
         };
         for (i, r) in engine.config.rules.iter().enumerate() {
             engine
@@ -161,15 +191,34 @@ impl Engine {
             .target_health(name, ok, t.consecutive_failures);
     }
 
-    /// Re-assess rules (all of them, or those that read `target`) and step
-    /// their state machines. Returns the decisions for the actions stage.
-    pub fn evaluate(&mut self, now: Instant, target: Option<usize>) -> Vec<Decision> {
+    /// Record what the last look at the revision's pods found.
+    pub fn record_restarts(&mut self, r: Restarts) {
+        self.restarts_seen = true;
+        if r.new > 0 {
+            self.restarts.push_back((r.at, r.new));
+        }
+        let keep = self.restarts_window;
+        while self
+            .restarts
+            .front()
+            .is_some_and(|(at, _)| r.at.saturating_duration_since(*at) > keep)
+        {
+            self.restarts.pop_front();
+        }
+    }
+
+    /// Re-assess rules (all of them, or those the new input can change) and
+    /// step their state machines. Returns the decisions for the actions stage.
+    pub fn evaluate(&mut self, now: Instant, scope: Scope) -> Vec<Decision> {
         let mut decisions = Vec::new();
         for i in 0..self.rules.len() {
             let rule = &self.config.rules[i];
-            if let Some(t) = target
-                && !reads_target(&self.config, &rule.when, t)
-            {
+            let relevant = match scope {
+                Scope::Tick => true,
+                Scope::Target(t) => reads_target(&self.config, &rule.when, t),
+                Scope::Restarts => matches!(rule.when, Condition::Restarts { .. }),
+            };
+            if !relevant {
                 continue;
             }
             let verdict = rules::assess(&self.config, rule, &View { engine: self, now });
@@ -189,7 +238,7 @@ impl Engine {
                         _ => None,
                     }
                 }
-                None if target.is_none() && state.machine.state() == State::Firing => {
+                None if scope == Scope::Tick && state.machine.state() == State::Firing => {
                     Some(DecisionKind::Firing)
                 }
                 None => None,
@@ -314,6 +363,15 @@ impl Observations for View<'_> {
     }
     fn consecutive_failures(&self, target: usize) -> u32 {
         self.engine.targets[target].consecutive_failures
+    }
+    fn restarts(&self, span: Duration) -> Option<u32> {
+        let e = self.engine;
+        e.restarts_seen.then(|| {
+            e.restarts
+                .iter()
+                .filter(|(at, _)| self.now.saturating_duration_since(*at) <= span)
+                .fold(0u32, |sum, (_, n)| sum.saturating_add(*n))
+        })
     }
     fn last_failure(&self, target: usize) -> Option<String> {
         self.engine.targets[target].last.as_ref()?.detail.clone()

@@ -53,18 +53,18 @@ async fn consecutive_failures_fire_after_for_and_resolve_on_success() {
     );
     for _ in 0..2 {
         e.record(&sample(0, false, 5));
-        assert!(e.evaluate(Instant::now(), Some(0)).is_empty());
+        assert!(e.evaluate(Instant::now(), Scope::Target(0)).is_empty());
         advance(S).await;
     }
     e.record(&sample(0, false, 5));
     assert!(
-        e.evaluate(Instant::now(), Some(0)).is_empty(),
+        e.evaluate(Instant::now(), Scope::Target(0)).is_empty(),
         "pending, not firing"
     );
     assert_eq!(e.next_deadline(), Some(Instant::now() + 2 * S));
     advance(2 * S).await;
     e.record(&sample(0, false, 5));
-    let d = e.evaluate(Instant::now(), Some(0));
+    let d = e.evaluate(Instant::now(), Scope::Target(0));
     assert_eq!(kinds(&d), vec![DecisionKind::Fired]);
     assert!(
         d[0].evidence
@@ -73,14 +73,14 @@ async fn consecutive_failures_fire_after_for_and_resolve_on_success() {
     );
     // While firing, the tick reminds the actions stage; samples do not.
     e.record(&sample(0, false, 5));
-    assert!(e.evaluate(Instant::now(), Some(0)).is_empty());
+    assert!(e.evaluate(Instant::now(), Scope::Target(0)).is_empty());
     assert_eq!(
-        kinds(&e.evaluate(Instant::now(), None)),
+        kinds(&e.evaluate(Instant::now(), Scope::Tick)),
         vec![DecisionKind::Firing]
     );
     e.record(&sample(0, true, 5));
     assert_eq!(
-        kinds(&e.evaluate(Instant::now(), Some(0))),
+        kinds(&e.evaluate(Instant::now(), Scope::Target(0))),
         vec![DecisionKind::Resolved]
     );
     let status = e.status(Instant::now());
@@ -94,10 +94,10 @@ async fn samples_only_wake_rules_that_read_their_target() {
         "[{ name: health-down, when: { consecutive_failures: 1, target: health }, do: [rollback] }]",
     );
     e.record(&sample(1, false, 5));
-    assert!(e.evaluate(Instant::now(), Some(1)).is_empty());
+    assert!(e.evaluate(Instant::now(), Scope::Target(1)).is_empty());
     e.record(&sample(0, false, 5));
     assert_eq!(
-        kinds(&e.evaluate(Instant::now(), Some(0))),
+        kinds(&e.evaluate(Instant::now(), Scope::Target(0))),
         vec![DecisionKind::Fired]
     );
 }
@@ -110,7 +110,7 @@ async fn uncounted_warmup_failures_stay_out_of_windows_and_counters() {
     let mut s = sample(0, false, 5);
     s.counted = false;
     e.record(&s);
-    assert!(e.evaluate(Instant::now(), Some(0)).is_empty());
+    assert!(e.evaluate(Instant::now(), Scope::Target(0)).is_empty());
     let status = e.status(Instant::now());
     assert_eq!(
         (
@@ -151,7 +151,7 @@ async fn burn_rate_rule_fires_on_a_young_window_once_min_samples_are_met() {
     for i in 0..19 {
         e.record(&sample(i % 2, false, 5));
         assert!(
-            e.evaluate(Instant::now(), Some(i % 2)).is_empty(),
+            e.evaluate(Instant::now(), Scope::Target(i % 2)).is_empty(),
             "only {} samples",
             i + 1
         );
@@ -159,7 +159,7 @@ async fn burn_rate_rule_fires_on_a_young_window_once_min_samples_are_met() {
     }
     e.record(&sample(0, false, 5));
     assert_eq!(
-        kinds(&e.evaluate(Instant::now(), Some(0))),
+        kinds(&e.evaluate(Instant::now(), Scope::Target(0))),
         vec![DecisionKind::Fired]
     );
 }
@@ -168,6 +168,6 @@ async fn burn_rate_rule_fires_on_a_young_window_once_min_samples_are_met() {
 async fn rules_without_actions_transition_but_send_no_decisions() {
     let mut e = engine("[{ name: observe, when: { consecutive_failures: 1, target: health } }]");
     e.record(&sample(0, false, 5));
-    assert!(e.evaluate(Instant::now(), Some(0)).is_empty());
+    assert!(e.evaluate(Instant::now(), Scope::Target(0)).is_empty());
     assert_eq!(e.status(Instant::now()).rules[0].state, State::Firing);
 }

@@ -24,6 +24,9 @@ pub trait Observations {
     fn consecutive_failures(&self, target: usize) -> u32;
     /// Text of the target's last failure, for evidence.
     fn last_failure(&self, target: usize) -> Option<String>;
+    /// Container restarts of the revision's pods within the span; None until
+    /// the pods have been looked at once.
+    fn restarts(&self, span: Duration) -> Option<u32>;
 }
 
 /// A rule's state.
@@ -83,9 +86,12 @@ pub enum Evidence {
         samples: u64,
         min_samples: u64,
     },
-    /// Restart counts need the Kubernetes API; configuration refuses
-    /// `restarts` rules until that lands, so this is never assessed.
-    Unavailable { reason: String },
+    Restarts {
+        window_seconds: f64,
+        /// None until the pods have been looked at.
+        restarts: Option<u32>,
+        above: u32,
+    },
 }
 
 impl fmt::Display for Evidence {
@@ -156,7 +162,18 @@ impl fmt::Display for Evidence {
                     format_args!("{:.0}ms", above_seconds * 1000.0)
                 )
             }
-            Evidence::Unavailable { reason } => f.write_str(reason),
+            Evidence::Restarts {
+                window_seconds,
+                restarts,
+                above,
+            } => match restarts {
+                Some(n) => write!(
+                    f,
+                    "{n} container restarts of this revision's pods over {}, threshold {above}",
+                    secs(*window_seconds)
+                ),
+                None => f.write_str("the revision's pods have not been looked at yet"),
+            },
         }
     }
 }
@@ -269,12 +286,17 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                 },
             }
         }
-        Condition::Restarts { .. } => Verdict {
-            breached: None,
-            evidence: Evidence::Unavailable {
-                reason: "restart counts need Kubernetes support".into(),
-            },
-        },
+        Condition::Restarts { above, window } => {
+            let seen = data.restarts(*window);
+            Verdict {
+                breached: seen.map(|n| n > *above),
+                evidence: Evidence::Restarts {
+                    window_seconds: window.as_secs_f64(),
+                    restarts: seen,
+                    above: *above,
+                },
+            }
+        }
     }
 }
 

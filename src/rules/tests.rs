@@ -28,6 +28,7 @@ fn config(when: Condition) -> Config {
 struct Data {
     windows: Vec<Window>,
     consecutive: Vec<u32>,
+    restarts: Option<u32>,
     now: Instant,
 }
 
@@ -40,6 +41,7 @@ impl Data {
         Data {
             windows: (0..2).map(|_| Window::new(3600 * S, &[], start)).collect(),
             consecutive: vec![0, 0],
+            restarts: None,
             now,
         }
     }
@@ -81,6 +83,9 @@ impl Observations for Data {
     }
     fn consecutive_failures(&self, target: usize) -> u32 {
         self.consecutive[target]
+    }
+    fn restarts(&self, _span: Duration) -> Option<u32> {
+        self.restarts
     }
     fn last_failure(&self, _target: usize) -> Option<String> {
         Some("status 503, expected 2xx".into())
@@ -348,5 +353,28 @@ async fn zero_for_fires_at_once() {
             from: State::Ok,
             to: State::Firing
         })
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn restarts_breach_above_the_threshold_once_pods_were_seen() {
+    let mut d = Data::new();
+    let when = Condition::Restarts {
+        above: 3,
+        window: 600 * S,
+    };
+    assert_eq!(
+        verdict(when.clone(), &d).breached,
+        None,
+        "pods not looked at yet"
+    );
+    d.restarts = Some(3);
+    assert_eq!(verdict(when.clone(), &d).breached, Some(false));
+    d.restarts = Some(4);
+    let v = verdict(when, &d);
+    assert_eq!(v.breached, Some(true));
+    assert_eq!(
+        v.evidence.to_string(),
+        "4 container restarts of this revision's pods over 10m, threshold 3"
     );
 }

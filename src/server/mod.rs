@@ -171,6 +171,7 @@ async fn status(shared: &Shared) -> Option<Status> {
         rollback: RollbackStatus {
             backend: rb.backend.as_ref().map(|b| match b {
                 crate::config::RollbackBackend::Webhook(_) => "webhook",
+                crate::config::RollbackBackend::Kubernetes(_) => "kubernetes",
             }),
             dry_run: rb.dry_run,
             bake_seconds: rb.bake.as_secs_f64(),

@@ -22,14 +22,9 @@ pub async fn start(yaml: &str) -> Setup {
     let config = backstop::config::parse(&yaml, &|_| None)
         .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let daemon = backstop::start(
-        config,
-        listener,
-        backstop::Options {
-            revision: "v2".into(),
-        },
-    )
-    .expect("daemon starts");
+    let daemon = backstop::start(config, listener, backstop::Options::new("v2"))
+        .await
+        .expect("daemon starts");
     let events = daemon.events();
     Setup {
         app,

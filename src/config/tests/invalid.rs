@@ -2,6 +2,7 @@
 //! value, all of them at once, in document order.
 
 use super::{MINIMAL, errors, errors_with, only_error};
+use crate::config::{Kubernetes, RollbackBackend};
 
 #[test]
 fn three_mistakes_give_exactly_three_errors() {
@@ -269,10 +270,32 @@ fn errors_with_target(fields: &str) -> Vec<String> {
 
 #[test]
 fn rollback_backends() {
+    let k8s = |extra: &str| {
+        crate::config::parse(
+            &format!("{MINIMAL}rollback: {{ kubernetes: {extra} }}\n"),
+            &|_| None,
+        )
+        .map(|c| c.rollback.backend)
+    };
     assert_eq!(
-        errors_with("rollback: { kubernetes: { deployment: checkout } }\n"),
+        k8s("{ deployment: checkout }").unwrap(),
+        Some(RollbackBackend::Kubernetes(Kubernetes {
+            deployment: Some("checkout".into()),
+            namespace: None
+        }))
+    );
+    // Everything is optional: the Deployment is found through the pod's owners.
+    assert_eq!(
+        k8s("{}").unwrap(),
+        Some(RollbackBackend::Kubernetes(Kubernetes {
+            deployment: None,
+            namespace: None
+        }))
+    );
+    assert_eq!(
+        errors_with("rollback: { kubernetes: { deployment: Checkout_1 } }\n"),
         vec![
-            "rollback.kubernetes: Kubernetes rollback is not supported by this build yet; use rollback.webhook"
+            r#"rollback.kubernetes.deployment: "Checkout_1" is not a Kubernetes object name (lower-case letters, digits, '-' and '.')"#
         ]
     );
     assert_eq!(
@@ -281,7 +304,6 @@ fn rollback_backends() {
         ),
         vec![
             "rollback: set either kubernetes or webhook, not both",
-            "rollback.kubernetes: Kubernetes rollback is not supported by this build yet; use rollback.webhook",
             r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace); did you mean "namespace"?"#,
             "rollback.bake: must be greater than 0, got 0s",
             r#"rollback.dry_run: expected true or false, got "yes""#,

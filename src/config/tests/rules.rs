@@ -144,9 +144,8 @@ fn burn_rate_windows_slo_and_factor() {
 }
 
 #[test]
-fn restarts_are_checked_then_refused() {
-    let refused = "rules[0].when.restarts: needs Kubernetes, which this build does not support yet; \
-                   remove the rule or run a build with Kubernetes support";
+fn restarts_need_kubernetes() {
+    let refused = "rules[0].when.restarts: needs rollback.kubernetes: restart counts come from the Kubernetes API";
     assert_eq!(
         when_errors("{ restarts: { above: 3, window: 10m } }"),
         vec![refused]
@@ -158,6 +157,20 @@ fn restarts_are_checked_then_refused() {
             "rules[0].when.restarts.above: must be at least 0, got -1".to_owned(),
             r#"rules[0].when.restarts.windw: unknown field (expected one of: above, window); did you mean "window"?"#.to_owned(),
         ]
+    );
+    let config = crate::config::parse(
+        &format!(
+            "{MINIMAL}rollback: {{ kubernetes: {{}} }}\nrules:\n  - {{ name: crashloop, when: {{ restarts: {{ above: 3 }} }}, do: [rollback] }}\n"
+        ),
+        &|_| None,
+    )
+    .unwrap();
+    assert_eq!(
+        config.rules[0].when,
+        crate::config::Condition::Restarts {
+            above: 3,
+            window: std::time::Duration::from_secs(600)
+        }
     );
 }
 

@@ -1,0 +1,138 @@
+//! Rollback of the pod's own Deployment with `kubectl rollout undo`
+//! semantics (see `plan`), retried by re-reading and re-deciding on 409,
+//! with backoff on 5xx/429/timeouts, never blindly on 403/404/422; each
+//! rollback or refusal also leaves a Kubernetes Event on the Deployment so
+//! `kubectl describe deployment` shows why.
+
+mod events;
+pub mod plan;
+
+use super::retry::{self, Attempt, Backoff, RetryError};
+use super::{Outcome, RollbackRequest};
+use crate::cluster::{Context, Identity};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use plan::{Plan, Why};
+
+pub struct KubeBackend {
+    ctx: Context,
+    identity: Identity,
+    backoff: Backoff,
+}
+
+impl KubeBackend {
+    pub fn new(ctx: Context, identity: Identity, backoff: Backoff) -> KubeBackend {
+        KubeBackend {
+            ctx,
+            identity,
+            backoff,
+        }
+    }
+
+    pub async fn rollback(
+        &self,
+        req: &RollbackRequest,
+        dry_run: bool,
+        on_attempt: impl FnMut(&'static str),
+    ) -> Result<Outcome, RetryError> {
+        let result = retry::run(
+            self.backoff,
+            || async {
+                match self.attempt(req, dry_run).await {
+                    Ok(outcome) => Attempt::Done(outcome),
+                    Err(e) => classify(e),
+                }
+            },
+            on_attempt,
+        )
+        .await;
+        let (reason, kind, message) = match &result {
+            Ok(Outcome::RolledBack(m)) => ("BackstopRollback", "Warning", m.clone()),
+            Ok(Outcome::DryRun(m)) => ("BackstopRollbackDryRun", "Normal", m.clone()),
+            // The replica that did roll back has recorded it already.
+            Ok(Outcome::Refused(super::Prevented::AlreadyRolledBack, _)) => return result,
+            Ok(Outcome::Refused(why, m)) => (
+                "BackstopRollbackRefused",
+                "Warning",
+                format!("{}: {m}", why.metric_label()),
+            ),
+            Err(e) => ("BackstopRollbackFailed", "Warning", e.to_string()),
+        };
+        let message = format!("{message}. Rule {}: {}", req.rule, req.reason);
+        events::record(&self.ctx, &self.identity, reason, kind, &message).await;
+        result
+    }
+
+    /// One read-decide-write round.
+    async fn attempt(&self, req: &RollbackRequest, dry_run: bool) -> Result<Outcome, kube::Error> {
+        let ns = self.identity.namespace.as_str();
+        let deployments: Api<Deployment> = Api::namespaced(self.ctx.client.clone(), ns);
+        let replicasets: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), ns);
+        let deployment = deployments.get(&self.identity.deployment).await?;
+        // Our ReplicaSet is read afresh: its revision changes when a rollout reuses it.
+        let ours = replicasets.get(&self.identity.replicaset).await?;
+        let selector = deployment
+            .spec
+            .as_ref()
+            .map(|s| crate::cluster::selector_string(&s.selector))
+            .unwrap_or_default();
+        let all = replicasets
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        let why = Why {
+            rule: &req.rule,
+            pod: &self.identity.pod,
+            at: &req.fired_at,
+        };
+        match plan::plan(&deployment, &ours, &all.items, &why) {
+            Plan::Refuse(prevented, detail) => Ok(Outcome::Refused(prevented, detail)),
+            Plan::Patch {
+                patch,
+                from,
+                to,
+                to_replicaset,
+            } => {
+                let name = &self.identity.deployment;
+                let what = format!(
+                    "Deployment {ns}/{name} from revision {from} to revision {to} (ReplicaSet {to_replicaset})"
+                );
+                if dry_run {
+                    return Ok(Outcome::DryRun(format!("would roll back {what}")));
+                }
+                let patch: json_patch::Patch =
+                    serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
+                deployments
+                    .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                    .await?;
+                Ok(Outcome::RolledBack(format!("rolled back {what}")))
+            }
+        }
+    }
+}
+
+/// 409: someone wrote in between; re-read and re-decide. 429/5xx and
+/// transport errors: back off and retry. Anything else will not pass by
+/// repeating it.
+fn classify(e: kube::Error) -> Attempt<Outcome> {
+    match &e {
+        kube::Error::Api(s) if s.code == 409 => Attempt::Retry {
+            error: format!("conflict: {}", s.message),
+            after: None,
+        },
+        kube::Error::Api(s) if s.code == 429 || s.code >= 500 => Attempt::Retry {
+            error: format!("HTTP {}: {}", s.code, s.message),
+            after: None,
+        },
+        kube::Error::Api(s) => {
+            Attempt::Reject(format!("HTTP {} {}: {}", s.code, s.reason, s.message))
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => Attempt::Retry {
+            error: e.to_string(),
+            after: None,
+        },
+        _ => Attempt::Reject(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
