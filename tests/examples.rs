@@ -39,24 +39,41 @@ fn example_configuration_is_valid() {
     );
 }
 
+/// The `backstop.yaml` block of a ConfigMap in a manifest file.
+fn configmap_config(path: &str) -> String {
+    let manifest = std::fs::read_to_string(path).unwrap();
+    let key = "backstop.yaml: |\n";
+    let start = manifest.find(key).unwrap_or_else(|| panic!("{path}: no backstop.yaml key")) + key.len();
+    let indent = manifest[start..].len() - manifest[start..].trim_start_matches(' ').len();
+    manifest[start..]
+        .lines()
+        .take_while(|l| l.starts_with(&" ".repeat(indent)) || l.is_empty())
+        .map(|l| format!("{}\n", l.get(indent..).unwrap_or("")))
+        .collect()
+}
+
 #[test]
 fn kubernetes_sidecar_configuration_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/sidecar-webhook.yaml");
-    let manifest = std::fs::read_to_string(path).unwrap();
-    // The ConfigMap's `backstop.yaml` block: the indented lines after its key.
-    let start = manifest.find("backstop.yaml: |\n").unwrap() + "backstop.yaml: |\n".len();
-    let yaml: String = manifest[start..]
-        .lines()
-        .take_while(|l| l.starts_with("    ") || l.is_empty())
-        .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
-        .collect();
     let mut token = tempfile::NamedTempFile::new().unwrap();
     token.write_all(b"Bearer t0ken\n").unwrap();
-    let yaml = yaml.replace(
+    let yaml = configmap_config(path).replace(
         "/etc/backstop-secrets/deployer-token",
         token.path().to_str().unwrap(),
     );
     let config = backstop::config::parse(&yaml, &env)
         .unwrap_or_else(|e| panic!("{path} config invalid:\n{e}"));
     assert_eq!(config.rules.len(), 4);
+}
+
+#[test]
+fn kustomize_base_configuration_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/base/configmap.yaml");
+    let config = backstop::config::parse(&configmap_config(path), &env)
+        .unwrap_or_else(|e| panic!("{path} config invalid:\n{e}"));
+    assert!(matches!(
+        config.rollback.backend,
+        Some(backstop::config::RollbackBackend::Kubernetes(_))
+    ));
+    assert!(config.rules.iter().any(|r| matches!(r.when, backstop::config::Condition::Restarts { .. })));
 }
