@@ -43,7 +43,10 @@ fn example_configuration_is_valid() {
 fn configmap_config(path: &str) -> String {
     let manifest = std::fs::read_to_string(path).unwrap();
     let key = "backstop.yaml: |\n";
-    let start = manifest.find(key).unwrap_or_else(|| panic!("{path}: no backstop.yaml key")) + key.len();
+    let start = manifest
+        .find(key)
+        .unwrap_or_else(|| panic!("{path}: no backstop.yaml key"))
+        + key.len();
     let indent = manifest[start..].len() - manifest[start..].trim_start_matches(' ').len();
     manifest[start..]
         .lines()
@@ -75,5 +78,10 @@ fn kustomize_base_configuration_is_valid() {
         config.rollback.backend,
         Some(backstop::config::RollbackBackend::Kubernetes(_))
     ));
-    assert!(config.rules.iter().any(|r| matches!(r.when, backstop::config::Condition::Restarts { .. })));
+    assert!(
+        config
+            .rules
+            .iter()
+            .any(|r| matches!(r.when, backstop::config::Condition::Restarts { .. }))
+    );
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: start the sample app and the
 //! whole daemon on 127.0.0.1:0, wait for events, fetch admin endpoints.
 #![allow(dead_code)] // each test binary uses its own subset
+pub mod fake_kube;
 
 use backstop::demo::app::SampleApp;
 use backstop::telemetry::Event;
