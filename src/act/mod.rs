@@ -238,6 +238,10 @@ impl Actor {
         };
         match check {
             Check::Wait => {}
+            // This episode already rolled back (or settled) this revision:
+            // its reminders have nothing new to say. A new episode on the
+            // same revision is reported below.
+            Check::Prevented(Prevented::AlreadyRolledBack) if d.kind == DecisionKind::Firing => {}
             Check::Prevented(why) => {
                 if self.reported[d.rule] != Some(why) {
                     self.reported[d.rule] = Some(why);

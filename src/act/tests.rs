@@ -112,16 +112,25 @@ async fn webhook_rollback_carries_the_evidence_and_happens_once() {
             .unwrap()
             .contains("3 consecutive failures")
     );
-    // Reminders while still firing: reported as prevented once, never sent again.
+    // Reminders while still firing: nothing new, nothing sent or recorded.
     for _ in 0..3 {
         h.tx.send(decision(DecisionKind::Firing)).await.unwrap();
     }
+    // The rule fires again later on the same revision: held back, said once.
+    h.tx.send(decision(DecisionKind::Fired)).await.unwrap();
+    h.tx.send(decision(DecisionKind::Firing)).await.unwrap();
     let r = h.next_action().await;
     assert_eq!(r.outcome, "prevented: already_rolled_back");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(h.app.rollbacks().len(), 1);
     assert_eq!(h.log.latest().len(), 2);
     assert_eq!(h.counter("succeeded"), 1);
+    let prevented = h
+        .telemetry
+        .metrics
+        .rollbacks_prevented
+        .with_label_values(&["health-down", "already_rolled_back"]);
+    assert_eq!(prevented.get(), 1);
     h.stop.cancel();
 }
 
