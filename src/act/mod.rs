@@ -293,28 +293,28 @@ impl Actor {
                     telemetry.action_attempt("rollback", outcome)
                 })
                 .await;
+            let took = started.elapsed();
+            let rule = request.rule.as_str();
             let (label, detail, done) = match result {
                 Ok(Outcome::RolledBack(detail)) => {
+                    telemetry.rollback_result(rule, "succeeded", took);
                     ("succeeded".to_string(), detail, Done::RolledBack)
                 }
-                Ok(Outcome::DryRun(detail)) => ("dry_run".to_string(), detail, Done::Settled),
-                Ok(Outcome::Refused(why, detail)) => {
-                    telemetry.rollback_prevented(&request.rule, why);
-                    (
-                        format!("prevented: {}", why.metric_label()),
-                        detail,
-                        Done::Settled,
-                    )
+                Ok(Outcome::DryRun(detail)) => {
+                    telemetry.rollback_result(rule, "dry_run", took);
+                    ("dry_run".to_string(), detail, Done::Settled)
                 }
-                Err(e) => (
-                    "failed".to_string(),
-                    format!("{}: {e}", backend.label()),
-                    Done::Failed,
-                ),
+                Ok(Outcome::Refused(why, detail)) => {
+                    telemetry.rollback_prevented(rule, why);
+                    let label = format!("prevented: {}", why.metric_label());
+                    (label, detail, Done::Settled)
+                }
+                Err(e) => {
+                    telemetry.rollback_result(rule, "failed", took);
+                    let detail = format!("{}: {e}", backend.label());
+                    ("failed".to_string(), detail, Done::Failed)
+                }
             };
-            if done != Done::Settled || label == "dry_run" {
-                telemetry.rollback_result(&request.rule, &label, started.elapsed());
-            }
             let record = ActionRecord::new(
                 &request.rule,
                 "rollback",
