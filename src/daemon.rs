@@ -3,7 +3,7 @@
 //! probing stops at once, rollbacks in flight get a bounded grace period,
 //! and everything is down within a second.
 
-use crate::act::{ActionLog, Actor, Backend, Revision};
+use crate::act::{ActionLog, Actor, Backend, Revision, alertmanager};
 use crate::cluster::{self, RestartWatcher, Restarts};
 use crate::config::{Condition, Config, RollbackBackend};
 use crate::engine::{Decision, Engine, Scope};
@@ -138,13 +138,26 @@ pub async fn start(
     };
     tasks.spawn(engine_loop(engine, inputs, decision_tx, stop.clone()));
 
-    let actor = Actor::new(
+    let mut actor = Actor::new(
         config.clone(),
         telemetry.clone(),
         backend,
         revision.clone(),
         actions.clone(),
     );
+    if let Some(am) = &config.page.alertmanager {
+        let ctx = alertmanager::Context {
+            service: config.service.clone(),
+            revision: revision.id.clone(),
+            namespace: options.kubernetes.as_ref().map(|k| k.namespace.clone()),
+            generator_url: status_url(addr),
+        };
+        let pager = alertmanager::Pager::new(am.clone(), ctx, telemetry.clone(), actions.clone())
+            .map_err(StartError::Setup)?;
+        let (notice_tx, notice_rx) = mpsc::channel(64);
+        tasks.spawn(pager.run(notice_rx, stop.clone()));
+        actor = actor.with_pager(notice_tx);
+    }
     tasks.spawn(actor.run(decision_rx, stop.clone(), ACTION_GRACE));
 
     let shared = Arc::new(Shared {
@@ -169,6 +182,17 @@ pub async fn start(
         stop,
         tasks,
     })
+}
+
+/// Where a person finds `/status`: the admin address, or this host's name
+/// when it listens on every interface.
+fn status_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        format!("http://{host}:{}/status", addr.port())
+    } else {
+        format!("http://{addr}/status")
+    }
 }
 
 /// The longest window of the `restarts` rules, if there are any.

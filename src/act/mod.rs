@@ -7,6 +7,7 @@
 //! Kubernetes); each does its own dry run, so an advisory run goes as far
 //! as the backend can without writing.
 
+pub mod alertmanager;
 mod guard;
 pub mod kube;
 mod record;
@@ -117,6 +118,8 @@ pub struct Actor {
     /// Per rule: the last prevention reported in its current firing episode,
     /// so a rule that keeps firing is reported once, not every tick.
     reported: Vec<Option<Prevented>>,
+    /// Where `page` goes, when a receiver is configured.
+    pager: Option<mpsc::Sender<alertmanager::Notice>>,
 }
 
 /// A rollback that finished, reported back to the actor loop.
@@ -147,9 +150,16 @@ impl Actor {
             revision,
             guard,
             limiter: RateLimiter::direct(quota),
+            pager: None,
             log,
             reported,
         }
+    }
+
+    /// Send `page` actions to this pager.
+    pub fn with_pager(mut self, pager: mpsc::Sender<alertmanager::Notice>) -> Actor {
+        self.pager = Some(pager);
+        self
     }
 
     /// Handle decisions until `stop`; then give rollbacks in flight up to
@@ -207,26 +217,63 @@ impl Actor {
             // A new episode (or its end): report preventions afresh.
             self.reported[d.rule] = None;
         }
-        if d.kind == DecisionKind::Resolved {
-            return;
-        }
         let config = self.config.clone();
         for action in &config.rules[d.rule].actions {
             match action {
-                Action::Rollback => self.rollback(&d, tasks),
-                // Configuration refuses `page` until a receiver is supported;
-                // should one slip through, say so rather than drop it.
-                Action::Page => {
-                    if d.kind == DecisionKind::Fired {
-                        self.record(
-                            &d,
-                            "page",
-                            "failed",
-                            "no page receiver is supported by this build".into(),
-                        );
-                    }
-                }
+                Action::Rollback if d.kind != DecisionKind::Resolved => self.rollback(&d, tasks),
+                Action::Rollback => {}
+                // The pager re-sends on its own schedule; reminders add nothing.
+                Action::Page if d.kind != DecisionKind::Firing => self.page(&d),
+                Action::Page => {}
             }
+        }
+    }
+
+    fn page(&mut self, d: &Decision) {
+        let rule = &self.config.rules[d.rule];
+        let firing = d.kind == DecisionKind::Fired;
+        let Some(pager) = &self.pager else {
+            // Configuration refuses `page` without a receiver; should one
+            // slip through, say so rather than drop the incident.
+            self.record(d, "page", "failed", "no page receiver is configured".into());
+            return;
+        };
+        let actions: Vec<&str> = rule.actions.iter().map(|a| a.as_str()).collect();
+        let summary = format!(
+            "{}: rule {} {}: {}",
+            self.config.service,
+            rule.name,
+            if firing { "fired" } else { "resolved" },
+            d.evidence
+        );
+        let description = format!(
+            "Revision {} of {}. Rule {} ({}), actions: {}. Evidence: {}",
+            self.revision.id,
+            self.config.service,
+            rule.name,
+            d.evidence,
+            actions.join(", "),
+            serde_json::to_string(&d.evidence).unwrap_or_default()
+        );
+        let notice = alertmanager::Notice {
+            rule: rule.name.clone(),
+            severity: rule.severity,
+            firing,
+            summary,
+            description,
+            evidence: d.evidence.clone(),
+            at: d.at,
+        };
+        // The pager drains its queue between posts; a full queue means it
+        // is stuck on a slow receiver, which the log must show.
+        if let Err(e) = pager.try_send(notice) {
+            tracing::error!(rule = rule.name.as_str(), error = %e, "page notice not queued");
+            self.record(
+                d,
+                "page",
+                "failed",
+                format!("the pager's queue is full or closed: {e}"),
+            );
         }
     }
 

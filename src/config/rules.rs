@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{self, RawBurnRate, RawErrorRate, RawLatency, RawRestarts, RawRule, RawWhen};
-use super::types::{Action, Condition, Rule};
+use super::types::{Action, Condition, Rule, Severity};
 use super::units::{self, Zero, show};
 use super::validate::Refs;
 use super::values;
@@ -74,11 +74,33 @@ fn rule(p: &mut Problems, path: &str, r: &RawRule, refs: &Refs) -> Option<Rule> 
         Some(v) => actions(p, &at("do"), v, refs),
         None => Some(Vec::new()),
     };
+    let actions = actions?;
+    let severity = match &r.severity {
+        None if actions.contains(&Action::Rollback) => Some(Severity::Critical),
+        None => Some(Severity::Error),
+        Some(v) => values::text(p, &at("severity"), v).and_then(|s| match s {
+            "critical" => Some(Severity::Critical),
+            "error" => Some(Severity::Error),
+            "warning" => Some(Severity::Warning),
+            "info" => Some(Severity::Info),
+            other => {
+                p.add(
+                    &at("severity"),
+                    format!(
+                        "{} is not one of critical, error, warning, info",
+                        values::quote(other)
+                    ),
+                );
+                None
+            }
+        }),
+    };
     Some(Rule {
         name: name?,
         when: when?,
         for_: for_?,
-        actions: actions?,
+        actions,
+        severity: severity?,
     })
 }
 
@@ -422,8 +444,17 @@ fn actions(p: &mut Problems, path: &str, value: &Value, refs: &Refs) -> Option<V
                 out.push(Action::Rollback);
                 continue;
             }
-            "rollback" => r#""rollback" needs rollback.webhook (or rollback.kubernetes)"#.to_owned(),
-            "page" => r#""page" needs a page receiver, and paging (PagerDuty, Alertmanager) is not supported by this build yet"#.to_owned(),
+            "rollback" => {
+                r#""rollback" needs rollback.webhook (or rollback.kubernetes)"#.to_owned()
+            }
+            "page" if refs.page_configured => {
+                out.push(Action::Page);
+                continue;
+            }
+            "page" => {
+                r#""page" needs page.alertmanager (PagerDuty is not supported by this build yet)"#
+                    .to_owned()
+            }
             other => format!(
                 "unknown action {} (valid: {}){}",
                 values::quote(other),

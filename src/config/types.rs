@@ -22,6 +22,45 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// How (and whether) to roll back.
     pub rollback: Rollback,
+    /// Where incidents go.
+    pub page: Page,
+}
+
+/// `page`: incident receivers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Page {
+    pub alertmanager: Option<Alertmanager>,
+}
+
+/// `page.alertmanager`: Alertmanager API v2; every URL (an HA pair) gets every alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alertmanager {
+    pub urls: Vec<url::Url>,
+    /// Firing alerts are re-sent this often, with `endsAt` four intervals
+    /// ahead; resolved ones for a few minutes after. Default 1m.
+    pub resend: Duration,
+    /// Per request. Default 5s.
+    pub timeout: Duration,
+}
+
+/// How loud a rule's incident is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
 }
 
 /// One probed endpoint.
@@ -133,6 +172,8 @@ pub struct Rule {
     pub for_: Duration,
     /// Actions when it fires, in order. May be empty (observe only).
     pub actions: Vec<Action>,
+    /// Incident severity. Default critical for rules that roll back, error otherwise.
+    pub severity: Severity,
 }
 
 /// What a rule watches. Target and SLO references are resolved to indexes.

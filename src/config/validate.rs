@@ -8,8 +8,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::error::{self, Problems};
-use super::raw::{self, RawConfig, RawKubernetes, RawRollback, RawSlo, RawTarget, RawWebhook};
-use super::types::{Config, Kubernetes, Rollback, RollbackBackend, Slo, Webhook};
+use super::raw::{
+    self, RawConfig, RawKubernetes, RawPage, RawRollback, RawSlo, RawTarget, RawWebhook,
+};
+use super::types::{
+    Alertmanager, Config, Kubernetes, Page, Rollback, RollbackBackend, Slo, Webhook,
+};
 use super::units::{self, Zero};
 use super::values;
 use super::{rules, targets};
@@ -20,6 +24,8 @@ const MAX_SERVICE_LEN: usize = 63;
 const DEFAULT_BAKE: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prometheus re-sends firing alerts every minute; so does backstop.
+const DEFAULT_RESEND: Duration = Duration::from_secs(60);
 
 /// Names other sections refer to. Built from the raw file, so a reference to
 /// a target or SLO that has some other problem is not reported a second time.
@@ -32,6 +38,8 @@ pub(super) struct Refs<'a> {
     pub(super) rollback_configured: bool,
     /// `rollback.kubernetes` is present (restart counts need it).
     pub(super) kubernetes: bool,
+    /// A page receiver this build supports is present.
+    pub(super) page_configured: bool,
 }
 
 impl Refs<'_> {
@@ -72,10 +80,12 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
             .rollback
             .as_ref()
             .is_some_and(|r| r.kubernetes.is_some()),
+        page_configured: raw.page.as_ref().is_some_and(|p| p.alertmanager.is_some()),
     };
     let slos = slos(p, &raw.slos, &mut refs);
     let rules = rules::rules(p, &raw.rules, &refs);
     let rollback = rollback(p, &raw.rollback);
+    let page = page(p, &raw.page);
     unsupported(p, raw);
     Some(Config {
         service: service?,
@@ -84,6 +94,56 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         slos: slos?,
         rules: rules?,
         rollback: rollback?,
+        page: page?,
+    })
+}
+
+fn page(p: &mut Problems, raw: &Option<RawPage>) -> Option<Page> {
+    let Some(page) = raw else {
+        return Some(Page::default());
+    };
+    raw::check_unknown(p, "page", page);
+    let Some(am) = &page.alertmanager else {
+        return Some(Page::default());
+    };
+    let path = "page.alertmanager";
+    raw::check_unknown(p, path, am);
+    let url_path = error::key(path, "url");
+    let urls = values::required(p, &url_path, &am.url).and_then(|v| {
+        let mut urls = Vec::new();
+        let mut ok = true;
+        for (item_path, item) in values::list_or_one(&url_path, v) {
+            match values::http_url(p, &item_path, item) {
+                Some(u) => urls.push(u),
+                None => ok = false,
+            }
+        }
+        if ok && urls.is_empty() {
+            p.add(&url_path, "needs at least one URL");
+            ok = false;
+        }
+        ok.then_some(urls)
+    });
+    let resend = units::duration_or(
+        p,
+        &error::key(path, "resend_interval"),
+        &am.resend_interval,
+        DEFAULT_RESEND,
+        Zero::Forbidden,
+    );
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &am.timeout,
+        DEFAULT_WEBHOOK_TIMEOUT,
+        Zero::Forbidden,
+    );
+    Some(Page {
+        alertmanager: Some(Alertmanager {
+            urls: urls?,
+            resend: resend?,
+            timeout: timeout?,
+        }),
     })
 }
 
@@ -339,12 +399,6 @@ fn unsupported(p: &mut Problems, raw: &RawConfig) {
                 values::http_url(p, &error::key(path, "url"), v);
             }
             p.add(path, format!("PagerDuty paging is {NOT_YET}"));
-        }
-        if let Some(am) = &page.alertmanager {
-            let path = "page.alertmanager";
-            raw::check_unknown(p, path, am);
-            required_url(p, &error::key(path, "url"), &am.url);
-            p.add(path, format!("Alertmanager paging is {NOT_YET}"));
         }
     }
     if let Some(annotate) = &raw.annotate {

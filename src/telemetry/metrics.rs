@@ -27,6 +27,7 @@ pub struct Metrics {
     pub rollbacks_prevented: IntCounterVec,
     pub action_duration: HistogramVec,
     pub action_attempts: IntCounterVec,
+    pub page_deliveries: IntCounterVec,
 }
 
 /// Seconds buckets for probe and action durations: 1 ms .. 30 s.
@@ -125,6 +126,11 @@ impl Metrics {
                 "Outbound attempts of actions by outcome (ok, retryable, rejected).",
                 &["action", "outcome"],
             ),
+            page_deliveries: counter(
+                "backstop_page_deliveries_total",
+                "Posts of incidents to a receiver by result (ok, failed, held: over the per-minute limit, sent with the next re-send).",
+                &["receiver", "result"],
+            ),
             registry,
         };
         m.register_all();
@@ -152,6 +158,7 @@ impl Metrics {
             Box::new(self.rollbacks_prevented.clone()),
             Box::new(self.action_duration.clone()),
             Box::new(self.action_attempts.clone()),
+            Box::new(self.page_deliveries.clone()),
         ];
         for c in collectors {
             self.registry

@@ -226,6 +226,13 @@ impl Telemetry {
             .observe(took.as_secs_f64());
     }
 
+    pub fn page_delivery(&self, receiver: &str, result: &str) {
+        self.metrics
+            .page_deliveries
+            .with_label_values(&[receiver, result])
+            .inc();
+    }
+
     pub fn action_attempt(&self, action: &str, outcome: &str) {
         self.metrics
             .action_attempts

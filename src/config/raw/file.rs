@@ -192,7 +192,7 @@ pub(in crate::config) struct RawWebhook {
 }
 section!(RawWebhook, ["url", "headers", "header_files", "timeout"]);
 
-/// `page` (not supported by this build yet).
+/// `page`: incident receivers (PagerDuty is not supported by this build yet).
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a map of page receivers")]
 pub(in crate::config) struct RawPage {
@@ -224,12 +224,18 @@ section!(RawPagerDuty, ["routing_key_file", "url"]);
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a map of Alertmanager settings")]
 pub(in crate::config) struct RawAlertmanager {
-    /// Alertmanager base URL.
+    /// Alertmanager base URL, or a list of them (an HA pair): every one
+    /// receives every alert. Required.
     pub url: Option<Value>,
+    /// How often firing alerts are re-sent (`endsAt` is four intervals
+    /// ahead). Default `1m`.
+    pub resend_interval: Option<Value>,
+    /// Per-request timeout. Default `5s`.
+    pub timeout: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawAlertmanager, ["url"]);
+section!(RawAlertmanager, ["url", "resend_interval", "timeout"]);
 
 /// `annotate` (not supported by this build yet).
 #[derive(Debug, Default, Deserialize)]

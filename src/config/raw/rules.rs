@@ -21,10 +21,13 @@ pub(in crate::config) struct RawRule {
     /// Actions when it fires: `rollback`, `page`. Default none (observe only).
     #[serde(rename = "do")]
     pub actions: Option<Value>,
+    /// Incident severity: `critical`, `error`, `warning` or `info`. Default
+    /// `critical` when the rule rolls back, `error` otherwise.
+    pub severity: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawRule, ["name", "when", "for", "do"]);
+section!(RawRule, ["name", "when", "for", "do", "severity"]);
 
 /// `rules[].when`: exactly one condition, plus the target it watches.
 #[derive(Debug, Default, Deserialize)]

@@ -327,10 +327,36 @@ fn unsupported_sections_are_refused_not_ignored() {
         errors(&yaml),
         vec![
             "page.pagerduty: PagerDuty paging is not supported by this build yet",
-            "page.alertmanager: Alertmanager paging is not supported by this build yet",
             "annotate.grafana: Grafana annotations are not supported by this build yet",
             r#"annotate.grafana.tokn: unknown field (expected one of: url, token_file)"#,
             "otlp: OTLP trace export is not supported by this build yet",
+        ]
+    );
+}
+
+#[test]
+fn alertmanager_receivers() {
+    let page = |section: &str| {
+        crate::config::parse(
+            &format!("{MINIMAL}page: {{ alertmanager: {section} }}\n"),
+            &|_| None,
+        )
+        .map(|c| c.page.alertmanager.unwrap())
+    };
+    let one = page("{ url: \"http://am:9093\" }").unwrap();
+    assert_eq!(one.urls.len(), 1);
+    assert_eq!(one.resend, std::time::Duration::from_secs(60));
+    let pair = page("{ url: [\"http://am-0:9093\", \"http://am-1:9093\"], resend_interval: 30s }")
+        .unwrap();
+    assert_eq!(pair.urls.len(), 2);
+    assert_eq!(pair.resend, std::time::Duration::from_secs(30));
+    assert_eq!(
+        errors_with(
+            "page: { alertmanager: { url: [\"http://am-0:9093\", \"am-1\"], resend_interval: 0s } }\n"
+        ),
+        vec![
+            r#"page.alertmanager.url[1]: "am-1" is not an absolute URL: relative URL without a base"#,
+            "page.alertmanager.resend_interval: must be greater than 0, got 0s",
         ]
     );
 }

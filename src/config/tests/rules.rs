@@ -191,7 +191,7 @@ fn actions_must_be_known_unique_and_supported() {
     assert_eq!(
         rule("[page]"),
         vec![
-            r#"rules[0].do[0]: "page" needs a page receiver, and paging (PagerDuty, Alertmanager) is not supported by this build yet"#
+            r#"rules[0].do[0]: "page" needs page.alertmanager (PagerDuty is not supported by this build yet)"#
         ]
     );
     let no_backend = errors(&format!(

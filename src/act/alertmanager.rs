@@ -1,0 +1,359 @@
+//! Paging through Alertmanager's API v2: one alert per firing rule, posted
+//! to every configured Alertmanager (an HA pair gets everything). Like
+//! Prometheus, backstop re-sends firing alerts every interval with `endsAt`
+//! four intervals ahead, and re-sends resolved ones (with `endsAt` = the
+//! resolution) for a few minutes, because Alertmanager keeps no state
+//! across its restarts. Delivery is state-based: a failed post is repeated
+//! at the next interval with the current state, so nothing is lost and
+//! nothing queues up.
+
+use super::retry::{self, Attempt, Backoff};
+use super::{ActionLog, ActionRecord};
+use crate::config::{Alertmanager, Severity};
+use crate::rules::Evidence;
+use crate::telemetry::Telemetry;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+/// Posts per minute to one Alertmanager; a flapping rule cannot flood it.
+/// What is held back goes out with the next interval's re-send.
+const POSTS_PER_MINUTE: u32 = 30;
+/// Resolved alerts are re-sent this long.
+const RESOLVED_RESEND: Duration = Duration::from_secs(5 * 60);
+
+/// A rule started firing or resolved.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub rule: String,
+    pub severity: Severity,
+    pub firing: bool,
+    /// One line: why.
+    pub summary: String,
+    /// The evidence, thresholds and revision, for the person paged.
+    pub description: String,
+    pub evidence: Evidence,
+    pub at: SystemTime,
+}
+
+struct Alert {
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts_at: SystemTime,
+    /// When it resolved (wall clock for `endsAt`, monotonic for expiry).
+    resolved: Option<(SystemTime, Instant)>,
+}
+
+/// Everything the pager needs besides its configuration.
+pub struct Context {
+    pub service: String,
+    pub revision: String,
+    pub namespace: Option<String>,
+    /// Link back to backstop's `/status`.
+    pub generator_url: String,
+}
+
+pub struct Pager {
+    client: reqwest::Client,
+    config: Alertmanager,
+    ctx: Context,
+    alerts: BTreeMap<String, Alert>,
+    limiters: Vec<DefaultDirectRateLimiter>,
+    telemetry: Telemetry,
+    log: ActionLog,
+}
+
+impl Pager {
+    pub fn new(
+        config: Alertmanager,
+        ctx: Context,
+        telemetry: Telemetry,
+        log: ActionLog,
+    ) -> Result<Pager, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let quota =
+            Quota::per_minute(NonZeroU32::new(POSTS_PER_MINUTE).expect("non-zero constant"));
+        let limiters = config
+            .urls
+            .iter()
+            .map(|_| RateLimiter::direct(quota))
+            .collect();
+        Ok(Pager {
+            client,
+            config,
+            ctx,
+            alerts: BTreeMap::new(),
+            limiters,
+            telemetry,
+            log,
+        })
+    }
+
+    /// Apply notices as they come and re-send on every interval, until `stop`.
+    pub async fn run(mut self, mut notices: mpsc::Receiver<Notice>, stop: CancellationToken) {
+        let mut resend = tokio::time::interval(self.config.resend);
+        resend.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                n = notices.recv() => match n {
+                    Some(n) => {
+                        let what = self.apply(n);
+                        let delivered = self.send_all().await;
+                        self.record(what, delivered);
+                    }
+                    None => return,
+                },
+                _ = resend.tick() => {
+                    self.expire(Instant::now());
+                    if !self.alerts.is_empty() {
+                        self.send_all().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fold a notice into the alert state; returns it for the record.
+    fn apply(&mut self, n: Notice) -> Notice {
+        let mut labels = BTreeMap::from([
+            ("alertname".to_string(), "BackstopRuleFiring".to_string()),
+            ("service".to_string(), self.ctx.service.clone()),
+            ("rule".to_string(), n.rule.clone()),
+            ("severity".to_string(), n.severity.as_str().to_string()),
+            ("revision".to_string(), self.ctx.revision.clone()),
+        ]);
+        if let Some(ns) = &self.ctx.namespace {
+            labels.insert("namespace".into(), ns.clone());
+        }
+        let annotations = BTreeMap::from([
+            ("summary".to_string(), n.summary.clone()),
+            ("description".to_string(), n.description.clone()),
+        ]);
+        match (n.firing, self.alerts.get_mut(&n.rule)) {
+            (true, Some(a)) if a.resolved.is_none() => a.annotations = annotations,
+            (true, _) => {
+                let alert = Alert {
+                    labels,
+                    annotations,
+                    starts_at: n.at,
+                    resolved: None,
+                };
+                self.alerts.insert(n.rule.clone(), alert);
+            }
+            (false, Some(a)) => {
+                a.annotations = annotations;
+                a.resolved = Some((n.at, Instant::now()));
+            }
+            // Resolved without having fired here (e.g. fired before a restart): say so anyway.
+            (false, None) => {
+                let alert = Alert {
+                    labels,
+                    annotations,
+                    starts_at: n.at,
+                    resolved: Some((n.at, Instant::now())),
+                };
+                self.alerts.insert(n.rule.clone(), alert);
+            }
+        }
+        n
+    }
+
+    /// Stop re-sending alerts resolved long enough ago.
+    fn expire(&mut self, now: Instant) {
+        self.alerts.retain(|_, a| {
+            a.resolved
+                .is_none_or(|(_, at)| now.saturating_duration_since(at) < RESOLVED_RESEND)
+        });
+    }
+
+    /// The API v2 body: every alert, firing ones ending four intervals ahead.
+    pub fn body(&self, now: SystemTime) -> serde_json::Value {
+        let ahead = now + self.config.resend * 4;
+        let alerts: Vec<serde_json::Value> = self
+            .alerts
+            .values()
+            .map(|a| {
+                let ends = a.resolved.map_or(ahead, |(at, _)| at);
+                serde_json::json!({
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "startsAt": super::rfc3339(a.starts_at),
+                    "endsAt": super::rfc3339(ends),
+                    "generatorURL": self.ctx.generator_url,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(alerts)
+    }
+
+    /// Post the current state to every Alertmanager; returns how many took it.
+    async fn send_all(&mut self) -> usize {
+        let body = self.body(SystemTime::now());
+        let mut delivered = 0;
+        for (i, base) in self.config.urls.iter().enumerate() {
+            if self.limiters[i].check().is_err() {
+                self.telemetry.page_delivery("alertmanager", "held");
+                continue;
+            }
+            let url = match base.join("api/v2/alerts") {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot build the Alertmanager alerts URL");
+                    continue;
+                }
+            };
+            let backoff = Backoff {
+                attempts: 3,
+                base: Duration::from_millis(200),
+                max: Duration::from_secs(2),
+            };
+            let sent = retry::run(
+                backoff,
+                || async {
+                    match self.client.post(url.clone()).json(&body).send().await {
+                        Err(e) => Attempt::Retry {
+                            error: e.without_url().to_string(),
+                            after: None,
+                        },
+                        Ok(resp) => {
+                            let status = resp.status().as_u16();
+                            let after = retry::retry_after(resp.headers());
+                            let text = resp.text().await.unwrap_or_default();
+                            retry::classify_status(status, after, (), &text)
+                        }
+                    }
+                },
+                |outcome| self.telemetry.action_attempt("page", outcome),
+            )
+            .await;
+            match sent {
+                Ok(()) => {
+                    delivered += 1;
+                    self.telemetry.page_delivery("alertmanager", "ok");
+                }
+                Err(e) => {
+                    self.telemetry.page_delivery("alertmanager", "failed");
+                    tracing::warn!(receiver = url.host_str().unwrap_or(""), error = %e, "Alertmanager did not take the alerts; they go out again at the next interval");
+                }
+            }
+        }
+        delivered
+    }
+
+    fn record(&self, n: Notice, delivered: usize) {
+        let firing = n.firing;
+        let total = self.config.urls.len();
+        let (outcome, detail) = match delivered {
+            0 => (
+                "failed",
+                format!(
+                    "no Alertmanager took the alert (of {total}); re-sent every {}",
+                    humantime::format_duration(self.config.resend)
+                ),
+            ),
+            n => (
+                if firing { "triggered" } else { "resolved" },
+                format!(
+                    "{} alert sent to {n} of {total} Alertmanager(s)",
+                    if firing { "firing" } else { "resolved" }
+                ),
+            ),
+        };
+        let record = ActionRecord {
+            at: super::rfc3339(SystemTime::now()),
+            rule: n.rule,
+            action: "page",
+            outcome: outcome.to_string(),
+            detail,
+            revision: self.ctx.revision.clone(),
+            evidence: n.evidence,
+        };
+        self.telemetry.action(&record);
+        self.log.push(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pager() -> Pager {
+        crate::init_tls();
+        let config = Alertmanager {
+            urls: vec!["http://127.0.0.1:9".parse().unwrap()],
+            resend: Duration::from_secs(60),
+            timeout: Duration::from_secs(1),
+        };
+        let ctx = Context {
+            service: "checkout".into(),
+            revision: "3".into(),
+            namespace: Some("shop".into()),
+            generator_url: "http://pod:9464/status".into(),
+        };
+        Pager::new(
+            config,
+            ctx,
+            Telemetry::new("checkout"),
+            ActionLog::default(),
+        )
+        .unwrap()
+    }
+
+    fn notice(firing: bool, at: SystemTime) -> Notice {
+        Notice {
+            rule: "health-down".into(),
+            severity: Severity::Critical,
+            firing,
+            summary: "s".into(),
+            description: "d".into(),
+            evidence: Evidence::Restarts {
+                window_seconds: 600.0,
+                restarts: Some(4),
+                above: 3,
+            },
+            at,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn firing_ends_four_intervals_ahead_and_resolved_ends_when_it_resolved() {
+        let mut p = pager();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        p.apply(notice(true, t0));
+        let body = p.body(t0 + Duration::from_secs(10));
+        let a = &body[0];
+        assert_eq!(a["labels"]["namespace"], "shop");
+        assert_eq!(a["labels"]["severity"], "critical");
+        assert_eq!(a["startsAt"], rfc(t0));
+        assert_eq!(a["endsAt"], rfc(t0 + Duration::from_secs(250)));
+        // Firing again while firing keeps the original start.
+        p.apply(notice(true, t0 + Duration::from_secs(30)));
+        assert_eq!(p.body(t0)[0]["startsAt"], rfc(t0));
+        let resolved_at = t0 + Duration::from_secs(90);
+        p.apply(notice(false, resolved_at));
+        assert_eq!(
+            p.body(t0 + Duration::from_secs(120))[0]["endsAt"],
+            rfc(resolved_at)
+        );
+        // Re-sent for five minutes after resolving, then dropped.
+        tokio::time::advance(RESOLVED_RESEND - Duration::from_secs(1)).await;
+        p.expire(Instant::now());
+        assert_eq!(p.body(t0).as_array().unwrap().len(), 1);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        p.expire(Instant::now());
+        assert!(p.body(t0).as_array().unwrap().is_empty());
+    }
+
+    fn rfc(t: SystemTime) -> String {
+        crate::act::rfc3339(t)
+    }
+}

@@ -1,0 +1,199 @@
+//! Paging through a real Alertmanager (Debian `prometheus-alertmanager`),
+//! two of them as an HA pair: backstop's alerts are read back through
+//! `GET /api/v2/alerts` while the rule fires (and are re-sent with a later
+//! `endsAt`), and seen resolved after.
+
+mod common;
+
+use backstop::demo::app::Behaviour;
+use backstop::telemetry::Event;
+use common::start;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+struct Alertmanager {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary() -> &'static str {
+    for name in ["prometheus-alertmanager", "alertmanager"] {
+        if Command::new(name).arg("--version").output().is_ok() {
+            return name;
+        }
+    }
+    panic!(
+        "no Alertmanager binary: install it with `apt-get install -y prometheus-alertmanager` (scripts/test does this)"
+    )
+}
+
+async fn start_alertmanager() -> Alertmanager {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertmanager.yml");
+    // Deliver nowhere: the test reads alerts back through the API.
+    std::fs::write(
+        &config,
+        "route: { receiver: nowhere }\nreceivers: [ { name: nowhere } ]\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(binary())
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("Alertmanager starts");
+    let am = Alertmanager {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/-/ready", am.base)).await
+            && r.status().is_success()
+        {
+            return am;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Alertmanager not ready within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Alertmanager {
+    /// Our alert as Alertmanager holds it, if it does.
+    async fn alert(&self) -> Option<serde_json::Value> {
+        let alerts: serde_json::Value = reqwest::get(format!("{}/api/v2/alerts", self.base))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        alerts
+            .as_array()?
+            .iter()
+            .find(|a| a["labels"]["rule"] == "health-down")
+            .cloned()
+    }
+}
+
+fn time(v: &serde_json::Value) -> SystemTime {
+    humantime::parse_rfc3339_weak(
+        v.as_str()
+            .expect("a timestamp")
+            .trim_end_matches('Z')
+            .split('.')
+            .next()
+            .unwrap(),
+    )
+    .expect("an RFC 3339 timestamp")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_both_alertmanagers_and_resolve() {
+    backstop::init_tls();
+    let (am1, am2) = (start_alertmanager().await, start_alertmanager().await);
+    let yaml = format!(
+        r#"
+service: checkout
+targets:
+  - name: health
+    url: "{{app}}/health"
+    interval: 100ms
+rules:
+  - name: health-down
+    when: {{ consecutive_failures: 3, target: health }}
+    severity: warning
+    do: [page]
+page:
+  alertmanager: {{ url: ["{}", "{}"], resend_interval: 1s }}
+"#,
+        am1.base, am2.base
+    );
+    let mut s = start(&yaml).await;
+    s.app.set(Behaviour::Status(500));
+    let page = |outcome: &'static str| move |e: &Event| matches!(e, Event::Action(r) if r.action == "page" && r.outcome == outcome);
+    s.wait_for("the page", Duration::from_secs(5), page("triggered"))
+        .await;
+
+    for am in [&am1, &am2] {
+        let alert = am
+            .alert()
+            .await
+            .expect("the alert reached every Alertmanager");
+        assert_eq!(alert["labels"]["alertname"], "BackstopRuleFiring");
+        assert_eq!(alert["labels"]["service"], "checkout");
+        assert_eq!(alert["labels"]["severity"], "warning");
+        assert_eq!(alert["labels"]["revision"], "v2");
+        assert_eq!(alert["status"]["state"], "active");
+        assert!(
+            alert["annotations"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("health-down fired")
+        );
+        assert!(
+            alert["annotations"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("consecutive failures")
+        );
+        assert!(alert["generatorURL"].as_str().unwrap().ends_with("/status"));
+        // Firing: it ends four re-send intervals ahead.
+        let ahead = time(&alert["endsAt"])
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        assert!(
+            ahead >= Duration::from_secs(2) && ahead <= Duration::from_secs(5),
+            "endsAt {ahead:?} ahead"
+        );
+    }
+    // Re-sent while firing: endsAt moves forward.
+    let first = time(&am1.alert().await.unwrap()["endsAt"]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later = time(&am1.alert().await.unwrap()["endsAt"]);
+    assert!(
+        later > first,
+        "endsAt did not move: {first:?} then {later:?}"
+    );
+
+    s.app.set(Behaviour::Healthy);
+    s.wait_for("the resolution", Duration::from_secs(5), page("resolved"))
+        .await;
+    for am in [&am1, &am2] {
+        // Resolved: gone from the active list, or ending now.
+        if let Some(alert) = am.alert().await {
+            let ends = time(&alert["endsAt"]);
+            assert!(ends <= SystemTime::now(), "still active: {alert}");
+        }
+    }
+    let (_, metrics) = common::get(&s.admin("/metrics")).await;
+    let ok = common::metric(
+        &metrics,
+        "backstop_page_deliveries_total{receiver=\"alertmanager\",result=\"ok\"}",
+    )
+    .unwrap();
+    assert!(ok >= 4.0, "{ok} deliveries");
+    s.daemon.shutdown().await;
+}
