@@ -3,7 +3,7 @@
 //! probing stops at once, rollbacks in flight get a bounded grace period,
 //! and everything is down within a second.
 
-use crate::act::{ActionLog, Actor, Backend, Revision, alertmanager};
+use crate::act::{ActionLog, Actor, Backend, Revision, alertmanager, pagerduty};
 use crate::cluster::{self, RestartWatcher, Restarts};
 use crate::config::{Condition, Config, RollbackBackend};
 use crate::engine::{Decision, Engine, Scope};
@@ -153,6 +153,25 @@ pub async fn start(
             generator_url: status_url(addr),
         };
         let pager = alertmanager::Pager::new(am.clone(), ctx, telemetry.clone(), actions.clone())
+            .map_err(StartError::Setup)?;
+        let (notice_tx, notice_rx) = mpsc::channel(64);
+        tasks.spawn(pager.run(notice_rx, stop.clone()));
+        actor = actor.with_pager(notice_tx);
+    }
+    if let Some(pd) = &config.page.pagerduty {
+        let ctx = pagerduty::Context {
+            service: config.service.clone(),
+            revision: revision.id.clone(),
+            namespace: options.kubernetes.as_ref().map(|k| k.namespace.clone()),
+            source: options
+                .kubernetes
+                .as_ref()
+                .map(|k| k.pod.clone())
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| config.service.clone()),
+            status_url: status_url(addr),
+        };
+        let pager = pagerduty::Pager::new(pd.clone(), ctx, telemetry.clone(), actions.clone())
             .map_err(StartError::Setup)?;
         let (notice_tx, notice_rx) = mpsc::channel(64);
         tasks.spawn(pager.run(notice_rx, stop.clone()));

@@ -8,9 +8,8 @@
 //! nothing queues up.
 
 use super::retry::{self, Attempt, Backoff};
-use super::{ActionLog, ActionRecord};
-use crate::config::{Alertmanager, Severity};
-use crate::rules::Evidence;
+use super::{ActionLog, ActionRecord, Notice};
+use crate::config::Alertmanager;
 use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::BTreeMap;
@@ -25,20 +24,6 @@ use tokio_util::sync::CancellationToken;
 const POSTS_PER_MINUTE: u32 = 30;
 /// Resolved alerts are re-sent this long.
 const RESOLVED_RESEND: Duration = Duration::from_secs(5 * 60);
-
-/// A rule started firing or resolved.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub rule: String,
-    pub severity: Severity,
-    pub firing: bool,
-    /// One line: why.
-    pub summary: String,
-    /// The evidence, thresholds and revision, for the person paged.
-    pub description: String,
-    pub evidence: Evidence,
-    pub at: SystemTime,
-}
 
 struct Alert {
     labels: BTreeMap<String, String>,
@@ -285,6 +270,8 @@ impl Pager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Severity;
+    use crate::rules::Evidence;
 
     fn pager() -> Pager {
         crate::init_tls();
@@ -320,6 +307,8 @@ mod tests {
                 restarts: Some(4),
                 above: 3,
             },
+            actions: vec!["page"],
+            rolled_back: false,
             at,
         }
     }

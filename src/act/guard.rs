@@ -118,6 +118,11 @@ impl Guard {
         Check::Go
     }
 
+    /// Whether this revision was rolled back (or settled) already.
+    pub fn rolled_back(&self) -> bool {
+        self.rolled_back
+    }
+
     pub fn started(&mut self) {
         self.in_flight = true;
     }

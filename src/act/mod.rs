@@ -10,6 +10,7 @@
 pub mod alertmanager;
 mod guard;
 pub mod kube;
+pub mod pagerduty;
 mod record;
 pub mod retry;
 mod webhook;
@@ -38,6 +39,34 @@ const ROLLBACKS_PER_MINUTE: u32 = 3;
 pub struct Revision {
     pub id: String,
     pub since: Instant,
+}
+
+/// A rule with `page` started firing or resolved: what every receiver needs.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub rule: String,
+    pub severity: crate::config::Severity,
+    pub firing: bool,
+    /// One line: why.
+    pub summary: String,
+    /// The evidence, thresholds and revision, for the person paged.
+    pub description: String,
+    pub evidence: crate::rules::Evidence,
+    /// The rule's actions (`rollback`, `page`).
+    pub actions: Vec<&'static str>,
+    /// On resolve: this revision was rolled back.
+    pub rolled_back: bool,
+    pub at: SystemTime,
+}
+
+impl Notice {
+    /// The evidence kind (`consecutive_failures`, `burn_rate`, ...): PagerDuty's `class`.
+    pub fn evidence_kind(&self) -> String {
+        serde_json::to_value(&self.evidence)
+            .ok()
+            .and_then(|v| v["kind"].as_str().map(String::from))
+            .unwrap_or_default()
+    }
 }
 
 /// How a rollback ended (errors aside).
@@ -118,8 +147,8 @@ pub struct Actor {
     /// Per rule: the last prevention reported in its current firing episode,
     /// so a rule that keeps firing is reported once, not every tick.
     reported: Vec<Option<Prevented>>,
-    /// Where `page` goes, when a receiver is configured.
-    pager: Option<mpsc::Sender<alertmanager::Notice>>,
+    /// Where `page` goes: one queue per configured receiver.
+    pagers: Vec<mpsc::Sender<Notice>>,
 }
 
 /// A rollback that finished, reported back to the actor loop.
@@ -150,15 +179,15 @@ impl Actor {
             revision,
             guard,
             limiter: RateLimiter::direct(quota),
-            pager: None,
+            pagers: Vec::new(),
             log,
             reported,
         }
     }
 
-    /// Send `page` actions to this pager.
-    pub fn with_pager(mut self, pager: mpsc::Sender<alertmanager::Notice>) -> Actor {
-        self.pager = Some(pager);
+    /// Send `page` actions to this receiver too.
+    pub fn with_pager(mut self, pager: mpsc::Sender<Notice>) -> Actor {
+        self.pagers.push(pager);
         self
     }
 
@@ -232,13 +261,13 @@ impl Actor {
     fn page(&mut self, d: &Decision) {
         let rule = &self.config.rules[d.rule];
         let firing = d.kind == DecisionKind::Fired;
-        let Some(pager) = &self.pager else {
+        if self.pagers.is_empty() {
             // Configuration refuses `page` without a receiver; should one
             // slip through, say so rather than drop the incident.
             self.record(d, "page", "failed", "no page receiver is configured".into());
             return;
-        };
-        let actions: Vec<&str> = rule.actions.iter().map(|a| a.as_str()).collect();
+        }
+        let actions: Vec<&'static str> = rule.actions.iter().map(|a| a.as_str()).collect();
         let summary = format!(
             "{}: rule {} {}: {}",
             self.config.service,
@@ -255,25 +284,27 @@ impl Actor {
             actions.join(", "),
             serde_json::to_string(&d.evidence).unwrap_or_default()
         );
-        let notice = alertmanager::Notice {
+        let notice = Notice {
             rule: rule.name.clone(),
             severity: rule.severity,
             firing,
             summary,
             description,
             evidence: d.evidence.clone(),
+            rolled_back: !firing
+                && rule.actions.contains(&Action::Rollback)
+                && self.guard.rolled_back(),
+            actions,
             at: d.at,
         };
-        // The pager drains its queue between posts; a full queue means it
+        // A receiver drains its queue between posts; a full queue means it
         // is stuck on a slow receiver, which the log must show.
-        if let Err(e) = pager.try_send(notice) {
-            tracing::error!(rule = rule.name.as_str(), error = %e, "page notice not queued");
-            self.record(
-                d,
-                "page",
-                "failed",
-                format!("the pager's queue is full or closed: {e}"),
-            );
+        for pager in &self.pagers {
+            if let Err(e) = pager.try_send(notice.clone()) {
+                tracing::error!(rule = rule.name.as_str(), error = %e, "page notice not queued");
+                let detail = format!("a receiver's queue is full or closed: {e}");
+                self.record(d, "page", "failed", detail);
+            }
         }
     }
 

@@ -451,10 +451,7 @@ fn actions(p: &mut Problems, path: &str, value: &Value, refs: &Refs) -> Option<V
                 out.push(Action::Page);
                 continue;
             }
-            "page" => {
-                r#""page" needs page.alertmanager (PagerDuty is not supported by this build yet)"#
-                    .to_owned()
-            }
+            "page" => r#""page" needs page.pagerduty or page.alertmanager"#.to_owned(),
             other => format!(
                 "unknown action {} (valid: {}){}",
                 values::quote(other),

@@ -30,6 +30,17 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Page {
     pub alertmanager: Option<Alertmanager>,
+    pub pagerduty: Option<PagerDuty>,
+}
+
+/// `page.pagerduty`: PagerDuty Events API v2.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PagerDuty {
+    /// The integration's routing key (from `routing_key_file`, or
+    /// `routing_key` for `${VAR}` from the environment). Never printed.
+    pub routing_key: Secret,
+    /// Events endpoint. Default https://events.pagerduty.com/v2/enqueue (EU: events.eu.pagerduty.com).
+    pub url: url::Url,
 }
 
 /// `page.alertmanager`: Alertmanager API v2; every URL (an HA pair) gets every alert.

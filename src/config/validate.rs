@@ -9,10 +9,12 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{
-    self, RawConfig, RawKubernetes, RawPage, RawRollback, RawSlo, RawTarget, RawWebhook,
+    self, RawAlertmanager, RawConfig, RawKubernetes, RawPage, RawPagerDuty, RawRollback, RawSlo,
+    RawTarget, RawWebhook,
 };
 use super::types::{
-    Alertmanager, Config, Kubernetes, Page, Rollback, RollbackBackend, Slo, Webhook,
+    Alertmanager, Config, Kubernetes, Page, PagerDuty, Rollback, RollbackBackend, Secret, Slo,
+    Webhook,
 };
 use super::units::{self, Zero};
 use super::values;
@@ -24,6 +26,7 @@ const MAX_SERVICE_LEN: usize = 63;
 const DEFAULT_BAKE: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Prometheus re-sends firing alerts every minute; so does backstop.
 const DEFAULT_RESEND: Duration = Duration::from_secs(60);
 
@@ -80,7 +83,10 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
             .rollback
             .as_ref()
             .is_some_and(|r| r.kubernetes.is_some()),
-        page_configured: raw.page.as_ref().is_some_and(|p| p.alertmanager.is_some()),
+        page_configured: raw
+            .page
+            .as_ref()
+            .is_some_and(|p| p.alertmanager.is_some() || p.pagerduty.is_some()),
     };
     let slos = slos(p, &raw.slos, &mut refs);
     let rules = rules::rules(p, &raw.rules, &refs);
@@ -103,9 +109,52 @@ fn page(p: &mut Problems, raw: &Option<RawPage>) -> Option<Page> {
         return Some(Page::default());
     };
     raw::check_unknown(p, "page", page);
-    let Some(am) = &page.alertmanager else {
-        return Some(Page::default());
+    // Both are checked before either can fail, so all problems are reported.
+    let pagerduty = page.pagerduty.as_ref().map(|pd| pagerduty(p, pd));
+    let alertmanager = page.alertmanager.as_ref().map(|am| alertmanager(p, am));
+    Some(Page {
+        alertmanager: alertmanager.map_or(Some(None), |a| a.map(Some))?,
+        pagerduty: pagerduty.map_or(Some(None), |d| d.map(Some))?,
+    })
+}
+
+fn pagerduty(p: &mut Problems, pd: &RawPagerDuty) -> Option<PagerDuty> {
+    let path = "page.pagerduty";
+    raw::check_unknown(p, path, pd);
+    let key = match (&pd.routing_key_file, &pd.routing_key) {
+        (Some(file), None) => values::secret_file(p, &error::key(path, "routing_key_file"), file),
+        (None, Some(v)) => {
+            let at = error::key(path, "routing_key");
+            values::text(p, &at, v).and_then(|k| {
+                if k.trim().is_empty() {
+                    p.add(&at, "must not be empty");
+                    None
+                } else {
+                    Some(Secret::new(k.trim()))
+                }
+            })
+        }
+        (Some(_), Some(_)) => {
+            p.add(path, "give routing_key_file or routing_key, not both");
+            None
+        }
+        (None, None) => {
+            p.add(path, "needs routing_key_file (or routing_key)");
+            None
+        }
     };
+    let url_path = error::key(path, "url");
+    let url = match &pd.url {
+        Some(v) => values::http_url(p, &url_path, v),
+        None => Some(url::Url::parse(DEFAULT_PAGERDUTY_URL).expect("a valid constant URL")),
+    };
+    Some(PagerDuty {
+        routing_key: key?,
+        url: url?,
+    })
+}
+
+fn alertmanager(p: &mut Problems, am: &RawAlertmanager) -> Option<Alertmanager> {
     let path = "page.alertmanager";
     raw::check_unknown(p, path, am);
     let url_path = error::key(path, "url");
@@ -138,12 +187,10 @@ fn page(p: &mut Problems, raw: &Option<RawPage>) -> Option<Page> {
         DEFAULT_WEBHOOK_TIMEOUT,
         Zero::Forbidden,
     );
-    Some(Page {
-        alertmanager: Some(Alertmanager {
-            urls: urls?,
-            resend: resend?,
-            timeout: timeout?,
-        }),
+    Some(Alertmanager {
+        urls: urls?,
+        resend: resend?,
+        timeout: timeout?,
     })
 }
 
@@ -388,18 +435,6 @@ fn unsupported(p: &mut Problems, raw: &RawConfig) {
     const NOT_YET: &str = "not supported by this build yet";
     if let Some(page) = &raw.page {
         raw::check_unknown(p, "page", page);
-        if let Some(pd) = &page.pagerduty {
-            let path = "page.pagerduty";
-            raw::check_unknown(p, path, pd);
-            let key_file = error::key(path, "routing_key_file");
-            if let Some(v) = values::required(p, &key_file, &pd.routing_key_file) {
-                values::text(p, &key_file, v);
-            }
-            if let Some(v) = &pd.url {
-                values::http_url(p, &error::key(path, "url"), v);
-            }
-            p.add(path, format!("PagerDuty paging is {NOT_YET}"));
-        }
     }
     if let Some(annotate) = &raw.annotate {
         raw::check_unknown(p, "annotate", annotate);

@@ -2,6 +2,7 @@
 //! whole daemon on 127.0.0.1:0, wait for events, fetch admin endpoints.
 #![allow(dead_code)] // each test binary uses its own subset
 pub mod fake_kube;
+pub mod fake_pagerduty;
 
 use backstop::demo::app::SampleApp;
 use backstop::telemetry::Event;

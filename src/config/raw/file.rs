@@ -192,7 +192,7 @@ pub(in crate::config) struct RawWebhook {
 }
 section!(RawWebhook, ["url", "headers", "header_files", "timeout"]);
 
-/// `page`: incident receivers (PagerDuty is not supported by this build yet).
+/// `page`: incident receivers.
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a map of page receivers")]
 pub(in crate::config) struct RawPage {
@@ -211,14 +211,17 @@ section!(RawPage, ["pagerduty", "alertmanager"]);
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a map of PagerDuty settings")]
 pub(in crate::config) struct RawPagerDuty {
-    /// File holding the Events v2 routing key.
+    /// File holding the Events v2 routing key (a mounted Secret).
     pub routing_key_file: Option<Value>,
-    /// Events API URL.
+    /// The routing key itself, for `"${PAGERDUTY_ROUTING_KEY}"` from the
+    /// environment; give this or `routing_key_file`.
+    pub routing_key: Option<Value>,
+    /// Events API URL. Default `https://events.pagerduty.com/v2/enqueue`.
     pub url: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawPagerDuty, ["routing_key_file", "url"]);
+section!(RawPagerDuty, ["routing_key_file", "routing_key", "url"]);
 
 /// `page.alertmanager`.
 #[derive(Debug, Default, Deserialize)]

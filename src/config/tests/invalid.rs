@@ -326,7 +326,7 @@ fn unsupported_sections_are_refused_not_ignored() {
     assert_eq!(
         errors(&yaml),
         vec![
-            "page.pagerduty: PagerDuty paging is not supported by this build yet",
+            "page.pagerduty.routing_key_file: cannot read /etc/backstop/pd: No such file or directory (os error 2)",
             "annotate.grafana: Grafana annotations are not supported by this build yet",
             r#"annotate.grafana.tokn: unknown field (expected one of: url, token_file)"#,
             "otlp: OTLP trace export is not supported by this build yet",

@@ -1,0 +1,287 @@
+//! Paging through PagerDuty's Events API v2: `trigger` when a rule with
+//! `page` fires, `resolve` with the same `dedup_key` when it returns to ok —
+//! except after a rollback: a rolled-back release still needs a person, so
+//! that incident stays open and says so. Events wait in a small per-rule
+//! queue until PagerDuty takes them: retried with backoff (longer on 429,
+//! never on 400), then again every `RETRY_EVERY`, so none is dropped and
+//! the queue stays bounded (at most a trigger and a resolve per rule).
+
+use super::retry::{self, Attempt, Backoff, RetryError};
+use super::{ActionLog, ActionRecord, Notice};
+use crate::config::PagerDuty;
+use crate::telemetry::Telemetry;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroU32;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+/// Undelivered events are tried again this often.
+const RETRY_EVERY: Duration = Duration::from_secs(10);
+/// PagerDuty takes about 120 events a minute per routing key; stay well below.
+const EVENTS_PER_MINUTE: u32 = 60;
+/// PagerDuty's limits on one event.
+const MAX_SUMMARY: usize = 1024;
+const MAX_EVENT_BYTES: usize = 512 * 1024;
+
+/// Where the events come from.
+pub struct Context {
+    pub service: String,
+    pub revision: String,
+    pub namespace: Option<String>,
+    /// The pod or host name: PagerDuty's `source`.
+    pub source: String,
+    pub status_url: String,
+}
+
+pub struct Pager {
+    client: reqwest::Client,
+    config: PagerDuty,
+    ctx: Context,
+    queue: BTreeMap<String, VecDeque<Event>>,
+    limiter: DefaultDirectRateLimiter,
+    telemetry: Telemetry,
+    log: ActionLog,
+}
+
+/// One event waiting for PagerDuty, and what to record once it is taken.
+struct Event {
+    body: serde_json::Value,
+    notice: Notice,
+}
+
+impl Pager {
+    pub fn new(
+        config: PagerDuty,
+        ctx: Context,
+        telemetry: Telemetry,
+        log: ActionLog,
+    ) -> Result<Pager, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let quota =
+            Quota::per_minute(NonZeroU32::new(EVENTS_PER_MINUTE).expect("non-zero constant"));
+        Ok(Pager {
+            client,
+            config,
+            ctx,
+            queue: BTreeMap::new(),
+            limiter: RateLimiter::direct(quota),
+            telemetry,
+            log,
+        })
+    }
+
+    pub async fn run(mut self, mut notices: mpsc::Receiver<Notice>, stop: CancellationToken) {
+        let mut retry_tick = tokio::time::interval(RETRY_EVERY);
+        retry_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                n = notices.recv() => match n {
+                    Some(n) => {
+                        self.enqueue(n);
+                        self.deliver().await;
+                    }
+                    None => break,
+                },
+                _ = retry_tick.tick() => self.deliver().await,
+            }
+        }
+        let left: usize = self.queue.values().map(VecDeque::len).sum();
+        if left > 0 {
+            tracing::error!(
+                events = left,
+                "shutting down with PagerDuty events not delivered"
+            );
+        }
+    }
+
+    pub fn dedup_key(&self, rule: &str) -> String {
+        let ns = self.ctx.namespace.as_deref().unwrap_or("local");
+        format!("backstop/{ns}/{}/{rule}", self.ctx.service)
+    }
+
+    fn enqueue(&mut self, n: Notice) {
+        if !n.firing && n.rolled_back {
+            // Rolled back: the incident stays open for a person.
+            let record = self.record(
+                &n,
+                "left_open",
+                "rolled back; the incident stays open for a person to close".into(),
+            );
+            self.telemetry.action(&record);
+            self.log.push(record);
+            return;
+        }
+        let body = self.event(&n);
+        let q = self.queue.entry(n.rule.clone()).or_default();
+        // At most a trigger and a resolve wait per rule; a newer event of the
+        // same kind replaces the older one (PagerDuty dedups by key anyway).
+        if let Some(pos) = q.iter().position(|e| e.notice.firing == n.firing) {
+            q.remove(pos);
+        }
+        q.push_back(Event { body, notice: n });
+    }
+
+    /// The Events v2 body for a notice.
+    pub fn event(&self, n: &Notice) -> serde_json::Value {
+        let key = self.config.routing_key.expose();
+        let dedup_key = self.dedup_key(&n.rule);
+        if !n.firing {
+            return serde_json::json!({ "routing_key": key, "event_action": "resolve", "dedup_key": dedup_key });
+        }
+        let mut summary = n.summary.clone();
+        if summary.len() > MAX_SUMMARY {
+            let mut cut = MAX_SUMMARY - 3;
+            while !summary.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            summary.truncate(cut);
+            summary.push_str("...");
+        }
+        let mut details = serde_json::json!({
+            "rule": n.rule,
+            "revision": self.ctx.revision,
+            "actions": n.actions,
+            "evidence": n.evidence,
+            "why": n.evidence.to_string(),
+        });
+        if n.actions.contains(&"rollback") {
+            details["note"] = serde_json::json!(
+                "this rule rolls the release back; if it does, the incident is not resolved automatically: the bad release still needs a person"
+            );
+        }
+        let mut event = serde_json::json!({
+            "routing_key": key,
+            "event_action": "trigger",
+            "dedup_key": dedup_key,
+            "payload": {
+                "summary": summary,
+                "source": self.ctx.source,
+                "severity": n.severity.as_str(),
+                "timestamp": super::rfc3339(n.at),
+                "component": self.ctx.service,
+                "group": self.ctx.namespace.as_deref().unwrap_or(&self.ctx.service),
+                "class": n.evidence_kind(),
+                "custom_details": details,
+            },
+            "client": "backstop",
+            "client_url": self.ctx.status_url,
+            "links": [{ "href": self.ctx.status_url, "text": "backstop /status" }],
+        });
+        if event.to_string().len() > MAX_EVENT_BYTES {
+            event["payload"]["custom_details"] =
+                serde_json::json!({ "why": n.evidence.to_string() });
+        }
+        event
+    }
+
+    /// Send what waits, oldest first per rule; stop a rule's queue at its
+    /// first failure so a resolve never overtakes its trigger.
+    async fn deliver(&mut self) {
+        let rules: Vec<String> = self.queue.keys().cloned().collect();
+        for rule in rules {
+            while let Some(event) = self.queue.get(&rule).and_then(|q| q.front()) {
+                if self.limiter.check().is_err() {
+                    self.telemetry.page_delivery("pagerduty", "held");
+                    return;
+                }
+                let sent = self.send(&event.body).await;
+                if let Err(RetryError::Exhausted { last, .. }) = &sent {
+                    self.telemetry.page_delivery("pagerduty", "failed");
+                    tracing::warn!(
+                        rule = rule.as_str(),
+                        error = last.as_str(),
+                        "PagerDuty did not take the event; trying again in 10 s"
+                    );
+                    break;
+                }
+                let Some(event) = self.queue.get_mut(&rule).and_then(VecDeque::pop_front) else {
+                    break;
+                };
+                let record = match sent {
+                    Ok(()) => {
+                        self.telemetry.page_delivery("pagerduty", "ok");
+                        let (outcome, verb) = if event.notice.firing {
+                            ("triggered", "trigger")
+                        } else {
+                            ("resolved", "resolve")
+                        };
+                        self.record(
+                            &event.notice,
+                            outcome,
+                            format!("PagerDuty took the {verb} ({})", self.dedup_key(&rule)),
+                        )
+                    }
+                    Err(e) => {
+                        // 4xx: the event itself is wrong; repeating it cannot help.
+                        self.telemetry.page_delivery("pagerduty", "failed");
+                        self.record(
+                            &event.notice,
+                            "failed",
+                            format!("PagerDuty refused the event: {e}"),
+                        )
+                    }
+                };
+                self.telemetry.action(&record);
+                self.log.push(record);
+            }
+            if self.queue.get(&rule).is_some_and(VecDeque::is_empty) {
+                self.queue.remove(&rule);
+            }
+        }
+    }
+
+    async fn send(&self, body: &serde_json::Value) -> Result<(), RetryError> {
+        let backoff = Backoff {
+            attempts: 3,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(8),
+        };
+        retry::run(
+            backoff,
+            || async {
+                match self
+                    .client
+                    .post(self.config.url.clone())
+                    .json(body)
+                    .send()
+                    .await
+                {
+                    Err(e) => Attempt::Retry {
+                        error: e.without_url().to_string(),
+                        after: None,
+                    },
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        // 429: PagerDuty wants a real pause, not a quick retry.
+                        let after = retry::retry_after(resp.headers())
+                            .or((status == 429).then_some(Duration::from_secs(2)));
+                        let text = resp.text().await.unwrap_or_default();
+                        retry::classify_status(status, after, (), &text)
+                    }
+                }
+            },
+            |outcome| self.telemetry.action_attempt("page", outcome),
+        )
+        .await
+    }
+
+    fn record(&self, n: &Notice, outcome: &str, detail: String) -> ActionRecord {
+        ActionRecord {
+            at: super::rfc3339(std::time::SystemTime::now()),
+            rule: n.rule.clone(),
+            action: "page",
+            outcome: outcome.to_string(),
+            detail,
+            revision: self.ctx.revision.clone(),
+            evidence: n.evidence.clone(),
+        }
+    }
+}
