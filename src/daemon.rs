@@ -3,7 +3,7 @@
 //! probing stops at once, rollbacks in flight get a bounded grace period,
 //! and everything is down within a second.
 
-use crate::act::{ActionLog, Actor, Backend, Revision, alertmanager, pagerduty};
+use crate::act::{ActionLog, Actor, Backend, Revision, alertmanager, grafana, pagerduty};
 use crate::cluster::{self, RestartWatcher, Restarts};
 use crate::config::{Condition, Config, RollbackBackend};
 use crate::engine::{Decision, Engine, Scope};
@@ -157,6 +157,14 @@ pub async fn start(
         let (notice_tx, notice_rx) = mpsc::channel(64);
         tasks.spawn(pager.run(notice_rx, stop.clone()));
         actor = actor.with_pager(notice_tx);
+    }
+    if let Some(g) = &config.grafana {
+        let annotator =
+            grafana::Annotator::new(g.clone(), &config.service, &revision.id, telemetry.clone())
+                .map_err(StartError::Setup)?;
+        let (mark_tx, mark_rx) = mpsc::channel(64);
+        tasks.spawn(annotator.run(mark_rx, stop.clone()));
+        actor = actor.with_annotator(mark_tx);
     }
     if let Some(pd) = &config.page.pagerduty {
         let ctx = pagerduty::Context {

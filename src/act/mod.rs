@@ -8,6 +8,7 @@
 //! as the backend can without writing.
 
 pub mod alertmanager;
+pub mod grafana;
 mod guard;
 pub mod kube;
 pub mod pagerduty;
@@ -149,6 +150,8 @@ pub struct Actor {
     reported: Vec<Option<Prevented>>,
     /// Where `page` goes: one queue per configured receiver.
     pagers: Vec<mpsc::Sender<Notice>>,
+    /// Where rollbacks and page incidents are marked (Grafana).
+    annotator: Option<mpsc::Sender<grafana::Annotation>>,
 }
 
 /// A rollback that finished, reported back to the actor loop.
@@ -180,9 +183,16 @@ impl Actor {
             guard,
             limiter: RateLimiter::direct(quota),
             pagers: Vec::new(),
+            annotator: None,
             log,
             reported,
         }
+    }
+
+    /// Mark rollbacks and page incidents through this annotator.
+    pub fn with_annotator(mut self, annotator: mpsc::Sender<grafana::Annotation>) -> Actor {
+        self.annotator = Some(annotator);
+        self
     }
 
     /// Send `page` actions to this receiver too.
@@ -297,6 +307,7 @@ impl Actor {
             actions,
             at: d.at,
         };
+        annotate(&self.annotator, &notice.rule, notice.summary.clone(), d.at);
         // A receiver drains its queue between posts; a full queue means it
         // is stuck on a slow receiver, which the log must show.
         for pager in &self.pagers {
@@ -364,6 +375,7 @@ impl Actor {
         let log = self.log.clone();
         let decided = d.clone();
         let dry_run = self.config.rollback.dry_run;
+        let annotator = self.annotator.clone();
         tasks.spawn(async move {
             let started = Instant::now();
             let result = backend
@@ -376,6 +388,8 @@ impl Actor {
             let (label, detail, done) = match result {
                 Ok(Outcome::RolledBack(detail)) => {
                     telemetry.rollback_result(rule, "succeeded", took);
+                    let text = format!("backstop: {detail}. Rule {rule}: {}", request.reason);
+                    annotate(&annotator, rule, text, SystemTime::now());
                     ("succeeded".to_string(), detail, Done::RolledBack)
                 }
                 Ok(Outcome::DryRun(detail)) => {
@@ -435,6 +449,24 @@ impl Actor {
         let record = ActionRecord::new(rule, action, outcome, detail, &self.revision.id, d);
         self.telemetry.action(&record);
         self.log.push(record);
+    }
+}
+
+/// Queue a mark for the annotator, if there is one; never waits.
+fn annotate(
+    to: &Option<mpsc::Sender<grafana::Annotation>>,
+    rule: &str,
+    text: String,
+    at: SystemTime,
+) {
+    let Some(to) = to else { return };
+    let mark = grafana::Annotation {
+        at,
+        text,
+        rule: rule.to_string(),
+    };
+    if let Err(e) = to.try_send(mark) {
+        tracing::warn!(rule, error = %e, "annotation not queued");
     }
 }
 

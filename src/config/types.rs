@@ -24,6 +24,16 @@ pub struct Config {
     pub rollback: Rollback,
     /// Where incidents go.
     pub page: Page,
+    /// `annotate.grafana`: mark rollbacks and page incidents on Grafana dashboards.
+    pub grafana: Option<Grafana>,
+}
+
+/// `annotate.grafana`: Grafana's HTTP API (`POST /api/annotations`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grafana {
+    pub url: url::Url,
+    /// Service account token, sent as a bearer token. Never printed.
+    pub token: Option<Secret>,
 }
 
 /// `page`: incident receivers.

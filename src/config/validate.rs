@@ -9,12 +9,12 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{
-    self, RawAlertmanager, RawConfig, RawKubernetes, RawPage, RawPagerDuty, RawRollback, RawSlo,
-    RawTarget, RawWebhook,
+    self, RawAlertmanager, RawConfig, RawGrafana, RawKubernetes, RawPage, RawPagerDuty,
+    RawRollback, RawSlo, RawTarget, RawWebhook,
 };
 use super::types::{
-    Alertmanager, Config, Kubernetes, Page, PagerDuty, Rollback, RollbackBackend, Secret, Slo,
-    Webhook,
+    Alertmanager, Config, Grafana, Kubernetes, Page, PagerDuty, Rollback, RollbackBackend, Secret,
+    Slo, Webhook,
 };
 use super::units::{self, Zero};
 use super::values;
@@ -92,6 +92,10 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
     let rules = rules::rules(p, &raw.rules, &refs);
     let rollback = rollback(p, &raw.rollback);
     let page = page(p, &raw.page);
+    let grafana = match raw.annotate.as_ref().and_then(|a| a.grafana.as_ref()) {
+        None => Some(None),
+        Some(g) => grafana(p, g).map(Some),
+    };
     unsupported(p, raw);
     Some(Config {
         service: service?,
@@ -101,6 +105,23 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         rules: rules?,
         rollback: rollback?,
         page: page?,
+        grafana: grafana?,
+    })
+}
+
+fn grafana(p: &mut Problems, g: &RawGrafana) -> Option<Grafana> {
+    let path = "annotate.grafana";
+    raw::check_unknown(p, path, g);
+    let url_path = error::key(path, "url");
+    let url =
+        values::required(p, &url_path, &g.url).and_then(|v| values::http_url(p, &url_path, v));
+    let token = match &g.token_file {
+        None => Some(None),
+        Some(v) => values::secret_file(p, &error::key(path, "token_file"), v).map(Some),
+    };
+    Some(Grafana {
+        url: url?,
+        token: token?,
     })
 }
 
@@ -438,15 +459,6 @@ fn unsupported(p: &mut Problems, raw: &RawConfig) {
     }
     if let Some(annotate) = &raw.annotate {
         raw::check_unknown(p, "annotate", annotate);
-        if let Some(grafana) = &annotate.grafana {
-            let path = "annotate.grafana";
-            raw::check_unknown(p, path, grafana);
-            required_url(p, &error::key(path, "url"), &grafana.url);
-            if let Some(v) = &grafana.token_file {
-                values::text(p, &error::key(path, "token_file"), v);
-            }
-            p.add(path, format!("Grafana annotations are {NOT_YET}"));
-        }
     }
     if let Some(otlp) = &raw.otlp {
         raw::check_unknown(p, "otlp", otlp);

@@ -258,7 +258,7 @@ section!(RawAnnotate, ["grafana"]);
 pub(in crate::config) struct RawGrafana {
     /// Grafana base URL.
     pub url: Option<Value>,
-    /// File holding the API token.
+    /// File holding the service account token (sent as a bearer token).
     pub token_file: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,

@@ -327,7 +327,7 @@ fn unsupported_sections_are_refused_not_ignored() {
         errors(&yaml),
         vec![
             "page.pagerduty.routing_key_file: cannot read /etc/backstop/pd: No such file or directory (os error 2)",
-            "annotate.grafana: Grafana annotations are not supported by this build yet",
+            "annotate.grafana.token_file: cannot read /etc/backstop/grafana: No such file or directory (os error 2)",
             r#"annotate.grafana.tokn: unknown field (expected one of: url, token_file)"#,
             "otlp: OTLP trace export is not supported by this build yet",
         ]
