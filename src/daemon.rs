@@ -5,7 +5,7 @@
 
 use crate::act::{ActionLog, Actor, Backend, Revision, alertmanager, grafana, pagerduty};
 use crate::cluster::{self, RestartWatcher, Restarts};
-use crate::config::{Condition, Config, RollbackBackend};
+use crate::config::{Config, RollbackBackend};
 use crate::engine::{Decision, Engine, Scope};
 use crate::probe::{self, Prober, Sample};
 use crate::server::{self, Shared};
@@ -104,7 +104,7 @@ pub async fn start(
     let prober =
         Prober::new().map_err(|e| StartError::Setup(format!("building the HTTP client: {e}")))?;
     let restart_watch = cluster.as_ref().and_then(|(ctx, id)| {
-        let window = restarts_window(&config)?;
+        let window = config.restarts_window()?;
         Some(RestartWatcher::new(
             ctx.client.clone(),
             &id.namespace,
@@ -220,18 +220,6 @@ fn status_url(addr: SocketAddr) -> String {
     } else {
         format!("http://{addr}/status")
     }
-}
-
-/// The longest window of the `restarts` rules, if there are any.
-fn restarts_window(config: &Config) -> Option<Duration> {
-    config
-        .rules
-        .iter()
-        .filter_map(|r| match r.when {
-            Condition::Restarts { window, .. } => Some(window),
-            _ => None,
-        })
-        .max()
 }
 
 /// The revision to guard and, in Kubernetes, who this pod is.

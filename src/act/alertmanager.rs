@@ -7,7 +7,7 @@
 //! at the next interval with the current state, so nothing is lost and
 //! nothing queues up.
 
-use super::retry::{self, Attempt, Backoff};
+use super::retry::{self, Backoff};
 use super::{ActionLog, ActionRecord, Notice};
 use crate::config::Alertmanager;
 use crate::telemetry::Telemetry;
@@ -59,11 +59,7 @@ impl Pager {
         telemetry: Telemetry,
         log: ActionLog,
     ) -> Result<Pager, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let client = retry::client(config.timeout)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(POSTS_PER_MINUTE).expect("non-zero constant"));
         let limiters = config
@@ -201,27 +197,14 @@ impl Pager {
                 base: Duration::from_millis(200),
                 max: Duration::from_secs(2),
             };
-            let sent = retry::run(
+            let sent = retry::send(
                 backoff,
-                || async {
-                    match self.client.post(url.clone()).json(&body).send().await {
-                        Err(e) => Attempt::Retry {
-                            error: e.without_url().to_string(),
-                            after: None,
-                        },
-                        Ok(resp) => {
-                            let status = resp.status().as_u16();
-                            let after = retry::retry_after(resp.headers());
-                            let text = resp.text().await.unwrap_or_default();
-                            retry::classify_status(status, after, (), &text)
-                        }
-                    }
-                },
+                || self.client.post(url.clone()).json(&body),
                 |outcome| self.telemetry.action_attempt("page", outcome),
             )
             .await;
             match sent {
-                Ok(()) => {
+                Ok(_) => {
                     delivered += 1;
                     self.telemetry.page_delivery("alertmanager", "ok");
                 }

@@ -4,7 +4,7 @@
 //! in a bounded queue and are tried again every `RETRY_EVERY`; past the
 //! bound the oldest is dropped, counted and logged, never silently.
 
-use super::retry::{self, Attempt, Backoff};
+use super::retry::{self, Backoff};
 use crate::config::Grafana;
 use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -46,11 +46,7 @@ impl Annotator {
         revision: &str,
         telemetry: Telemetry,
     ) -> Result<Annotator, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let client = retry::client(Duration::from_secs(5))?;
         let quota =
             Quota::per_minute(NonZeroU32::new(ANNOTATIONS_PER_MINUTE).expect("non-zero constant"));
         Ok(Annotator {
@@ -107,7 +103,7 @@ impl Annotator {
             }
             let body = self.body(a);
             match self.send(&body).await {
-                Ok(()) => {
+                Ok(_) => {
                     self.telemetry.page_delivery("grafana", "ok");
                     self.queue.pop_front();
                 }
@@ -131,7 +127,7 @@ impl Annotator {
         }
     }
 
-    async fn send(&self, body: &serde_json::Value) -> Result<(), retry::RetryError> {
+    async fn send(&self, body: &serde_json::Value) -> Result<u16, retry::RetryError> {
         let url = self
             .config
             .url
@@ -142,24 +138,13 @@ impl Annotator {
             base: Duration::from_millis(300),
             max: Duration::from_secs(3),
         };
-        retry::run(
+        retry::send(
             backoff,
-            || async {
-                let mut req = self.client.post(url.clone()).json(body);
-                if let Some(token) = &self.config.token {
-                    req = req.bearer_auth(token.expose());
-                }
-                match req.send().await {
-                    Err(e) => Attempt::Retry {
-                        error: e.without_url().to_string(),
-                        after: None,
-                    },
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let after = retry::retry_after(resp.headers());
-                        let text = resp.text().await.unwrap_or_default();
-                        retry::classify_status(status, after, (), &text)
-                    }
+            || {
+                let req = self.client.post(url.clone()).json(body);
+                match &self.config.token {
+                    Some(token) => req.bearer_auth(token.expose()),
+                    None => req,
                 }
             },
             |outcome| self.telemetry.action_attempt("annotate", outcome),

@@ -97,10 +97,7 @@ impl Backend {
         Ok(match (&config.rollback.backend, cluster) {
             (None, _) => None,
             (Some(RollbackBackend::Webhook(w)), _) => {
-                let client = reqwest::Client::builder()
-                    .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| format!("building the HTTP client: {e}"))?;
+                let client = retry::client(w.timeout)?;
                 Some(Backend::Webhook(WebhookBackend::new(
                     client,
                     w.clone(),

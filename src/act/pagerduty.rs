@@ -6,7 +6,7 @@
 //! never on 400), then again every `RETRY_EVERY`, so none is dropped and
 //! the queue stays bounded (at most a trigger and a resolve per rule).
 
-use super::retry::{self, Attempt, Backoff, RetryError};
+use super::retry::{self, Backoff, RetryError};
 use super::{ActionLog, ActionRecord, Notice};
 use crate::config::PagerDuty;
 use crate::telemetry::Telemetry;
@@ -59,11 +59,7 @@ impl Pager {
         telemetry: Telemetry,
         log: ActionLog,
     ) -> Result<Pager, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        let client = retry::client(Duration::from_secs(10))?;
         let quota =
             Quota::per_minute(NonZeroU32::new(EVENTS_PER_MINUTE).expect("non-zero constant"));
         Ok(Pager {
@@ -206,7 +202,7 @@ impl Pager {
                     break;
                 };
                 let record = match sent {
-                    Ok(()) => {
+                    Ok(_) => {
                         self.telemetry.page_delivery("pagerduty", "ok");
                         let (outcome, verb) = if event.notice.firing {
                             ("triggered", "trigger")
@@ -238,36 +234,15 @@ impl Pager {
         }
     }
 
-    async fn send(&self, body: &serde_json::Value) -> Result<(), RetryError> {
+    async fn send(&self, body: &serde_json::Value) -> Result<u16, RetryError> {
         let backoff = Backoff {
             attempts: 3,
             base: Duration::from_millis(500),
             max: Duration::from_secs(8),
         };
-        retry::run(
+        retry::send(
             backoff,
-            || async {
-                match self
-                    .client
-                    .post(self.config.url.clone())
-                    .json(body)
-                    .send()
-                    .await
-                {
-                    Err(e) => Attempt::Retry {
-                        error: e.without_url().to_string(),
-                        after: None,
-                    },
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        // 429: PagerDuty wants a real pause, not a quick retry.
-                        let after = retry::retry_after(resp.headers())
-                            .or((status == 429).then_some(Duration::from_secs(2)));
-                        let text = resp.text().await.unwrap_or_default();
-                        retry::classify_status(status, after, (), &text)
-                    }
-                }
-            },
+            || self.client.post(self.config.url.clone()).json(body),
             |outcome| self.telemetry.action_attempt("page", outcome),
         )
         .await

@@ -125,6 +125,64 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     v.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// An HTTP client for outbound calls (webhook, receivers).
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
+}
+
+/// Send the request `build` makes until it is answered 2xx, is refused, or
+/// the attempts run out; returns the final status. A 429 without
+/// `Retry-After` waits at least `SLOW_DOWN`: rate-limited APIs want a real
+/// pause, not the quick first retry.
+pub async fn send(
+    policy: Backoff,
+    build: impl Fn() -> reqwest::RequestBuilder,
+    on_attempt: impl FnMut(&'static str),
+) -> Result<u16, RetryError> {
+    run(
+        policy,
+        || async {
+            match build().send().await {
+                Err(e) => Attempt::Retry {
+                    error: transport_error(&e),
+                    after: None,
+                },
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let after =
+                        retry_after(resp.headers()).or((status == 429).then_some(SLOW_DOWN));
+                    let body = resp.text().await.unwrap_or_default();
+                    classify_status(status, after, status, &body)
+                }
+            }
+        },
+        on_attempt,
+    )
+    .await
+}
+
+/// How long a 429 without `Retry-After` waits at least.
+const SLOW_DOWN: Duration = Duration::from_secs(2);
+
+/// The root cause of a transport error, without the URL (it may hold credentials).
+fn transport_error(e: &reqwest::Error) -> String {
+    let mut root: &dyn std::error::Error = e;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    if e.is_timeout() {
+        "timed out".to_string()
+    } else if std::ptr::addr_eq(root, e as &dyn std::error::Error) {
+        "request failed".to_string()
+    } else {
+        root.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! deployer or a person needs: service, revision, rule, reason, evidence.
 
 use super::Outcome;
-use super::retry::{self, Attempt, Backoff, RetryError};
+use super::retry::{self, Backoff, RetryError};
 use crate::config::Webhook;
 use crate::rules::Evidence;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -67,52 +67,21 @@ impl WebhookBackend {
                 req.revision
             )));
         }
-        let answer = retry::run(
+        let status = retry::send(
             self.backoff,
-            || async {
-                let sent = self
-                    .client
+            || {
+                self.client
                     .post(self.config.url.clone())
                     .headers(self.headers.clone())
                     .header("Idempotency-Key", &req.idempotency_key)
-                    .timeout(self.config.timeout)
                     .json(req)
-                    .send()
-                    .await;
-                match sent {
-                    Err(e) => Attempt::Retry {
-                        error: connection_error(&e),
-                        after: None,
-                    },
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let after = retry::retry_after(resp.headers());
-                        let body = resp.text().await.unwrap_or_default();
-                        retry::classify_status(status, after, format!("HTTP {status}"), &body)
-                    }
-                }
             },
             &mut on_attempt,
         )
         .await?;
         Ok(Outcome::RolledBack(format!(
-            "webhook accepted the rollback of revision {} ({answer})",
+            "webhook accepted the rollback of revision {} (HTTP {status})",
             req.revision
         )))
-    }
-}
-
-/// The root cause without the URL (it may hold credentials).
-fn connection_error(e: &reqwest::Error) -> String {
-    let mut root: &dyn std::error::Error = e;
-    while let Some(next) = root.source() {
-        root = next;
-    }
-    if e.is_timeout() {
-        "timed out".to_string()
-    } else if std::ptr::addr_eq(root, e as &dyn std::error::Error) {
-        "request failed".to_string()
-    } else {
-        root.to_string()
     }
 }

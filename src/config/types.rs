@@ -286,6 +286,17 @@ pub struct Webhook {
 }
 
 impl Config {
+    /// The longest window of the `restarts` rules, if there are any.
+    pub fn restarts_window(&self) -> Option<Duration> {
+        self.rules
+            .iter()
+            .filter_map(|r| match r.when {
+                Condition::Restarts { window, .. } => Some(window),
+                _ => None,
+            })
+            .max()
+    }
+
     /// The longest span any rule or SLO queries; windows keep this much history.
     pub fn longest_window(&self) -> Duration {
         self.rules

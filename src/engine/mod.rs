@@ -131,15 +131,7 @@ impl Engine {
                 evidence: None,
             })
             .collect();
-        let restarts_window = config
-            .rules
-            .iter()
-            .filter_map(|r| match r.when {
-                Condition::Restarts { window, .. } => Some(window),
-                _ => None,
-            })
-            .max()
-            .unwrap_or_default();
+        let restarts_window = config.restarts_window().unwrap_or_default();
         let engine = Engine {
             config,
             telemetry,
