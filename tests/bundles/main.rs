@@ -7,11 +7,10 @@
 
 #[path = "../common/mod.rs"]
 mod common;
-mod prometheus;
 mod queries;
 
 use backstop::demo::app::Behaviour;
-use prometheus::{Prometheus, series_with_data, unix_now};
+use common::prometheus::{Prometheus, series_with_data, unix_now};
 use queries::Query;
 use std::path::Path;
 use std::time::Duration;
@@ -145,7 +144,7 @@ async fn every_dashboard_and_alert_query_parses_and_returns_data() {
     payments.app.set(Behaviour::Status(503));
     let prom = Prometheus::start(
         &[checkout.daemon.addr, payments.daemon.addr],
-        &root.join("alerts").join("*.rules.yml"),
+        Some(&root.join("alerts").join("*.rules.yml")),
     );
     let start = unix_now();
     let (c, p) = (checkout.daemon.addr, payments.daemon.addr);

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 pub mod fake_kube;
 pub mod fake_pagerduty;
+pub mod prometheus;
 
 use backstop::demo::app::SampleApp;
 use backstop::telemetry::Event;

@@ -31,9 +31,9 @@ fn free_port() -> u16 {
 }
 
 impl Prometheus {
-    /// Start Prometheus scraping `targets` (job `backstop`) with the rule
-    /// files matching `rule_files` (a glob).
-    pub fn start(targets: &[SocketAddr], rule_files: &Path) -> Prometheus {
+    /// Start Prometheus scraping `targets` (job `backstop`), with the rule
+    /// files matching `rule_files` (a glob) if given.
+    pub fn start(targets: &[SocketAddr], rule_files: Option<&Path>) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
@@ -41,9 +41,9 @@ impl Prometheus {
             &config,
             format!(
                 "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n\
-                 rule_files: ['{}']\n\
+                 rule_files: [{}]\n\
                  scrape_configs:\n  - job_name: backstop\n    static_configs: [{{ targets: [{}] }}]\n",
-                rule_files.display(),
+                rule_files.map(|f| format!("'{}'", f.display())).unwrap_or_default(),
                 targets.join(", ")
             ),
         )
@@ -118,12 +118,12 @@ impl Prometheus {
     }
 
     /// Poll until the instant query `q` returns at least one series (or,
-    /// with `present` false, none), for up to `within`.
-    pub async fn wait(&self, q: &str, present: bool, within: Duration) {
+    /// with `present` false, none), for up to `within`; returns them.
+    pub async fn wait(&self, q: &str, present: bool, within: Duration) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match self.instant(q).await {
-                Ok(r) if r.is_empty() != present => return,
+                Ok(r) if r.is_empty() != present => return r,
                 _ => {}
             }
             let what = if present { "something" } else { "nothing" };
