@@ -3,9 +3,14 @@
 //! Exit codes: 0 ok, 2 invalid configuration or usage, 1 runtime failure.
 
 use anyhow::Context;
+use backstop::telemetry::otlp::Traces;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// How long the last spans get to leave on shutdown.
+const FLUSH_GRACE: Duration = Duration::from_millis(300);
 
 #[derive(Parser)]
 #[command(
@@ -80,7 +85,6 @@ fn check_config(file: &Path) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    backstop::telemetry::init_logs("info");
     let Some(path) = args.config else {
         eprintln!(
             "backstop: no configuration: pass --config FILE or set BACKSTOP_CONFIG (or try `backstop demo`)"
@@ -90,7 +94,6 @@ fn run(args: RunArgs) -> ExitCode {
     let config = match backstop::config::load(&path) {
         Ok(c) => c,
         Err(errors) => {
-            tracing::error!(file = %path.display(), problems = errors.0.len(), "invalid configuration");
             eprintln!("{}: {} problem(s):", path.display(), errors.0.len());
             for e in &errors.0 {
                 eprintln!("  {e}");
@@ -104,6 +107,11 @@ fn run(args: RunArgs) -> ExitCode {
     );
     let mut options = backstop::Options::new(args.revision);
     runtime(async move {
+        let otlp = config.otlp.as_ref();
+        let endpoint = otlp.and_then(|o| o.endpoint.as_ref());
+        let traces = Traces::from_config(endpoint, otlp.is_some(), &config.service)
+            .map_err(anyhow::Error::msg)?;
+        backstop::telemetry::init_logs("info", traces.as_ref().map(Traces::tracer));
         if uses_kubernetes {
             options.kubernetes = Some(in_cluster().await?);
         }
@@ -111,6 +119,10 @@ fn run(args: RunArgs) -> ExitCode {
             .await
             .with_context(|| format!("binding the admin server to {}", config.listen))?;
         backstop::run(config, listener, options, shutdown_signal()).await?;
+        if let Some(traces) = traces {
+            // Bounded: a collector that is down must not hold up the exit.
+            let _ = tokio::time::timeout(FLUSH_GRACE, traces.shutdown()).await;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -144,7 +156,11 @@ fn runtime(f: impl Future<Output = anyhow::Result<ExitCode>>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(f) {
+    let result = rt.block_on(f);
+    // Whatever still runs (a span flush stuck on a dead collector) must not
+    // hold up the exit.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    match result {
         Ok(code) => code,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "backstop failed");

@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Rollbacks that may leave the process per minute, whatever the rules say.
 const ROLLBACKS_PER_MINUTE: u32 = 3;
@@ -304,6 +305,15 @@ impl Actor {
             actions,
             at: d.at,
         };
+        let _span = tracing::info_span!(
+            "page",
+            backstop.rule = notice.rule.as_str(),
+            backstop.firing = firing,
+            backstop.severity = notice.severity.as_str(),
+            backstop.summary = notice.summary.as_str(),
+            backstop.receivers = self.pagers.len(),
+        )
+        .entered();
         annotate(&self.annotator, &notice.rule, notice.summary.clone(), d.at);
         // A receiver drains its queue between posts; a full queue means it
         // is stuck on a slow receiver, which the log must show.
@@ -373,49 +383,63 @@ impl Actor {
         let decided = d.clone();
         let dry_run = self.config.rollback.dry_run;
         let annotator = self.annotator.clone();
-        tasks.spawn(async move {
-            let started = Instant::now();
-            let result = backend
-                .rollback(&request, dry_run, |outcome| {
-                    telemetry.action_attempt("rollback", outcome)
-                })
-                .await;
-            let took = started.elapsed();
-            let rule = request.rule.as_str();
-            let (label, detail, done) = match result {
-                Ok(Outcome::RolledBack(detail)) => {
-                    telemetry.rollback_result(rule, "succeeded", took);
-                    let text = format!("backstop: {detail}. Rule {rule}: {}", request.reason);
-                    annotate(&annotator, rule, text, SystemTime::now());
-                    ("succeeded".to_string(), detail, Done::RolledBack)
-                }
-                Ok(Outcome::DryRun(detail)) => {
-                    telemetry.rollback_result(rule, "dry_run", took);
-                    ("dry_run".to_string(), detail, Done::Settled)
-                }
-                Ok(Outcome::Refused(why, detail)) => {
-                    telemetry.rollback_prevented(rule, why);
-                    let label = format!("prevented: {}", why.metric_label());
-                    (label, detail, Done::Settled)
-                }
-                Err(e) => {
-                    telemetry.rollback_result(rule, "failed", took);
-                    let detail = format!("{}: {e}", backend.label());
-                    ("failed".to_string(), detail, Done::Failed)
-                }
-            };
-            let record = ActionRecord::new(
-                &request.rule,
-                "rollback",
-                &label,
-                detail,
-                &request.revision,
-                &decided,
-            );
-            telemetry.action(&record);
-            log.push(record);
-            Finished { done }
-        });
+        let span = tracing::info_span!(
+            "rollback",
+            backstop.rule = rule.as_str(),
+            backstop.revision = request.revision.as_str(),
+            backstop.reason = request.reason.as_str(),
+            backstop.backend = backend.label(),
+            backstop.dry_run = dry_run,
+            backstop.outcome = tracing::field::Empty,
+        );
+        let task_span = span.clone();
+        tasks.spawn(
+            async move {
+                let started = Instant::now();
+                let result = backend
+                    .rollback(&request, dry_run, |outcome| {
+                        telemetry.action_attempt("rollback", outcome)
+                    })
+                    .await;
+                let took = started.elapsed();
+                let rule = request.rule.as_str();
+                let (label, detail, done) = match result {
+                    Ok(Outcome::RolledBack(detail)) => {
+                        telemetry.rollback_result(rule, "succeeded", took);
+                        let text = format!("backstop: {detail}. Rule {rule}: {}", request.reason);
+                        annotate(&annotator, rule, text, SystemTime::now());
+                        ("succeeded".to_string(), detail, Done::RolledBack)
+                    }
+                    Ok(Outcome::DryRun(detail)) => {
+                        telemetry.rollback_result(rule, "dry_run", took);
+                        ("dry_run".to_string(), detail, Done::Settled)
+                    }
+                    Ok(Outcome::Refused(why, detail)) => {
+                        telemetry.rollback_prevented(rule, why);
+                        let label = format!("prevented: {}", why.metric_label());
+                        (label, detail, Done::Settled)
+                    }
+                    Err(e) => {
+                        telemetry.rollback_result(rule, "failed", took);
+                        let detail = format!("{}: {e}", backend.label());
+                        ("failed".to_string(), detail, Done::Failed)
+                    }
+                };
+                task_span.record("backstop.outcome", label.as_str());
+                let record = ActionRecord::new(
+                    &request.rule,
+                    "rollback",
+                    &label,
+                    detail,
+                    &request.revision,
+                    &decided,
+                );
+                telemetry.action(&record);
+                log.push(record);
+                Finished { done }
+            }
+            .instrument(span),
+        );
     }
 
     /// Why the guard held a rollback back, in words for records and logs.

@@ -26,6 +26,15 @@ pub struct Config {
     pub page: Page,
     /// `annotate.grafana`: mark rollbacks and page incidents on Grafana dashboards.
     pub grafana: Option<Grafana>,
+    /// `otlp`: export traces. Also on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub otlp: Option<Otlp>,
+}
+
+/// `otlp`: OpenTelemetry trace export.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Otlp {
+    /// Collector endpoint; None: from `OTEL_EXPORTER_OTLP_ENDPOINT` (or the SDK default).
+    pub endpoint: Option<url::Url>,
 }
 
 /// `annotate.grafana`: Grafana's HTTP API (`POST /api/annotations`).

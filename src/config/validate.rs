@@ -9,12 +9,12 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{
-    self, RawAlertmanager, RawConfig, RawGrafana, RawKubernetes, RawPage, RawPagerDuty,
+    self, RawAlertmanager, RawConfig, RawGrafana, RawKubernetes, RawOtlp, RawPage, RawPagerDuty,
     RawRollback, RawSlo, RawTarget, RawWebhook,
 };
 use super::types::{
-    Alertmanager, Config, Grafana, Kubernetes, Page, PagerDuty, Rollback, RollbackBackend, Secret,
-    Slo, Webhook,
+    Alertmanager, Config, Grafana, Kubernetes, Otlp, Page, PagerDuty, Rollback, RollbackBackend,
+    Secret, Slo, Webhook,
 };
 use super::units::{self, Zero};
 use super::values;
@@ -92,11 +92,14 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
     let rules = rules::rules(p, &raw.rules, &refs);
     let rollback = rollback(p, &raw.rollback);
     let page = page(p, &raw.page);
+    if let Some(annotate) = &raw.annotate {
+        raw::check_unknown(p, "annotate", annotate);
+    }
     let grafana = match raw.annotate.as_ref().and_then(|a| a.grafana.as_ref()) {
         None => Some(None),
         Some(g) => grafana(p, g).map(Some),
     };
-    unsupported(p, raw);
+    let otlp = otlp(p, &raw.otlp);
     Some(Config {
         service: service?,
         listen: listen?,
@@ -106,6 +109,7 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         rollback: rollback?,
         page: page?,
         grafana: grafana?,
+        otlp: otlp?,
     })
 }
 
@@ -449,26 +453,14 @@ fn webhook(p: &mut Problems, w: &RawWebhook) -> Option<Webhook> {
     })
 }
 
-/// Contract sections this build cannot act on: checked as far as possible
-/// without acting (their files are not read), then refused, because silently
-/// ignoring them would leave nobody paged.
-fn unsupported(p: &mut Problems, raw: &RawConfig) {
-    const NOT_YET: &str = "not supported by this build yet";
-    if let Some(page) = &raw.page {
-        raw::check_unknown(p, "page", page);
-    }
-    if let Some(annotate) = &raw.annotate {
-        raw::check_unknown(p, "annotate", annotate);
-    }
-    if let Some(otlp) = &raw.otlp {
-        raw::check_unknown(p, "otlp", otlp);
-        required_url(p, "otlp.endpoint", &otlp.endpoint);
-        p.add("otlp", format!("OTLP trace export is {NOT_YET}"));
-    }
-}
-
-fn required_url(p: &mut Problems, path: &str, value: &Option<Value>) {
-    if let Some(v) = values::required(p, path, value) {
-        values::http_url(p, path, v);
-    }
+fn otlp(p: &mut Problems, raw: &Option<RawOtlp>) -> Option<Option<Otlp>> {
+    let Some(otlp) = raw else {
+        return Some(None);
+    };
+    raw::check_unknown(p, "otlp", otlp);
+    let endpoint = match &otlp.endpoint {
+        None => None,
+        Some(v) => Some(values::http_url(p, "otlp.endpoint", v)?),
+    };
+    Some(Some(Otlp { endpoint }))
 }

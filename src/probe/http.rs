@@ -7,6 +7,7 @@ use crate::config::Target;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Bodies are read up to this many bytes; expectations see the prefix.
 const MAX_BODY: usize = 1 << 20;
@@ -63,6 +64,44 @@ impl Prober {
 
     /// Probe once. Never fails: every problem becomes a failed `Outcome`.
     pub async fn probe(&self, target: usize, t: &Target, req: &Request) -> Sample {
+        // An HTTP client span (OpenTelemetry semantic conventions); costs
+        // next to nothing when tracing is not configured.
+        let mut url = req.url.clone();
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let span = tracing::info_span!(
+            "probe",
+            otel.name = %format_args!("{} {}", req.method, t.name),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %req.method,
+            url.full = %url,
+            server.address = url.host_str().unwrap_or(""),
+            server.port = url.port_or_known_default().unwrap_or(0),
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            backstop.target = t.name.as_str(),
+            backstop.result = tracing::field::Empty,
+        );
+        let sample = self
+            .probe_once(target, t, req)
+            .instrument(span.clone())
+            .await;
+        match &sample.outcome {
+            Outcome::Success { status } => {
+                span.record("http.response.status_code", status);
+                span.record("backstop.result", "success");
+            }
+            Outcome::Failure { reason, .. } => {
+                span.record("error.type", reason.metric_label());
+                span.record("backstop.result", "failure");
+                span.record("otel.status_code", "ERROR");
+            }
+        }
+        sample
+    }
+
+    async fn probe_once(&self, target: usize, t: &Target, req: &Request) -> Sample {
         let at = Instant::now();
         let outcome = match tokio::time::timeout(t.timeout, self.exchange(req)).await {
             Err(_) => Outcome::Failure {

@@ -1,25 +1,39 @@
 //! Logging: JSON lines when stderr is not a terminal (what log collectors
 //! want), human-readable text on a terminal, level from `RUST_LOG`
-//! (default `info`).
+//! (default `info`). With tracing configured, backstop's own spans also go
+//! to OpenTelemetry (never those of its dependencies: the exporter's own
+//! HTTP calls must not trace themselves).
 
 use std::io::IsTerminal;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// Install the global subscriber. Calling it twice is harmless (the second
 /// call keeps the first subscriber).
-pub fn init_logs(default_level: &str) {
+pub fn init_logs(default_level: &str, tracer: Option<opentelemetry_sdk::trace::Tracer>) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if std::io::stderr().is_terminal() {
-        builder.try_init()
+    let fmt: Box<dyn Layer<Registry> + Send + Sync> = if std::io::stderr().is_terminal() {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        builder
+        tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
+    let otel = tracer.map(|t| {
+        tracing_opentelemetry::layer()
+            .with_tracer(t)
+            .with_filter(Targets::new().with_target("backstop", LevelFilter::INFO))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .try_init();
 }

@@ -4,6 +4,7 @@
 
 mod logs;
 mod metrics;
+pub mod otlp;
 
 pub use logs::init_logs;
 pub use metrics::Metrics;
@@ -153,6 +154,17 @@ impl Telemetry {
             _ => "rule changed state",
         };
         let summary = evidence.to_string();
+        // A span per transition carries the evidence to OpenTelemetry.
+        let span = tracing::info_span!(
+            "rule transition",
+            otel.name = %format_args!("rule {rule} {}", t.to.as_str()),
+            backstop.rule = rule,
+            backstop.from = t.from.as_str(),
+            backstop.to = t.to.as_str(),
+            backstop.summary = summary.as_str(),
+            backstop.evidence = evidence_json.as_str(),
+        );
+        let _entered = span.enter();
         if t.to == State::Firing {
             tracing::warn!(
                 rule,

@@ -269,7 +269,9 @@ section!(RawGrafana, ["url", "token_file"]);
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a map of OTLP settings")]
 pub(in crate::config) struct RawOtlp {
-    /// OTLP gRPC endpoint of the collector.
+    /// Collector endpoint (gRPC, or HTTP/protobuf when
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`). Default: from
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub endpoint: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
