@@ -178,6 +178,12 @@ pub async fn start(
                 .or_else(|| std::env::var("HOSTNAME").ok())
                 .unwrap_or_else(|| config.service.clone()),
             status_url: status_url(addr),
+            dashboard_url: config.grafana.as_ref().and_then(|g| {
+                let mut url = g.url.join("d/backstop-overview").ok()?;
+                url.query_pairs_mut()
+                    .append_pair("var-service", &config.service);
+                Some(url.to_string())
+            }),
         };
         let pager = pagerduty::Pager::new(pd.clone(), ctx, telemetry.clone(), actions.clone())
             .map_err(StartError::Setup)?;

@@ -19,9 +19,6 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-/// Posts per minute to one Alertmanager; a flapping rule cannot flood it.
-/// What is held back goes out with the next interval's re-send.
-const POSTS_PER_MINUTE: u32 = 30;
 /// Resolved alerts are re-sent this long.
 const RESOLVED_RESEND: Duration = Duration::from_secs(5 * 60);
 
@@ -61,7 +58,7 @@ impl Pager {
     ) -> Result<Pager, String> {
         let client = retry::client(config.timeout)?;
         let quota =
-            Quota::per_minute(NonZeroU32::new(POSTS_PER_MINUTE).expect("non-zero constant"));
+            Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
         let limiters = config
             .urls
             .iter()
@@ -262,6 +259,7 @@ mod tests {
             urls: vec!["http://127.0.0.1:9".parse().unwrap()],
             resend: Duration::from_secs(60),
             timeout: Duration::from_secs(1),
+            max_per_minute: 30,
         };
         let ctx = Context {
             service: "checkout".into(),

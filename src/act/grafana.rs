@@ -16,7 +16,6 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 const RETRY_EVERY: Duration = Duration::from_secs(10);
-const ANNOTATIONS_PER_MINUTE: u32 = 30;
 /// Undelivered annotations kept; a longer Grafana outage loses the oldest.
 const KEEP: usize = 100;
 
@@ -48,7 +47,7 @@ impl Annotator {
     ) -> Result<Annotator, String> {
         let client = retry::client(Duration::from_secs(5))?;
         let quota =
-            Quota::per_minute(NonZeroU32::new(ANNOTATIONS_PER_MINUTE).expect("non-zero constant"));
+            Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
         Ok(Annotator {
             client,
             config,

@@ -20,8 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 /// Undelivered events are tried again this often.
 const RETRY_EVERY: Duration = Duration::from_secs(10);
-/// PagerDuty takes about 120 events a minute per routing key; stay well below.
-const EVENTS_PER_MINUTE: u32 = 60;
 /// PagerDuty's limits on one event.
 const MAX_SUMMARY: usize = 1024;
 const MAX_EVENT_BYTES: usize = 512 * 1024;
@@ -34,6 +32,8 @@ pub struct Context {
     /// The pod or host name: PagerDuty's `source`.
     pub source: String,
     pub status_url: String,
+    /// The Grafana overview dashboard, when `annotate.grafana` is configured.
+    pub dashboard_url: Option<String>,
 }
 
 pub struct Pager {
@@ -61,7 +61,7 @@ impl Pager {
     ) -> Result<Pager, String> {
         let client = retry::client(Duration::from_secs(10))?;
         let quota =
-            Quota::per_minute(NonZeroU32::new(EVENTS_PER_MINUTE).expect("non-zero constant"));
+            Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
         Ok(Pager {
             client,
             config,
@@ -171,6 +171,13 @@ impl Pager {
             "client_url": self.ctx.status_url,
             "links": [{ "href": self.ctx.status_url, "text": "backstop /status" }],
         });
+        if let Some(dashboard) = &self.ctx.dashboard_url
+            && let Some(links) = event["links"].as_array_mut()
+        {
+            links.push(
+                serde_json::json!({ "href": dashboard, "text": "Grafana: backstop overview" }),
+            );
+        }
         if event.to_string().len() > MAX_EVENT_BYTES {
             event["payload"]["custom_details"] =
                 serde_json::json!({ "why": n.evidence.to_string() });

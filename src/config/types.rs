@@ -43,6 +43,8 @@ pub struct Grafana {
     pub url: url::Url,
     /// Service account token, sent as a bearer token. Never printed.
     pub token: Option<Secret>,
+    /// Annotations per minute. Default 30.
+    pub max_per_minute: u32,
 }
 
 /// `page`: incident receivers.
@@ -60,6 +62,8 @@ pub struct PagerDuty {
     pub routing_key: Secret,
     /// Events endpoint. Default https://events.pagerduty.com/v2/enqueue (EU: events.eu.pagerduty.com).
     pub url: url::Url,
+    /// Events per minute (PagerDuty takes about 120 per routing key). Default 60.
+    pub max_per_minute: u32,
 }
 
 /// `page.alertmanager`: Alertmanager API v2; every URL (an HA pair) gets every alert.
@@ -71,6 +75,8 @@ pub struct Alertmanager {
     pub resend: Duration,
     /// Per request. Default 5s.
     pub timeout: Duration,
+    /// Posts per minute to each Alertmanager. Default 30.
+    pub max_per_minute: u32,
 }
 
 /// How loud a rule's incident is.

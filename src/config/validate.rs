@@ -123,10 +123,21 @@ fn grafana(p: &mut Problems, g: &RawGrafana) -> Option<Grafana> {
         None => Some(None),
         Some(v) => values::secret_file(p, &error::key(path, "token_file"), v).map(Some),
     };
+    let max = per_minute(p, path, &g.max_per_minute, 30);
     Some(Grafana {
         url: url?,
         token: token?,
+        max_per_minute: max?,
     })
+}
+
+/// `max_per_minute` of a receiver: at least 1.
+fn per_minute(p: &mut Problems, section: &str, v: &Option<Value>, default: u32) -> Option<u32> {
+    match v {
+        None => Some(default),
+        Some(v) => units::whole(p, &error::key(section, "max_per_minute"), v, 1, 10_000)
+            .map(|n| u32::try_from(n).unwrap_or(10_000)),
+    }
 }
 
 fn page(p: &mut Problems, raw: &Option<RawPage>) -> Option<Page> {
@@ -173,9 +184,11 @@ fn pagerduty(p: &mut Problems, pd: &RawPagerDuty) -> Option<PagerDuty> {
         Some(v) => values::http_url(p, &url_path, v),
         None => Some(url::Url::parse(DEFAULT_PAGERDUTY_URL).expect("a valid constant URL")),
     };
+    let max = per_minute(p, path, &pd.max_per_minute, 60);
     Some(PagerDuty {
         routing_key: key?,
         url: url?,
+        max_per_minute: max?,
     })
 }
 
@@ -212,10 +225,12 @@ fn alertmanager(p: &mut Problems, am: &RawAlertmanager) -> Option<Alertmanager> 
         DEFAULT_WEBHOOK_TIMEOUT,
         Zero::Forbidden,
     );
+    let max = per_minute(p, path, &am.max_per_minute, 30);
     Some(Alertmanager {
         urls: urls?,
         resend: resend?,
         timeout: timeout?,
+        max_per_minute: max?,
     })
 }
 

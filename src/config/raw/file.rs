@@ -218,10 +218,15 @@ pub(in crate::config) struct RawPagerDuty {
     pub routing_key: Option<Value>,
     /// Events API URL. Default `https://events.pagerduty.com/v2/enqueue`.
     pub url: Option<Value>,
+    /// Most posts per minute to this receiver; more wait (counted as held). Default 60.
+    pub max_per_minute: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawPagerDuty, ["routing_key_file", "routing_key", "url"]);
+section!(
+    RawPagerDuty,
+    ["routing_key_file", "routing_key", "url", "max_per_minute"]
+);
 
 /// `page.alertmanager`.
 #[derive(Debug, Default, Deserialize)]
@@ -235,10 +240,15 @@ pub(in crate::config) struct RawAlertmanager {
     pub resend_interval: Option<Value>,
     /// Per-request timeout. Default `5s`.
     pub timeout: Option<Value>,
+    /// Most posts per minute to this receiver; more wait (counted as held). Default 30.
+    pub max_per_minute: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawAlertmanager, ["url", "resend_interval", "timeout"]);
+section!(
+    RawAlertmanager,
+    ["url", "resend_interval", "timeout", "max_per_minute"]
+);
 
 /// `annotate` (not supported by this build yet).
 #[derive(Debug, Default, Deserialize)]
@@ -260,10 +270,12 @@ pub(in crate::config) struct RawGrafana {
     pub url: Option<Value>,
     /// File holding the service account token (sent as a bearer token).
     pub token_file: Option<Value>,
+    /// Most posts per minute to this receiver; more wait (counted as held). Default 30.
+    pub max_per_minute: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawGrafana, ["url", "token_file"]);
+section!(RawGrafana, ["url", "token_file", "max_per_minute"]);
 
 /// `otlp` (not supported by this build yet).
 #[derive(Debug, Default, Deserialize)]

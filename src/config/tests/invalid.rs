@@ -328,7 +328,7 @@ fn receiver_sections_are_checked_in_full() {
         vec![
             "page.pagerduty.routing_key_file: cannot read /etc/backstop/pd: No such file or directory (os error 2)",
             "annotate.grafana.token_file: cannot read /etc/backstop/grafana: No such file or directory (os error 2)",
-            r#"annotate.grafana.tokn: unknown field (expected one of: url, token_file)"#,
+            r#"annotate.grafana.tokn: unknown field (expected one of: url, token_file, max_per_minute)"#,
         ]
     );
 }
