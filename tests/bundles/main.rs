@@ -54,7 +54,8 @@ rollback:
 /// payments: its only target fails from the start. The webhook refuses the
 /// rollback (409: the sample app has no earlier version), so it fails; once
 /// the revision is older than `bake` the rule's reminders are held back as
-/// `baked`.
+/// `baked`. Its pages go to an Alertmanager that is not there, so incident
+/// delivery fails too.
 const PAYMENTS: &str = r#"
 service: payments
 targets:
@@ -67,10 +68,12 @@ slos:
 rules:
   - name: health-down
     when: { consecutive_failures: 3, target: health }
-    do: [rollback]
+    do: [rollback, page]
 rollback:
   webhook: { url: "{app}/admin/rollback" }
   bake: 6s
+page:
+  alertmanager: { url: "http://127.0.0.1:9/", resend_interval: 1s }
 "#;
 
 /// How an allow-listed expression is still checked.
