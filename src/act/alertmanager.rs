@@ -290,6 +290,7 @@ mod tests {
             },
             actions: vec!["page"],
             rolled_back: false,
+            rollback: None,
             at,
         }
     }

@@ -58,6 +58,8 @@ pub struct Notice {
     pub actions: Vec<&'static str>,
     /// On resolve: this revision was rolled back.
     pub rolled_back: bool,
+    /// The rollback's outcome, in the update sent once it is known.
+    pub rollback: Option<String>,
     pub at: SystemTime,
 }
 
@@ -275,36 +277,7 @@ impl Actor {
             self.record(d, "page", "failed", "no page receiver is configured".into());
             return;
         }
-        let actions: Vec<&'static str> = rule.actions.iter().map(|a| a.as_str()).collect();
-        let summary = format!(
-            "{}: rule {} {}: {}",
-            self.config.service,
-            rule.name,
-            if firing { "fired" } else { "resolved" },
-            d.evidence
-        );
-        let description = format!(
-            "Revision {} of {}. Rule {} ({}), actions: {}. Evidence: {}",
-            self.revision.id,
-            self.config.service,
-            rule.name,
-            d.evidence,
-            actions.join(", "),
-            serde_json::to_string(&d.evidence).unwrap_or_default()
-        );
-        let notice = Notice {
-            rule: rule.name.clone(),
-            severity: rule.severity,
-            firing,
-            summary,
-            description,
-            evidence: d.evidence.clone(),
-            rolled_back: !firing
-                && rule.actions.contains(&Action::Rollback)
-                && self.guard.rolled_back(),
-            actions,
-            at: d.at,
-        };
+        let notice = self.notice(d, firing);
         let _span = tracing::info_span!(
             "page",
             backstop.rule = notice.rule.as_str(),
@@ -323,6 +296,42 @@ impl Actor {
                 let detail = format!("a receiver's queue is full or closed: {e}");
                 self.record(d, "page", "failed", detail);
             }
+        }
+    }
+
+    /// What receivers get about a decision.
+    fn notice(&self, d: &Decision, firing: bool) -> Notice {
+        let rule = &self.config.rules[d.rule];
+        let actions: Vec<&'static str> = rule.actions.iter().map(|a| a.as_str()).collect();
+        let summary = format!(
+            "{}: rule {} {}: {}",
+            self.config.service,
+            rule.name,
+            if firing { "fired" } else { "resolved" },
+            d.evidence
+        );
+        let description = format!(
+            "Revision {} of {}. Rule {} ({}), actions: {}. Evidence: {}",
+            self.revision.id,
+            self.config.service,
+            rule.name,
+            d.evidence,
+            actions.join(", "),
+            serde_json::to_string(&d.evidence).unwrap_or_default()
+        );
+        Notice {
+            rule: rule.name.clone(),
+            severity: rule.severity,
+            firing,
+            summary,
+            description,
+            evidence: d.evidence.clone(),
+            rolled_back: !firing
+                && rule.actions.contains(&Action::Rollback)
+                && self.guard.rolled_back(),
+            rollback: None,
+            actions,
+            at: d.at,
         }
     }
 
@@ -383,6 +392,9 @@ impl Actor {
         let decided = d.clone();
         let dry_run = self.config.rollback.dry_run;
         let annotator = self.annotator.clone();
+        // A rule that also pages updates its incident with the outcome.
+        let pages = self.config.rules[d.rule].actions.contains(&Action::Page);
+        let follow_up = pages.then(|| (self.notice(d, true), self.pagers.clone()));
         let span = tracing::info_span!(
             "rollback",
             backstop.rule = rule.as_str(),
@@ -426,6 +438,16 @@ impl Actor {
                     }
                 };
                 task_span.record("backstop.outcome", label.as_str());
+            if let Some((mut notice, pagers)) = follow_up {
+                let outcome = format!("{label}: {detail}");
+                notice.description = format!("{} Rollback: {outcome}.", notice.description);
+                notice.rollback = Some(outcome);
+                for pager in &pagers {
+                    if let Err(e) = pager.try_send(notice.clone()) {
+                        tracing::warn!(rule, error = %e, "rollback outcome not queued for a receiver");
+                    }
+                }
+            }
                 let record = ActionRecord::new(
                     &request.rule,
                     "rollback",

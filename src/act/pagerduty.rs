@@ -148,6 +148,9 @@ impl Pager {
             "evidence": n.evidence,
             "why": n.evidence.to_string(),
         });
+        if let Some(outcome) = &n.rollback {
+            details["rollback"] = serde_json::json!(outcome);
+        }
         if n.actions.contains(&"rollback") {
             details["note"] = serde_json::json!(
                 "this rule rolls the release back; if it does, the incident is not resolved automatically: the bad release still needs a person"
