@@ -11,12 +11,15 @@ pub mod alertmanager;
 pub mod grafana;
 mod guard;
 pub mod kube;
+mod notify;
 pub mod pagerduty;
 mod record;
 pub mod retry;
 mod webhook;
 
 pub use guard::{Check, Done, Guard, Prevented};
+pub use notify::Notice;
+use notify::annotate;
 pub use record::{ActionLog, ActionRecord};
 pub use webhook::{RollbackRequest, WebhookBackend};
 
@@ -41,36 +44,6 @@ const ROLLBACKS_PER_MINUTE: u32 = 3;
 pub struct Revision {
     pub id: String,
     pub since: Instant,
-}
-
-/// A rule with `page` started firing or resolved: what every receiver needs.
-#[derive(Debug, Clone)]
-pub struct Notice {
-    pub rule: String,
-    pub severity: crate::config::Severity,
-    pub firing: bool,
-    /// One line: why.
-    pub summary: String,
-    /// The evidence, thresholds and revision, for the person paged.
-    pub description: String,
-    pub evidence: crate::rules::Evidence,
-    /// The rule's actions (`rollback`, `page`).
-    pub actions: Vec<&'static str>,
-    /// On resolve: this revision was rolled back.
-    pub rolled_back: bool,
-    /// The rollback's outcome, in the update sent once it is known.
-    pub rollback: Option<String>,
-    pub at: SystemTime,
-}
-
-impl Notice {
-    /// The evidence kind (`consecutive_failures`, `burn_rate`, ...): PagerDuty's `class`.
-    pub fn evidence_kind(&self) -> String {
-        serde_json::to_value(&self.evidence)
-            .ok()
-            .and_then(|v| v["kind"].as_str().map(String::from))
-            .unwrap_or_default()
-    }
 }
 
 /// How a rollback ended (errors aside).
@@ -268,73 +241,6 @@ impl Actor {
         }
     }
 
-    fn page(&mut self, d: &Decision) {
-        let rule = &self.config.rules[d.rule];
-        let firing = d.kind == DecisionKind::Fired;
-        if self.pagers.is_empty() {
-            // Configuration refuses `page` without a receiver; should one
-            // slip through, say so rather than drop the incident.
-            self.record(d, "page", "failed", "no page receiver is configured".into());
-            return;
-        }
-        let notice = self.notice(d, firing);
-        let _span = tracing::info_span!(
-            "page",
-            backstop.rule = notice.rule.as_str(),
-            backstop.firing = firing,
-            backstop.severity = notice.severity.as_str(),
-            backstop.summary = notice.summary.as_str(),
-            backstop.receivers = self.pagers.len(),
-        )
-        .entered();
-        annotate(&self.annotator, &notice.rule, notice.summary.clone(), d.at);
-        // A receiver drains its queue between posts; a full queue means it
-        // is stuck on a slow receiver, which the log must show.
-        for pager in &self.pagers {
-            if let Err(e) = pager.try_send(notice.clone()) {
-                tracing::error!(rule = rule.name.as_str(), error = %e, "page notice not queued");
-                let detail = format!("a receiver's queue is full or closed: {e}");
-                self.record(d, "page", "failed", detail);
-            }
-        }
-    }
-
-    /// What receivers get about a decision.
-    fn notice(&self, d: &Decision, firing: bool) -> Notice {
-        let rule = &self.config.rules[d.rule];
-        let actions: Vec<&'static str> = rule.actions.iter().map(|a| a.as_str()).collect();
-        let summary = format!(
-            "{}: rule {} {}: {}",
-            self.config.service,
-            rule.name,
-            if firing { "fired" } else { "resolved" },
-            d.evidence
-        );
-        let description = format!(
-            "Revision {} of {}. Rule {} ({}), actions: {}. Evidence: {}",
-            self.revision.id,
-            self.config.service,
-            rule.name,
-            d.evidence,
-            actions.join(", "),
-            serde_json::to_string(&d.evidence).unwrap_or_default()
-        );
-        Notice {
-            rule: rule.name.clone(),
-            severity: rule.severity,
-            firing,
-            summary,
-            description,
-            evidence: d.evidence.clone(),
-            rolled_back: !firing
-                && rule.actions.contains(&Action::Rollback)
-                && self.guard.rolled_back(),
-            rollback: None,
-            actions,
-            at: d.at,
-        }
-    }
-
     fn rollback(&mut self, d: &Decision, tasks: &mut JoinSet<Finished>) {
         let now = Instant::now();
         let check = match self.guard.check(now) {
@@ -492,24 +398,6 @@ impl Actor {
         let record = ActionRecord::new(rule, action, outcome, detail, &self.revision.id, d);
         self.telemetry.action(&record);
         self.log.push(record);
-    }
-}
-
-/// Queue a mark for the annotator, if there is one; never waits.
-fn annotate(
-    to: &Option<mpsc::Sender<grafana::Annotation>>,
-    rule: &str,
-    text: String,
-    at: SystemTime,
-) {
-    let Some(to) = to else { return };
-    let mark = grafana::Annotation {
-        at,
-        text,
-        rule: rule.to_string(),
-    };
-    if let Err(e) = to.try_send(mark) {
-        tracing::warn!(rule, error = %e, "annotation not queued");
     }
 }
 
