@@ -44,11 +44,7 @@ async fn start_alertmanager() -> Alertmanager {
         "route: { receiver: nowhere }\nreceivers: [ { name: nowhere } ]\n",
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let child = Command::new(binary())
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(

@@ -8,6 +8,7 @@ mod common;
 
 use backstop::demo::app::{Behaviour, SampleApp};
 use bytes::Bytes;
+use common::free_port;
 use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -72,14 +73,6 @@ impl TraceService for Grpc {
         keep(&self.0, request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn grpc_receiver(spans: Spans) -> String {

@@ -9,7 +9,7 @@ use crate::config::{Condition, Config};
 use crate::probe::{Outcome, Sample};
 use crate::rules::{self, Evidence, Machine, Observations, State, Transition};
 use crate::slo;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{TargetHealth, Telemetry};
 use crate::window::{Counts, Stats, Window};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -55,6 +55,7 @@ struct TargetState {
     last: Option<LastProbe>,
     /// Probes seen, counted or not.
     probes: u64,
+    health: TargetHealth,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,11 +117,13 @@ impl Engine {
             .collect();
         let targets = thresholds
             .iter()
-            .map(|th| TargetState {
+            .zip(&config.targets)
+            .map(|(th, target)| TargetState {
                 window: Window::new(horizon, th, now),
                 consecutive_failures: 0,
                 last: None,
                 probes: 0,
+                health: telemetry.target_health(&target.name),
             })
             .collect();
         let rules = config
@@ -178,9 +181,7 @@ impl Engine {
         } else {
             t.consecutive_failures.saturating_add(1)
         };
-        let name = &self.config.targets[s.target].name;
-        self.telemetry
-            .target_health(name, ok, t.consecutive_failures);
+        t.health.set(ok, t.consecutive_failures);
     }
 
     /// Record what the last look at the revision's pods found.

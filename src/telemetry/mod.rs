@@ -39,6 +39,20 @@ pub enum Event {
     Action(ActionRecord),
 }
 
+/// `backstop_target_up` and `backstop_target_consecutive_failures` of one target.
+pub struct TargetHealth {
+    up: prometheus::IntGauge,
+    consecutive_failures: prometheus::IntGauge,
+}
+
+impl TargetHealth {
+    pub fn set(&self, up: bool, consecutive_failures: u32) {
+        self.up.set(i64::from(up));
+        self.consecutive_failures
+            .set(i64::from(consecutive_failures));
+    }
+}
+
 /// Metrics plus the event stream; cheap to clone.
 #[derive(Clone)]
 pub struct Telemetry {
@@ -119,15 +133,16 @@ impl Telemetry {
         });
     }
 
-    pub fn target_health(&self, target: &str, up: bool, consecutive_failures: u32) {
-        self.metrics
-            .target_up
-            .with_label_values(&[target])
-            .set(i64::from(up));
-        self.metrics
-            .consecutive_failures
-            .with_label_values(&[target])
-            .set(i64::from(consecutive_failures));
+    /// The health gauges of one target, looked up once so that recording a
+    /// sample does not hash label values every time.
+    pub fn target_health(&self, target: &str) -> TargetHealth {
+        TargetHealth {
+            up: self.metrics.target_up.with_label_values(&[target]),
+            consecutive_failures: self
+                .metrics
+                .consecutive_failures
+                .with_label_values(&[target]),
+        }
     }
 
     pub fn rule_state(&self, rule: &str, state: State) {

@@ -3,6 +3,7 @@
 //! `alerts/*.rules.yml` and evaluates them every second, and answers PromQL
 //! through its HTTP API.
 
+use super::free_port;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -20,14 +21,6 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Prometheus {
