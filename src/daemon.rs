@@ -101,8 +101,7 @@ pub async fn start(
     let now = Instant::now();
     let (revision, cluster) = identify(&config, &options).await?;
     telemetry.revision(&config.service, &revision.id);
-    let prober =
-        Prober::new().map_err(|e| StartError::Setup(format!("building the HTTP client: {e}")))?;
+    let prober = Prober::new(&config.tls).map_err(StartError::Setup)?;
     let restart_watch = cluster.as_ref().and_then(|(ctx, id)| {
         let window = config.restarts_window()?;
         Some(RestartWatcher::new(
@@ -152,16 +151,27 @@ pub async fn start(
             namespace: options.kubernetes.as_ref().map(|k| k.namespace.clone()),
             generator_url: status_url(addr),
         };
-        let pager = alertmanager::Pager::new(am.clone(), ctx, telemetry.clone(), actions.clone())
-            .map_err(StartError::Setup)?;
+        let pager = alertmanager::Pager::new(
+            am.clone(),
+            &config.tls,
+            ctx,
+            telemetry.clone(),
+            actions.clone(),
+        )
+        .map_err(StartError::Setup)?;
         let (notice_tx, notice_rx) = mpsc::channel(64);
         tasks.spawn(pager.run(notice_rx, stop.clone()));
         actor = actor.with_pager(notice_tx);
     }
     if let Some(g) = &config.grafana {
-        let annotator =
-            grafana::Annotator::new(g.clone(), &config.service, &revision.id, telemetry.clone())
-                .map_err(StartError::Setup)?;
+        let annotator = grafana::Annotator::new(
+            g.clone(),
+            &config.tls,
+            &config.service,
+            &revision.id,
+            telemetry.clone(),
+        )
+        .map_err(StartError::Setup)?;
         let (mark_tx, mark_rx) = mpsc::channel(64);
         tasks.spawn(annotator.run(mark_rx, stop.clone()));
         actor = actor.with_annotator(mark_tx);
@@ -185,8 +195,14 @@ pub async fn start(
                 Some(url.to_string())
             }),
         };
-        let pager = pagerduty::Pager::new(pd.clone(), ctx, telemetry.clone(), actions.clone())
-            .map_err(StartError::Setup)?;
+        let pager = pagerduty::Pager::new(
+            pd.clone(),
+            &config.tls,
+            ctx,
+            telemetry.clone(),
+            actions.clone(),
+        )
+        .map_err(StartError::Setup)?;
         let (notice_tx, notice_rx) = mpsc::channel(64);
         tasks.spawn(pager.run(notice_rx, stop.clone()));
         actor = actor.with_pager(notice_tx);

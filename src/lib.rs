@@ -20,6 +20,7 @@
 //! - [`act`]: rollback (webhook) behind guards, retries, action records.
 //! - [`telemetry`]: Prometheus metrics, logs, the event stream.
 //! - [`server`]: the admin HTTP server (`/metrics`, `/status`, ...).
+//! - [`tls`]: which CAs outbound HTTPS trusts.
 //! - [`daemon`]: starts and stops the stages; [`demo`]: the built-in demo.
 #![forbid(unsafe_code)]
 
@@ -34,12 +35,9 @@ pub mod rules;
 pub mod server;
 pub mod slo;
 pub mod telemetry;
+pub mod tls;
 pub mod window;
 
 pub use daemon::{Options, Running, run, start};
 
-/// Install the process-wide TLS crypto provider (ring). Must run before any
-/// HTTP client is built; harmless to call more than once.
-pub fn init_tls() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use tls::init as init_tls;

@@ -9,7 +9,7 @@
 
 use super::retry::{self, Backoff};
 use super::{ActionLog, ActionRecord, Notice};
-use crate::config::Alertmanager;
+use crate::config::{Alertmanager, Tls};
 use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::BTreeMap;
@@ -52,11 +52,12 @@ pub struct Pager {
 impl Pager {
     pub fn new(
         config: Alertmanager,
+        tls: &Tls,
         ctx: Context,
         telemetry: Telemetry,
         log: ActionLog,
     ) -> Result<Pager, String> {
-        let client = retry::client(config.timeout)?;
+        let client = retry::client(config.timeout, tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
         let limiters = config
@@ -269,6 +270,7 @@ mod tests {
         };
         Pager::new(
             config,
+            &Default::default(),
             ctx,
             Telemetry::new("checkout"),
             ActionLog::default(),

@@ -5,7 +5,7 @@
 //! bound the oldest is dropped, counted and logged, never silently.
 
 use super::retry::{self, Backoff};
-use crate::config::Grafana;
+use crate::config::{Grafana, Tls};
 use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::VecDeque;
@@ -41,11 +41,12 @@ pub struct Annotator {
 impl Annotator {
     pub fn new(
         config: Grafana,
+        tls: &Tls,
         service: &str,
         revision: &str,
         telemetry: Telemetry,
     ) -> Result<Annotator, String> {
-        let client = retry::client(Duration::from_secs(5))?;
+        let client = retry::client(Duration::from_secs(5), tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
         Ok(Annotator {

@@ -73,7 +73,7 @@ impl Backend {
         Ok(match (&config.rollback.backend, cluster) {
             (None, _) => None,
             (Some(RollbackBackend::Webhook(w)), _) => {
-                let client = retry::client(w.timeout)?;
+                let client = retry::client(w.timeout, &config.tls)?;
                 Some(Backend::Webhook(WebhookBackend::new(
                     client,
                     w.clone(),

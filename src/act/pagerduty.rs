@@ -8,7 +8,7 @@
 
 use super::retry::{self, Backoff, RetryError};
 use super::{ActionLog, ActionRecord, Notice};
-use crate::config::PagerDuty;
+use crate::config::{PagerDuty, Tls};
 use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{BTreeMap, VecDeque};
@@ -55,11 +55,12 @@ struct Event {
 impl Pager {
     pub fn new(
         config: PagerDuty,
+        tls: &Tls,
         ctx: Context,
         telemetry: Telemetry,
         log: ActionLog,
     ) -> Result<Pager, String> {
-        let client = retry::client(Duration::from_secs(10))?;
+        let client = retry::client(Duration::from_secs(10), tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
         Ok(Pager {

@@ -126,10 +126,11 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// An HTTP client for outbound calls (webhook, receivers).
-pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+pub fn client(timeout: Duration, tls: &crate::config::Tls) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
         .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
-        .timeout(timeout)
+        .timeout(timeout);
+    crate::tls::trust(builder, tls)?
         .build()
         .map_err(|e| format!("building the HTTP client: {e}"))
 }

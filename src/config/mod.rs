@@ -11,6 +11,7 @@ mod error;
 mod expand;
 mod raw;
 mod rules;
+mod security;
 mod targets;
 mod types;
 mod units;

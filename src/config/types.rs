@@ -28,6 +28,52 @@ pub struct Config {
     pub grafana: Option<Grafana>,
     /// `otlp`: export traces. Also on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
     pub otlp: Option<Otlp>,
+    /// `admin`: who may use the admin API's mutating endpoints.
+    pub admin: Admin,
+    /// `tls`: trust for outbound HTTPS.
+    pub tls: Tls,
+}
+
+/// `admin`: the admin API's mutating endpoints (`POST /api/v1/...`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Admin {
+    /// Bearer token those endpoints require (from `token_file`). None: they
+    /// are off and answer 403.
+    pub token: Option<Secret>,
+}
+
+/// `tls`: which certificate authorities outbound HTTPS trusts (probes,
+/// webhook, receivers). Verification itself is never turned off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    /// Extra CAs (`ca_file`), e.g. a cluster's internal PKI.
+    pub ca_bundle: Option<CaBundle>,
+    /// Trust the system's roots too (default); false: only `ca_file`.
+    pub system_roots: bool,
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            ca_bundle: None,
+            system_roots: true,
+        }
+    }
+}
+
+/// A PEM file of CA certificates, read and checked when the configuration loads.
+#[derive(Clone, PartialEq)]
+pub struct CaBundle {
+    pub path: String,
+    pub pem: Vec<u8>,
+    /// Certificates found in it (at least one).
+    pub certificates: usize,
+}
+
+impl fmt::Debug for CaBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} certificates)", self.path, self.certificates)
+    }
 }
 
 /// `otlp`: OpenTelemetry trace export.

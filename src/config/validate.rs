@@ -18,7 +18,7 @@ use super::types::{
 };
 use super::units::{self, Zero};
 use super::values;
-use super::{rules, targets};
+use super::{rules, security, targets};
 
 /// Longest service name: it becomes a metric label and part of dedup keys,
 /// and 63 is the Kubernetes name limit it usually mirrors.
@@ -100,6 +100,8 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         Some(g) => grafana(p, g).map(Some),
     };
     let otlp = otlp(p, &raw.otlp);
+    let admin = security::admin(p, &raw.admin);
+    let tls = security::tls(p, &raw.tls);
     Some(Config {
         service: service?,
         listen: listen?,
@@ -110,6 +112,8 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         page: page?,
         grafana: grafana?,
         otlp: otlp?,
+        admin: admin?,
+        tls: tls?,
     })
 }
 

@@ -50,15 +50,17 @@ impl Request {
 }
 
 impl Prober {
-    pub fn new() -> Result<Prober, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    pub fn new(tls: &crate::config::Tls) -> Result<Prober, String> {
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
             // The app is on loopback next to us; a proxy from the environment
             // would measure the proxy, not the app.
             .no_proxy()
             .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()?;
+            .tcp_nodelay(true);
+        let client = crate::tls::trust(builder, tls)?
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
         Ok(Prober { client })
     }
 
@@ -129,7 +131,11 @@ impl Prober {
             .send()
             .await
             .map_err(|e| Outcome::Failure {
-                reason: Reason::Connect,
+                reason: if is_tls(&e) {
+                    Reason::Tls
+                } else {
+                    Reason::Connect
+                },
                 detail: describe(&e),
             })?;
         let status = resp.status().as_u16();
@@ -154,6 +160,20 @@ impl Prober {
         }
         Ok((status, body))
     }
+}
+
+/// The handshake failed, as opposed to the connection: rustls's error is
+/// somewhere in the cause chain, often nested in `io::Error`s (whose
+/// `source()` skips the error they wrap, hence `get_ref`).
+fn is_tls(e: &reqwest::Error) -> bool {
+    fn within(e: &(dyn std::error::Error + 'static)) -> bool {
+        e.is::<rustls::Error>()
+            || e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| within(inner))
+            || e.source().is_some_and(within)
+    }
+    within(e)
 }
 
 /// reqwest's top-level message is generic ("error sending request"); the

@@ -19,8 +19,11 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
-    /// Could not connect (refused, reset, DNS, TLS).
+    /// Could not connect (refused, reset, DNS).
     Connect,
+    /// The TLS handshake failed: certificate not trusted, expired, or for
+    /// another name.
+    Tls,
     /// No complete answer within the timeout.
     Timeout,
     /// Status code not among the expected ones.
@@ -37,6 +40,7 @@ impl Reason {
     pub fn metric_label(self) -> &'static str {
         match self {
             Reason::Connect => "connect",
+            Reason::Tls => "tls",
             Reason::Timeout => "timeout",
             Reason::Status => "status",
             Reason::Body => "body",

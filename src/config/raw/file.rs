@@ -36,16 +36,23 @@ pub(in crate::config) struct RawConfig {
     /// Where annotations go (not supported by this build yet).
     #[serde(default, deserialize_with = "present")]
     pub annotate: Option<RawAnnotate>,
-    /// OpenTelemetry trace export (not supported by this build yet).
+    /// OpenTelemetry trace export.
     #[serde(default, deserialize_with = "present")]
     pub otlp: Option<RawOtlp>,
+    /// The admin API's mutating endpoints.
+    #[serde(default, deserialize_with = "present")]
+    pub admin: Option<RawAdmin>,
+    /// Trust for outbound HTTPS.
+    #[serde(default, deserialize_with = "present")]
+    pub tls: Option<RawTls>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 section!(
     RawConfig,
     [
-        "service", "listen", "targets", "slos", "rules", "rollback", "page", "annotate", "otlp"
+        "service", "listen", "targets", "slos", "rules", "rollback", "page", "annotate", "otlp",
+        "admin", "tls"
     ]
 );
 
@@ -289,3 +296,28 @@ pub(in crate::config) struct RawOtlp {
     pub unknown: Unknown,
 }
 section!(RawOtlp, ["endpoint"]);
+
+/// `admin`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of admin API settings")]
+pub(in crate::config) struct RawAdmin {
+    /// File holding the bearer token that `POST /api/v1/...` requires.
+    /// Without it those endpoints are off.
+    pub token_file: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawAdmin, ["token_file"]);
+
+/// `tls`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of TLS settings")]
+pub(in crate::config) struct RawTls {
+    /// PEM file of CA certificates to trust for outbound HTTPS.
+    pub ca_file: Option<Value>,
+    /// Also trust the system's roots. Default true.
+    pub system_roots: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(RawTls, ["ca_file", "system_roots"]);

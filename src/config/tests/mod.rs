@@ -4,6 +4,7 @@
 mod fuzz;
 mod invalid;
 mod rules;
+mod security;
 mod valid;
 
 use super::{Config, parse};
