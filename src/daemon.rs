@@ -207,6 +207,9 @@ pub async fn start(
         tasks.spawn(pager.run(notice_rx, stop.clone()));
         actor = actor.with_pager(notice_tx);
     }
+    let (command_tx, command_rx) = mpsc::channel(8);
+    let actor = actor.with_commands(command_rx);
+    let maintenance = actor.maintenance();
     tasks.spawn(actor.run(decision_rx, stop.clone(), ACTION_GRACE));
 
     let shared = Arc::new(Shared {
@@ -215,6 +218,9 @@ pub async fn start(
         status: status_tx,
         actions,
         revision,
+        commands: Some(command_tx),
+        maintenance,
+        limits: Default::default(),
     });
     tasks.spawn(server::serve(listener, shared, stop.clone(), SERVER_GRACE));
 

@@ -28,6 +28,8 @@ pub enum Prevented {
     NoPreviousRevision,
     /// The Deployment is paused.
     Paused,
+    /// Automatic actions are paused through the admin API (a maintenance window).
+    Maintenance,
     /// The previous revision's template is the current one.
     TemplateUnchanged,
     /// This pod's revision is not the Deployment's newest any more.
@@ -43,6 +45,7 @@ impl Prevented {
             Prevented::RateLimited => "rate_limited",
             Prevented::NoPreviousRevision => "no_previous_revision",
             Prevented::Paused => "paused",
+            Prevented::Maintenance => "maintenance",
             Prevented::TemplateUnchanged => "template_unchanged",
             Prevented::NotNewestRevision => "not_newest_revision",
         }
@@ -92,6 +95,19 @@ impl Guard {
             in_flight: false,
             last_rollback: None,
             last_failure: None,
+        }
+    }
+
+    /// A rollback a person asked for: bake, cooldown and the pause after a
+    /// failure are theirs to judge; one at a time and once per revision
+    /// still hold.
+    pub fn check_manual(&self) -> Check {
+        if self.in_flight {
+            Check::Wait
+        } else if self.rolled_back {
+            Check::Prevented(Prevented::AlreadyRolledBack)
+        } else {
+            Check::Go
         }
     }
 
@@ -167,6 +183,23 @@ mod tests {
         advance(20 * MIN).await;
         assert_eq!(
             g.check(Instant::now()),
+            Check::Prevented(Prevented::AlreadyRolledBack)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_person_may_roll_back_a_baked_revision_but_only_once() {
+        let mut g = Guard::new(Instant::now(), 30 * MIN, 10 * MIN);
+        g.started();
+        g.finished(Instant::now(), Done::Failed);
+        advance(40 * MIN).await;
+        assert_eq!(g.check(Instant::now()), Check::Prevented(Prevented::Baked));
+        assert_eq!(g.check_manual(), Check::Go);
+        g.started();
+        assert_eq!(g.check_manual(), Check::Wait);
+        g.finished(Instant::now(), Done::RolledBack);
+        assert_eq!(
+            g.check_manual(),
             Check::Prevented(Prevented::AlreadyRolledBack)
         );
     }

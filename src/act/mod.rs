@@ -25,12 +25,14 @@ pub use webhook::{RollbackRequest, WebhookBackend};
 
 use crate::config::{Action, Config, RollbackBackend};
 use crate::engine::{Decision, DecisionKind};
+use crate::rules::Evidence;
 use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +40,41 @@ use tracing::Instrument;
 
 /// Rollbacks that may leave the process per minute, whatever the rules say.
 const ROLLBACKS_PER_MINUTE: u32 = 3;
+/// Longest maintenance window one request may open: a forgotten pause must
+/// not switch backstop off for good.
+pub const MAX_PAUSE: Duration = Duration::from_secs(24 * 3600);
+
+/// What the admin API asks of the actions stage.
+#[derive(Debug)]
+pub enum Command {
+    /// Roll back now: a person decided. Bake, cooldown and a pause do not
+    /// apply; once per revision and one at a time still do. The reply says
+    /// the rollback started (its outcome follows in `/status`), or why not.
+    Rollback {
+        reason: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// Hold automatic rollbacks and pages for `duration` (at most `MAX_PAUSE`).
+    Pause {
+        duration: Duration,
+        reason: String,
+        reply: oneshot::Sender<Maintenance>,
+    },
+    /// End a pause now; replies with the pause that ended, if any.
+    Resume {
+        reply: oneshot::Sender<Option<Maintenance>>,
+    },
+}
+
+/// A pause of automatic actions (a maintenance window), as `/status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Maintenance {
+    pub reason: String,
+    pub since: String,
+    pub until: String,
+    #[serde(skip)]
+    pub ends: Instant,
+}
 
 /// The revision backstop guards, and when it started running.
 #[derive(Debug, Clone)]
@@ -125,6 +162,13 @@ pub struct Actor {
     pagers: Vec<mpsc::Sender<Notice>>,
     /// Where rollbacks and page incidents are marked (Grafana).
     annotator: Option<mpsc::Sender<grafana::Annotation>>,
+    /// Requests from the admin API.
+    commands: Option<mpsc::Receiver<Command>>,
+    /// The current maintenance window, published for `/status`.
+    paused: watch::Sender<Option<Maintenance>>,
+    /// Per rule: it fired during a pause and was not paged; page it if it
+    /// still fires when the pause ends.
+    held_pages: Vec<bool>,
 }
 
 /// A rollback that finished, reported back to the actor loop.
@@ -148,6 +192,7 @@ impl Actor {
         let quota =
             Quota::per_minute(NonZeroU32::new(ROLLBACKS_PER_MINUTE).expect("non-zero constant"));
         let reported = vec![None; config.rules.len()];
+        let held_pages = vec![false; config.rules.len()];
         Actor {
             config,
             telemetry,
@@ -159,7 +204,21 @@ impl Actor {
             annotator: None,
             log,
             reported,
+            commands: None,
+            paused: watch::Sender::new(None),
+            held_pages,
         }
+    }
+
+    /// Take requests from the admin API on `commands`.
+    pub fn with_commands(mut self, commands: mpsc::Receiver<Command>) -> Actor {
+        self.commands = Some(commands);
+        self
+    }
+
+    /// The maintenance window as it changes (None: not paused).
+    pub fn maintenance(&self) -> watch::Receiver<Option<Maintenance>> {
+        self.paused.subscribe()
     }
 
     /// Mark rollbacks and page incidents through this annotator.
@@ -183,10 +242,14 @@ impl Actor {
         grace: Duration,
     ) {
         let mut tasks: JoinSet<Finished> = JoinSet::new();
+        let mut commands = self.commands.take();
         loop {
+            let pause_ends = self.paused.borrow().as_ref().map(|m| m.ends);
             tokio::select! {
                 _ = stop.cancelled() => break,
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => self.finished(done),
+                Some(c) = next_command(&mut commands) => self.command(c, &mut tasks),
+                _ = sleep_until_some(pause_ends) => self.expire_pause(Instant::now()),
                 d = decisions.recv() => match d {
                     Some(d) => self.decide(d, &mut tasks),
                     None => break,
@@ -225,6 +288,7 @@ impl Actor {
     }
 
     fn decide(&mut self, d: Decision, tasks: &mut JoinSet<Finished>) {
+        self.expire_pause(Instant::now());
         if d.kind != DecisionKind::Firing {
             // A new episode (or its end): report preventions afresh.
             self.reported[d.rule] = None;
@@ -234,16 +298,137 @@ impl Actor {
             match action {
                 Action::Rollback if d.kind != DecisionKind::Resolved => self.rollback(&d, tasks),
                 Action::Rollback => {}
-                // The pager re-sends on its own schedule; reminders add nothing.
-                Action::Page if d.kind != DecisionKind::Firing => self.page(&d),
-                Action::Page => {}
+                Action::Page => self.page_or_hold(&d),
             }
         }
+    }
+
+    /// Page on a rule's first firing and on its end; during a pause hold the
+    /// page back, and send it when the pause ends if the rule still fires.
+    fn page_or_hold(&mut self, d: &Decision) {
+        let paused = self.paused.borrow().is_some();
+        let held = &mut self.held_pages[d.rule];
+        match d.kind {
+            DecisionKind::Fired if paused => {
+                *held = true;
+                let detail = "automatic actions are paused (maintenance window); paged if \
+                              the rule still fires when the pause ends"
+                    .to_string();
+                self.record(d, "page", "prevented: maintenance", detail);
+            }
+            DecisionKind::Fired => self.page(d),
+            DecisionKind::Firing if *held && !paused => {
+                *held = false;
+                let mut first = d.clone();
+                first.kind = DecisionKind::Fired;
+                self.page(&first);
+            }
+            // The pager re-sends on its own schedule; reminders add nothing.
+            DecisionKind::Firing => {}
+            // Never paged: there is no incident to resolve.
+            DecisionKind::Resolved if *held => *held = false,
+            DecisionKind::Resolved => self.page(d),
+        }
+    }
+
+    fn command(&mut self, command: Command, tasks: &mut JoinSet<Finished>) {
+        let now = Instant::now();
+        self.expire_pause(now);
+        match command {
+            Command::Rollback { reason, reply } => {
+                let _ = reply.send(self.manual_rollback(reason, tasks));
+            }
+            Command::Pause {
+                duration,
+                reason,
+                reply,
+            } => {
+                let duration = duration.min(MAX_PAUSE);
+                let wall = SystemTime::now();
+                let window = Maintenance {
+                    reason,
+                    since: rfc3339(wall),
+                    until: rfc3339(wall + duration),
+                    ends: now + duration,
+                };
+                tracing::warn!(
+                    reason = window.reason.as_str(),
+                    until = window.until.as_str(),
+                    "automatic rollbacks and pages paused through the admin API"
+                );
+                self.telemetry.actions_paused(&self.config.service, true);
+                self.paused.send_replace(Some(window.clone()));
+                let _ = reply.send(window);
+            }
+            Command::Resume { reply } => {
+                let ended = self.paused.send_replace(None);
+                if let Some(m) = &ended {
+                    tracing::warn!(
+                        reason = m.reason.as_str(),
+                        "automatic actions resumed through the admin API"
+                    );
+                    self.telemetry.actions_paused(&self.config.service, false);
+                }
+                let _ = reply.send(ended);
+            }
+        }
+    }
+
+    /// End the pause once its time has come.
+    fn expire_pause(&mut self, now: Instant) {
+        let over = self.paused.borrow().as_ref().is_some_and(|m| now >= m.ends);
+        if over {
+            self.paused.send_replace(None);
+            self.telemetry.actions_paused(&self.config.service, false);
+            tracing::warn!("maintenance window over: automatic actions resumed");
+        }
+    }
+
+    fn manual_rollback(
+        &mut self,
+        reason: String,
+        tasks: &mut JoinSet<Finished>,
+    ) -> Result<String, String> {
+        let revision = &self.revision.id;
+        let Some(backend) = &self.backend else {
+            return Err(
+                "no rollback backend is configured (rollback.webhook or rollback.kubernetes)"
+                    .into(),
+            );
+        };
+        match self.guard.check_manual() {
+            Check::Wait => return Err("a rollback is already in flight; see /status".into()),
+            Check::Prevented(_) => {
+                return Err(format!(
+                    "revision {revision} was already rolled back (or a dry run said it would be)"
+                ));
+            }
+            Check::Go => {}
+        }
+        if self.limiter.check().is_err() {
+            return Err(format!(
+                "more than {ROLLBACKS_PER_MINUTE} rollbacks in a minute; try again shortly"
+            ));
+        }
+        let started = format!(
+            "rolling back revision {revision} through {}",
+            backend.label()
+        );
+        let d = Decision {
+            rule: usize::MAX,
+            kind: DecisionKind::Fired,
+            evidence: Evidence::Manual { reason },
+            at: SystemTime::now(),
+        };
+        self.start_rollback("manual".into(), &d, None, tasks);
+        Ok(started)
     }
 
     fn rollback(&mut self, d: &Decision, tasks: &mut JoinSet<Finished>) {
         let now = Instant::now();
         let check = match self.guard.check(now) {
+            Check::Wait => Check::Wait,
+            _ if self.paused.borrow().is_some() => Check::Prevented(Prevented::Maintenance),
             Check::Go if self.limiter.check().is_err() => Check::Prevented(Prevented::RateLimited),
             c => c,
         };
@@ -267,12 +452,23 @@ impl Actor {
                     );
                 }
             }
-            Check::Go => self.start_rollback(d, tasks),
+            Check::Go => {
+                let rule = self.config.rules[d.rule].name.clone();
+                // A rule that also pages updates its incident with the outcome.
+                let pages = self.config.rules[d.rule].actions.contains(&Action::Page);
+                let follow_up = pages.then(|| (self.notice(d, true), self.pagers.clone()));
+                self.start_rollback(rule, d, follow_up, tasks);
+            }
         }
     }
 
-    fn start_rollback(&mut self, d: &Decision, tasks: &mut JoinSet<Finished>) {
-        let rule = self.config.rules[d.rule].name.clone();
+    fn start_rollback(
+        &mut self,
+        rule: String,
+        d: &Decision,
+        follow_up: Option<(Notice, Vec<mpsc::Sender<Notice>>)>,
+        tasks: &mut JoinSet<Finished>,
+    ) {
         let request = RollbackRequest {
             service: self.config.service.clone(),
             revision: self.revision.id.clone(),
@@ -298,9 +494,6 @@ impl Actor {
         let decided = d.clone();
         let dry_run = self.config.rollback.dry_run;
         let annotator = self.annotator.clone();
-        // A rule that also pages updates its incident with the outcome.
-        let pages = self.config.rules[d.rule].actions.contains(&Action::Page);
-        let follow_up = pages.then(|| (self.notice(d, true), self.pagers.clone()));
         let span = tracing::info_span!(
             "rollback",
             backstop.rule = rule.as_str(),
@@ -389,6 +582,14 @@ impl Actor {
             Prevented::RateLimited => {
                 format!("more than {ROLLBACKS_PER_MINUTE} rollbacks in a minute")
             }
+            Prevented::Maintenance => {
+                let until = self.paused.borrow().as_ref().map(|m| m.until.clone());
+                format!(
+                    "automatic actions are paused (maintenance window) until {}; rolled back if \
+                     the rule still fires then",
+                    until.unwrap_or_else(|| "now".into())
+                )
+            }
             other => other.metric_label().replace('_', " "),
         }
     }
@@ -398,6 +599,22 @@ impl Actor {
         let record = ActionRecord::new(rule, action, outcome, detail, &self.revision.id, d);
         self.telemetry.action(&record);
         self.log.push(record);
+    }
+}
+
+/// The next admin command, or never when there is no admin API.
+async fn next_command(commands: &mut Option<mpsc::Receiver<Command>>) -> Option<Command> {
+    match commands {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleep until `at`, or forever.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

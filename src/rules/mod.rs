@@ -92,6 +92,8 @@ pub enum Evidence {
         restarts: Option<u32>,
         above: u32,
     },
+    /// Not a rule: a person asked through the admin API.
+    Manual { reason: String },
 }
 
 impl fmt::Display for Evidence {
@@ -174,6 +176,7 @@ impl fmt::Display for Evidence {
                 ),
                 None => f.write_str("the revision's pods have not been looked at yet"),
             },
+            Evidence::Manual { reason } => write!(f, "asked through the admin API: {reason}"),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The admin server (hyper): `/metrics` for Prometheus, `/healthz` and
 //! `/readyz` for the kubelet, `/status` (JSON) and `/` (a small HTML page)
-//! for the person on call. Read-only: it asks the engine for a snapshot and
-//! never changes state.
+//! for the person on call, all open and read-only; and the token-guarded
+//! `POST /api/v1/...` endpoints (see `api`). Every peer is rate-limited;
+//! header counts, header sizes and bodies are capped.
 
+mod api;
 mod html;
 
-use crate::act::{ActionLog, ActionRecord, Revision};
+use crate::act::{ActionLog, ActionRecord, Command, Maintenance, Revision};
 use crate::config::Config;
 use crate::engine::EngineStatus;
 use crate::telemetry::Telemetry;
@@ -14,14 +16,15 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +38,18 @@ pub struct Shared {
     pub status: StatusRequests,
     pub actions: ActionLog,
     pub revision: Revision,
+    /// Where the mutating endpoints send their requests.
+    pub commands: Option<mpsc::Sender<Command>>,
+    /// The current pause of automatic actions.
+    pub maintenance: watch::Receiver<Option<Maintenance>>,
+    pub limits: api::Limits,
 }
+
+/// Most request headers (HTTP/1) and bytes of headers (both versions).
+const MAX_HEADERS: usize = 64;
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// A client gets this long to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serve until `stop`, then let open requests finish within `grace`.
 pub async fn serve(
@@ -45,12 +59,23 @@ pub async fn serve(
     grace: Duration,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_headers(MAX_HEADERS)
+        .max_buf_size(MAX_HEADER_BYTES.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(32);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer.ip()),
                 Err(e) => {
                     // Out of file descriptors and the like: pause, do not spin.
                     tracing::warn!(error = %e, "admin server accept failed");
@@ -62,7 +87,7 @@ pub async fn serve(
         let shared = shared.clone();
         let service = hyper::service::service_fn(move |req| {
             let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(route(&shared, req).await) }
+            async move { Ok::<_, std::convert::Infallible>(route(&shared, peer, req).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
@@ -75,14 +100,43 @@ pub async fn serve(
 
 type Reply = Response<Full<Bytes>>;
 
-async fn route(shared: &Shared, req: Request<Incoming>) -> Reply {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(
+async fn route(shared: &Shared, peer: IpAddr, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path();
+    let endpoint = api::ENDPOINTS.iter().find(|e| **e == path).copied();
+    let reply = if !shared.limits.allow(peer, endpoint.is_some()) {
+        api::too_many()
+    } else if endpoint.is_some() {
+        if req.method() == Method::POST {
+            api::handle(shared, peer, req).await
+        } else {
+            let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
+            reply
+                .headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+            reply
+        }
+    } else if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut reply = text(
             StatusCode::METHOD_NOT_ALLOWED,
             "only GET and HEAD are allowed here\n",
         );
+        reply
+            .headers_mut()
+            .insert(hyper::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        reply
+    } else {
+        read_only(shared, path).await
+    };
+    if let Some(endpoint) = endpoint {
+        shared
+            .telemetry
+            .admin_request(endpoint, reply.status().as_u16());
     }
-    match req.uri().path() {
+    reply
+}
+
+async fn read_only(shared: &Shared, path: &str) -> Reply {
+    match path {
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
@@ -115,7 +169,7 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Reply {
         },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /status, /metrics, /healthz, /readyz\n",
+            "not found; try /status, /metrics, /healthz, /readyz, POST /api/v1/{rollback,pause,resume}\n",
         ),
     }
 }
@@ -136,6 +190,8 @@ pub struct Status {
     pub version: &'static str,
     pub revision: RevisionStatus,
     pub rollback: RollbackStatus,
+    /// Automatic rollbacks and pages are paused until then (None: not paused).
+    pub maintenance: Option<Maintenance>,
     #[serde(flatten)]
     pub engine: EngineStatus,
     /// Latest action outcomes, newest last.
@@ -177,9 +233,14 @@ async fn status(shared: &Shared) -> Option<Status> {
             bake_seconds: rb.bake.as_secs_f64(),
             cooldown_seconds: rb.cooldown.as_secs_f64(),
         },
+        maintenance: shared.maintenance.borrow().clone(),
         engine,
         actions: shared.actions.latest(),
     })
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
+    reply(status, "application/json", value.to_string())
 }
 
 fn text(status: StatusCode, body: &'static str) -> Reply {

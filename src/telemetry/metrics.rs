@@ -28,6 +28,8 @@ pub struct Metrics {
     pub action_duration: HistogramVec,
     pub action_attempts: IntCounterVec,
     pub page_deliveries: IntCounterVec,
+    pub actions_paused: IntGaugeVec,
+    pub admin_requests: IntCounterVec,
 }
 
 /// Seconds buckets for probe and action durations: 1 ms .. 30 s.
@@ -131,12 +133,24 @@ impl Metrics {
                 "Posts of incidents to a receiver by result (ok, failed, held: over the per-minute limit, sent with the next re-send).",
                 &["receiver", "result"],
             ),
+            actions_paused: gauge(
+                "backstop_actions_paused",
+                "1 while automatic rollbacks and pages are paused through the admin API (a maintenance window).",
+                &["service"],
+            ),
+            admin_requests: counter(
+                "backstop_admin_requests_total",
+                "Admin API requests by endpoint and HTTP status code (401/403: refused tokens, 429: rate limited).",
+                &["endpoint", "code"],
+            ),
             registry,
         };
         m.register_all();
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), service])
             .set(1);
+        // Present from the start, so "paused" can be told from "no data".
+        m.actions_paused.with_label_values(&[service]).set(0);
         m
     }
 
@@ -159,6 +173,8 @@ impl Metrics {
             Box::new(self.action_duration.clone()),
             Box::new(self.action_attempts.clone()),
             Box::new(self.page_deliveries.clone()),
+            Box::new(self.actions_paused.clone()),
+            Box::new(self.admin_requests.clone()),
         ];
         for c in collectors {
             self.registry

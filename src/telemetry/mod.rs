@@ -235,6 +235,21 @@ impl Telemetry {
         });
     }
 
+    pub fn actions_paused(&self, service: &str, paused: bool) {
+        self.metrics
+            .actions_paused
+            .with_label_values(&[service])
+            .set(i64::from(paused));
+    }
+
+    /// One admin API request; `endpoint` is a known path or "other".
+    pub fn admin_request(&self, endpoint: &str, code: u16) {
+        self.metrics
+            .admin_requests
+            .with_label_values(&[endpoint, &code.to_string()])
+            .inc();
+    }
+
     pub fn rollback_prevented(&self, rule: &str, why: Prevented) {
         self.metrics
             .rollbacks_prevented

@@ -1,0 +1,274 @@
+//! The admin API's mutating endpoints: `POST /api/v1/rollback`,
+//! `/api/v1/pause` and `/api/v1/resume`. Each needs the bearer token of
+//! `admin.token_file`, compared in constant time; a peer that keeps
+//! presenting wrong tokens is slowed down; bodies are small JSON documents.
+
+use super::{Reply, Shared, json};
+use crate::act::{Command, MAX_PAUSE};
+use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::sync::oneshot;
+
+/// Largest request body the API reads.
+pub const MAX_BODY: usize = 16 * 1024;
+/// Pause length when the request names none.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(3600);
+/// Admin requests per second from one address (Prometheus and the kubelet
+/// need a few per minute).
+const REQUESTS_PER_SECOND: u32 = 20;
+/// Mutating requests per minute from one address, right token or not.
+const MUTATING_PER_MINUTE: u32 = 10;
+
+/// Per peer address: every admin request, and the mutating ones (which
+/// also bounds how fast a token can be guessed).
+pub struct Limits {
+    requests: DefaultKeyedRateLimiter<IpAddr>,
+    mutating: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let per_second = |n| Quota::per_second(NonZeroU32::new(n).expect("non-zero"));
+        let per_minute = |n| Quota::per_minute(NonZeroU32::new(n).expect("non-zero"));
+        Limits {
+            requests: RateLimiter::keyed(per_second(REQUESTS_PER_SECOND)),
+            mutating: RateLimiter::keyed(per_minute(MUTATING_PER_MINUTE)),
+        }
+    }
+}
+
+impl Limits {
+    /// Whether `peer` may make another request (mutating or not).
+    pub fn allow(&self, peer: IpAddr, mutating: bool) -> bool {
+        // Forget idle peers now and then, so the table stays small.
+        if self.requests.len() > 1024 {
+            self.requests.retain_recent();
+            self.mutating.retain_recent();
+        }
+        self.requests.check_key(&peer).is_ok()
+            && (!mutating || self.mutating.check_key(&peer).is_ok())
+    }
+}
+
+/// The 429 for a peer over its limit.
+pub fn too_many() -> Reply {
+    let mut reply = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many admin requests from this address; slow down",
+    );
+    reply
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("10"));
+    reply
+}
+
+/// The endpoints, for routing and for the metric's `endpoint` label.
+pub const ENDPOINTS: [&str; 3] = ["/api/v1/rollback", "/api/v1/pause", "/api/v1/resume"];
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    /// `30m`, `2h`; default 1h, at most 24h.
+    duration: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResumeBody {}
+
+/// Handle `POST` to one of `ENDPOINTS`.
+pub async fn handle(shared: &Shared, peer: IpAddr, req: Request<Incoming>) -> Reply {
+    let path = req.uri().path().to_string();
+    if let Err(reply) = authorize(shared, peer, &req) {
+        return *reply;
+    }
+    let body = match read_body(req).await {
+        Ok(body) => body,
+        Err(reply) => return *reply,
+    };
+    let Some(commands) = &shared.commands else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the actions stage is not running",
+        );
+    };
+    let (command, answer) = match path.as_str() {
+        "/api/v1/rollback" => {
+            let body: RollbackBody = match parse(&body) {
+                Ok(b) => b,
+                Err(reply) => return *reply,
+            };
+            let reason = body.reason.unwrap_or_else(|| "no reason given".into());
+            tracing::warn!(%peer, reason = reason.as_str(), "manual rollback requested");
+            let (reply, rx) = oneshot::channel::<Result<String, String>>();
+            let answer = async move {
+                match rx.await {
+                    Ok(Ok(detail)) => json(
+                        StatusCode::ACCEPTED,
+                        &serde_json::json!({ "started": detail }),
+                    ),
+                    Ok(Err(why)) => error(StatusCode::CONFLICT, &why),
+                    Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+                }
+            };
+            (Command::Rollback { reason, reply }, answer.boxed())
+        }
+        "/api/v1/pause" => {
+            let body: PauseBody = match parse(&body) {
+                Ok(b) => b,
+                Err(reply) => return *reply,
+            };
+            let duration = match body.duration.as_deref().map(humantime::parse_duration) {
+                None => DEFAULT_PAUSE,
+                Some(Ok(d)) if d.is_zero() || d > MAX_PAUSE => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "duration: must be above 0 and at most 24h",
+                    );
+                }
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("duration: {e} (write it like 30m or 2h)"),
+                    );
+                }
+            };
+            let reason = body.reason.unwrap_or_else(|| "no reason given".into());
+            let (reply, rx) = oneshot::channel();
+            let answer = async move {
+                match rx.await {
+                    Ok(window) => json(StatusCode::OK, &serde_json::json!({ "paused": window })),
+                    Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+                }
+            };
+            let command = Command::Pause {
+                duration,
+                reason,
+                reply,
+            };
+            (command, answer.boxed())
+        }
+        _ => {
+            if let Err(reply) = parse::<ResumeBody>(&body) {
+                return *reply;
+            }
+            let (reply, rx) = oneshot::channel();
+            let answer = async move {
+                match rx.await {
+                    Ok(ended) => json(StatusCode::OK, &serde_json::json!({ "ended": ended })),
+                    Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+                }
+            };
+            (Command::Resume { reply }, answer.boxed())
+        }
+    };
+    if commands.send(command).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match tokio::time::timeout(Duration::from_secs(5), answer).await {
+        Ok(reply) => reply,
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the actions stage did not answer",
+        ),
+    }
+}
+
+type BoxedReply = std::pin::Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+trait Boxed {
+    fn boxed(self) -> BoxedReply;
+}
+
+impl<F: Future<Output = Reply> + Send + 'static> Boxed for F {
+    fn boxed(self) -> BoxedReply {
+        Box::pin(self)
+    }
+}
+
+/// The request carries the configured token, or the reply that says why not.
+fn authorize(shared: &Shared, peer: IpAddr, req: &Request<Incoming>) -> Result<(), Box<Reply>> {
+    let Some(token) = &shared.config.admin.token else {
+        return Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "the admin API's mutating endpoints are off: set admin.token_file",
+        )));
+    };
+    match presented(req) {
+        Some(t) if matches(t, token.expose()) => Ok(()),
+        found => {
+            tracing::warn!(%peer, presented = found.is_some(), "admin API request with a missing or wrong token");
+            let mut reply = error(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is required (Authorization: Bearer <token from admin.token_file>)",
+            );
+            reply.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"backstop\""),
+            );
+            Err(Box::new(reply))
+        }
+    }
+}
+
+/// The bearer token in the request, if any.
+fn presented(req: &Request<Incoming>) -> Option<&[u8]> {
+    let value = req.headers().get(AUTHORIZATION)?.as_bytes();
+    let (scheme, token) = value.split_at_checked(7)?;
+    scheme
+        .eq_ignore_ascii_case(b"bearer ")
+        .then_some(token.trim_ascii())
+}
+
+/// Constant time in the token's contents (its length may show).
+fn matches(presented: &[u8], token: &str) -> bool {
+    presented.ct_eq(token.as_bytes()).into()
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Box<Reply>> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body may be at most {} KiB", MAX_BODY / 1024),
+        ))),
+        Err(e) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!("reading the body: {e}"),
+        ))),
+    }
+}
+
+/// An empty body means every field's default.
+fn parse<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, Box<Reply>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!("the body must be a JSON object: {e}"),
+        ))
+    })
+}
+
+fn error(status: StatusCode, message: &str) -> Reply {
+    json(status, &serde_json::json!({ "error": message }))
+}
