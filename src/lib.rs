@@ -20,6 +20,7 @@
 //! - [`act`]: rollback (webhook) behind guards, retries, action records.
 //! - [`telemetry`]: Prometheus metrics, logs, the event stream.
 //! - [`server`]: the admin HTTP server (`/metrics`, `/status`, ...).
+//! - [`redact`]: credentials in URLs kept out of what backstop shows.
 //! - [`daemon`]: starts and stops the stages; [`demo`]: the built-in demo.
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod probe;
+pub mod redact;
 pub mod rules;
 pub mod server;
 pub mod slo;
