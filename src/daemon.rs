@@ -189,7 +189,10 @@ pub async fn start(
                 .unwrap_or_else(|| config.service.clone()),
             status_url: status_url(addr),
             dashboard_url: config.grafana.as_ref().and_then(|g| {
-                let mut url = g.url.join("d/backstop-overview").ok()?;
+                // A link for the person paged: without Grafana's credentials.
+                let mut url = crate::redact::url(&g.url)
+                    .join("d/backstop-overview")
+                    .ok()?;
                 url.query_pairs_mut()
                     .append_pair("var-service", &config.service);
                 Some(url.to_string())

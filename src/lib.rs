@@ -21,6 +21,7 @@
 //! - [`telemetry`]: Prometheus metrics, logs, the event stream.
 //! - [`server`]: the admin HTTP server (`/metrics`, `/status`, ...).
 //! - [`tls`]: which CAs outbound HTTPS trusts.
+//! - [`redact`]: credentials in URLs kept out of what backstop shows.
 //! - [`daemon`]: starts and stops the stages; [`demo`]: the built-in demo.
 #![forbid(unsafe_code)]
 
@@ -31,6 +32,7 @@ pub mod daemon;
 pub mod demo;
 pub mod engine;
 pub mod probe;
+pub mod redact;
 pub mod rules;
 pub mod server;
 pub mod slo;

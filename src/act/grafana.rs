@@ -133,6 +133,12 @@ impl Annotator {
             .url
             .join("api/annotations")
             .map_err(|e| retry::RetryError::Rejected(e.to_string()))?;
+        // One Authorization header: the token wins over credentials in the
+        // URL (reqwest would send both, and Grafana reads only the first).
+        let url = match self.config.token {
+            Some(_) => crate::redact::url(&url),
+            None => url,
+        };
         let backoff = Backoff {
             attempts: 3,
             base: Duration::from_millis(300),

@@ -219,7 +219,7 @@ pub(super) fn headers(
                 continue;
             }
             let header = if field == "headers" {
-                values::text(p, &at, value).map(|s| HeaderValue::Plain(s.to_owned()))
+                values::secret_text(p, &at, value).map(|s| HeaderValue::Plain(s.to_owned()))
             } else {
                 values::secret_file(p, &at, value).map(HeaderValue::Secret)
             };

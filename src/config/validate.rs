@@ -165,7 +165,7 @@ fn pagerduty(p: &mut Problems, pd: &RawPagerDuty) -> Option<PagerDuty> {
         (Some(file), None) => values::secret_file(p, &error::key(path, "routing_key_file"), file),
         (None, Some(v)) => {
             let at = error::key(path, "routing_key");
-            values::text(p, &at, v).and_then(|k| {
+            values::secret_text(p, &at, v).and_then(|k| {
                 if k.trim().is_empty() {
                     p.add(&at, "must not be empty");
                     None

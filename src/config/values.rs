@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::types::Secret;
+use crate::redact;
 
 /// Largest `*_file` read: secrets are short, and a path to a huge or endless
 /// file (`/dev/zero`) must not hang startup.
@@ -71,6 +72,30 @@ pub(super) fn text<'a>(p: &mut Problems, path: &str, value: &'a Value) -> Option
     }
 }
 
+/// Text that may be a secret (a header value, a routing key): like `text`,
+/// but a wrong value is described by its kind only, never shown.
+pub(super) fn secret_text<'a>(p: &mut Problems, path: &str, value: &'a Value) -> Option<&'a str> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Number(_) | Value::Bool(_) => {
+            let kind = if value.is_number() {
+                "a number"
+            } else {
+                "a boolean"
+            };
+            p.add(
+                path,
+                format!("expected text, got {kind} (not shown: it may be a secret); quote it"),
+            );
+            None
+        }
+        other => {
+            p.add(path, format!("expected text, got {}", describe(other)));
+            None
+        }
+    }
+}
+
 /// A name usable as a metric label value and in dedup keys.
 pub(super) fn name(p: &mut Problems, path: &str, value: &Value) -> Option<String> {
     let s = text(p, path, value)?;
@@ -94,7 +119,7 @@ pub(super) fn name(p: &mut Problems, path: &str, value: &Value) -> Option<String
     Some(s.to_owned())
 }
 
-/// An absolute http or https URL.
+/// An absolute http or https URL. A bad one is shown without credentials.
 pub(super) fn http_url(p: &mut Problems, path: &str, value: &Value) -> Option<url::Url> {
     let s = text(p, path, value)?;
     match url::Url::parse(s.trim()) {
@@ -102,12 +127,17 @@ pub(super) fn http_url(p: &mut Problems, path: &str, value: &Value) -> Option<ur
         Ok(url) => {
             p.add(
                 path,
-                format!("{} must use http or https, not {}", quote(s), url.scheme()),
+                format!(
+                    "{} must use http or https, not {}",
+                    quote(&redact::url_text(s)),
+                    url.scheme()
+                ),
             );
             None
         }
         Err(e) => {
-            p.add(path, format!("{} is not an absolute URL: {e}", quote(s)));
+            let shown = quote(&redact::url_text(s));
+            p.add(path, format!("{shown} is not an absolute URL: {e}"));
             None
         }
     }
@@ -178,6 +208,10 @@ mod tests {
             Ok("api-v1.2_x".to_owned())
         );
         assert!(one(|p| name(p, "x", &json!("a b"))).is_err());
+        assert_eq!(
+            one(|p| secret_text(p, "x", &json!(80486135792468_u64)).map(str::to_owned)),
+            Err("expected text, got a number (not shown: it may be a secret); quote it".to_owned())
+        );
         assert!(one(|p| name(p, "x", &json!(""))).is_err());
         let url = |v: Value| one(|p| http_url(p, "x", &v)).map(|u| u.to_string());
         assert_eq!(

@@ -68,9 +68,7 @@ impl Prober {
     pub async fn probe(&self, target: usize, t: &Target, req: &Request) -> Sample {
         // An HTTP client span (OpenTelemetry semantic conventions); costs
         // next to nothing when tracing is not configured.
-        let mut url = req.url.clone();
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
+        let url = crate::redact::url(&req.url);
         let span = tracing::info_span!(
             "probe",
             otel.name = %format_args!("{} {}", req.method, t.name),

@@ -3,7 +3,8 @@
 //! refuses what it refuses (400 "invalid event" with the reasons): a
 //! missing or unknown routing key, a bad `event_action`, a trigger without
 //! summary/source/severity, a summary over 1024 characters, a body over
-//! 512 KB. Tests can make it answer 429 or 500 first.
+//! 512 KB. Tests can make it answer 429 or 500 first, and read the
+//! `Authorization` header each request came with.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -19,6 +20,8 @@ struct State {
     accepted: Vec<Value>,
     /// Every request body and the status it got.
     seen: Vec<(u16, Value)>,
+    /// Every request's `Authorization` header (empty when it had none).
+    authorizations: Vec<String>,
     fail_next: VecDeque<u16>,
 }
 
@@ -37,10 +40,15 @@ impl Drop for FakePagerDuty {
 
 impl FakePagerDuty {
     pub async fn start() -> FakePagerDuty {
+        FakePagerDuty::start_with_key("0123456789abcdef0123456789abcdef").await
+    }
+
+    /// A fake that takes this routing key (and no other).
+    pub async fn start_with_key(routing_key: &str) -> FakePagerDuty {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
-        let routing_key = "0123456789abcdef0123456789abcdef".to_string();
+        let routing_key = routing_key.to_string();
         let (s, key) = (state.clone(), routing_key.clone());
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -76,6 +84,10 @@ impl FakePagerDuty {
         self.lock().seen.clone()
     }
 
+    pub fn authorizations(&self) -> Vec<String> {
+        self.lock().authorizations.clone()
+    }
+
     /// Answer these statuses, one per request, before accepting again.
     pub fn fail_next(&self, statuses: &[u16]) {
         self.lock().fail_next.extend(statuses);
@@ -96,6 +108,12 @@ async fn handle(
         .headers()
         .get(hyper::header::CONTENT_TYPE)
         .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/json"));
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let body = req
         .into_body()
         .collect()
@@ -176,6 +194,7 @@ async fn handle(
         )
     };
     s.seen.push((status.as_u16(), parsed));
+    s.authorizations.push(authorization);
     reply(status, answer)
 }
 

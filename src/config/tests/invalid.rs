@@ -229,7 +229,7 @@ targets:
             r#"targets[0].url: "ftp://127.0.0.1/x" must use http or https, not ftp"#,
             r#"targets[0].method: "FETCH" is not a supported method (one of: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)"#,
             r#"targets[0].headers["Bad Header"]: "Bad Header" is not a valid HTTP header name"#,
-            r#"targets[0].headers.X-Num: expected text, got 5; quote it: "5""#,
+            "targets[0].headers.X-Num: expected text, got a number (not shown: it may be a secret); quote it",
             "targets[0].headers.x-dup: header x-dup is also set as headers.X-Dup (header names are case-insensitive)",
             "targets[0].expect.status[1]: must be between 100 and 599, got 99",
             r#"targets[0].expect.status[2]: expected a whole number, got "abc""#,
