@@ -49,6 +49,7 @@ const SECRETS_TO_CHECK: &[(&str, Option<&str>)] = &[
     ("down-alertmanager-url", Some("am")),
     ("grafana-url", Some("grafana")),
     ("otlp-url", Some("otel")),
+    ("admin-token", None),
 ];
 
 /// This run's secret values: `s3cr3t-<name>-<tag>`, the tag random, so any
@@ -452,6 +453,7 @@ page:
 annotate:
   grafana: {{ url: "{grafana}", token_file: "{token_file}" }}
 otlp: {{ endpoint: "http://otel:{otlp}@127.0.0.1:{otlp_port}" }}
+admin: {{ token_file: "{admin_file}" }}
 "#,
         target = r.app.url("probe", &s.get("target-url"), "/health"),
         target_file = secret_file(dir, "target", &s.get("target-header-file")),
@@ -467,6 +469,7 @@ otlp: {{ endpoint: "http://otel:{otlp}@127.0.0.1:{otlp_port}" }}
         token_file = secret_file(dir, "grafana", &s.get("grafana-token")),
         otlp = s.get("otlp-url"),
         otlp_port = r.otlp_port,
+        admin_file = secret_file(dir, "admin", &s.get("admin-token")),
     )
 }
 
@@ -660,6 +663,28 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
         r.grafana.ok_calls().len() >= 3
     })
     .await;
+
+    // The admin API: a wrong token is refused (and logged without either
+    // token), the right one pauses and resumes.
+    let client = reqwest::Client::new();
+    let post = |path: &str, token: String| {
+        client
+            .post(format!("{admin}{path}"))
+            .bearer_auth(token)
+            .body(r#"{"duration": "5m", "reason": "secrets test"}"#)
+            .send()
+    };
+    let wrong = format!("{}-wrong", s.get("admin-token"));
+    assert_eq!(post("/api/v1/pause", wrong).await.unwrap().status(), 401);
+    let paused = post("/api/v1/pause", s.get("admin-token")).await.unwrap();
+    assert_eq!(paused.status(), 200);
+    let resumed = client
+        .post(format!("{admin}/api/v1/resume"))
+        .bearer_auth(s.get("admin-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resumed.status(), 200);
 
     let (_, metrics) = common::get(&format!("{admin}/metrics")).await;
     let (_, status) = common::get(&format!("{admin}/status")).await;

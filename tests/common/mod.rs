@@ -88,3 +88,15 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Poll `done` every 20 ms until it holds; panic naming `what` after `within`.
+pub async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {what} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
