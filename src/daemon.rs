@@ -3,20 +3,25 @@
 //! probing stops at once, rollbacks in flight get a bounded grace period,
 //! and everything is down within a second.
 
-use crate::act::{ActionLog, Actor, Backend, Revision, alertmanager, grafana, pagerduty};
+use crate::act::{
+    ActionLog, Actor, Backend, Command, Receivers, Reconfigure, Revision, alertmanager, grafana,
+    pagerduty,
+};
 use crate::cluster::{self, RestartWatcher, Restarts};
-use crate::config::{Config, RollbackBackend};
-use crate::engine::{Decision, Engine, Scope};
+use crate::config::{Config, ConfigErrors, RollbackBackend};
+use crate::engine::{Carried, Decision, Dropped, Engine, Scope};
 use crate::probe::{self, Prober, Sample};
 use crate::server::{self, Shared};
 use crate::telemetry::{Event, Telemetry};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 /// How often rules are re-assessed without new samples (windows slide,
@@ -67,8 +72,47 @@ pub const RESTART_POLL: Duration = Duration::from_secs(5);
 pub struct Running {
     pub addr: SocketAddr,
     telemetry: Telemetry,
+    /// Stops everything.
     stop: CancellationToken,
     tasks: JoinSet<()>,
+    /// What a reload replaces or reconfigures.
+    live: Live,
+}
+
+/// The parts of a running daemon a configuration reload touches.
+struct Live {
+    config: Arc<Config>,
+    options: Options,
+    revision: Revision,
+    /// This pod in the cluster, once found (rollback.kubernetes).
+    cluster: Option<(cluster::Context, cluster::Identity)>,
+    /// Stops the probers and the restart watcher of this configuration.
+    probes_stop: CancellationToken,
+    probes: JoinSet<()>,
+    samples: mpsc::Sender<Sample>,
+    restarts: mpsc::Sender<Restarts>,
+    engine: mpsc::Sender<EngineReload>,
+    commands: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    actions: ActionLog,
+    /// Stops the receivers of this configuration (new ones replace them).
+    receivers_stop: CancellationToken,
+}
+
+/// A new configuration for the engine loop; the reply says what carried over.
+type EngineReload = (Arc<Config>, oneshot::Sender<(Carried, Vec<Dropped>)>);
+
+/// Why a new configuration was not applied (the old one keeps running).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("{0}")]
+    Invalid(#[from] ConfigErrors),
+    #[error("listen: changing the admin address ({0} → {1}) needs a restart")]
+    Listen(SocketAddr, SocketAddr),
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("the daemon is shutting down")]
+    Stopped,
 }
 
 impl Running {
@@ -81,10 +125,124 @@ impl Running {
         &self.telemetry
     }
 
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.live.config
+    }
+
     /// Stop probing, let actions in flight finish (bounded), stop serving.
     pub async fn shutdown(mut self) {
         self.stop.cancel();
+        while self.live.probes.join_next().await.is_some() {}
         while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Apply a new configuration without losing what still holds: windows
+    /// of unchanged targets, states of unchanged rules, the rollback guard,
+    /// a pause, open incidents. Returns false when it equals the current one.
+    /// On error nothing changed.
+    pub async fn reload(&mut self, config: Config) -> Result<bool, ReloadError> {
+        let live = &mut self.live;
+        if config == *live.config {
+            return Ok(false);
+        }
+        if config.listen != live.config.listen {
+            return Err(ReloadError::Listen(live.config.listen, config.listen));
+        }
+        let config = Arc::new(config);
+        // Everything that can fail, before anything stops.
+        let cluster = match (&config.rollback.backend, &live.cluster) {
+            (Some(RollbackBackend::Kubernetes(_)), Some(c)) => Some(c.clone()),
+            (Some(RollbackBackend::Kubernetes(_)), None) => {
+                identify(&config, &live.options).await?.1
+            }
+            _ => None,
+        };
+        let prober = Prober::new(&config.tls).map_err(StartError::Setup)?;
+        let watcher = restart_watcher(&config, &live.options, cluster.as_ref());
+        let backend = Backend::from_config(&config, cluster.clone()).map_err(StartError::Setup)?;
+        let same_receivers = config.service == live.config.service
+            && config.page == live.config.page
+            && config.grafana == live.config.grafana
+            && config.tls == live.config.tls;
+        let receivers_stop = self.stop.child_token();
+        let receivers = if same_receivers {
+            None
+        } else {
+            let ctx = ReceiverContext {
+                config: &config,
+                revision: &live.revision,
+                options: &live.options,
+                addr: self.addr,
+                telemetry: &self.telemetry,
+                actions: &live.actions,
+            };
+            Some(build_receivers(&ctx)?)
+        };
+
+        // Probing stops; every sample it made is queued before the engine
+        // switches, so none is read against the wrong target.
+        live.probes_stop.cancel();
+        while live.probes.join_next().await.is_some() {}
+        let (reply, carried) = oneshot::channel();
+        live.engine
+            .send((config.clone(), reply))
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
+        let (carried, dropped) = carried.await.map_err(|_| ReloadError::Stopped)?;
+
+        let receivers = receivers.map(|(receivers, runs)| {
+            for run in runs {
+                self.tasks.spawn(run(receivers_stop.clone()));
+            }
+            receivers
+        });
+        // Old receivers end once the actions stage lets go of them and they
+        // have handed on what they hold.
+        let replaced_receivers = receivers.is_some();
+        let reconfigure = Reconfigure {
+            config: config.clone(),
+            backend,
+            receivers,
+            dropped: dropped.clone(),
+        };
+        let (reply, applied) = oneshot::channel();
+        live.commands
+            .send(Command::Reconfigure(Box::new(reconfigure), reply))
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
+        applied.await.map_err(|_| ReloadError::Stopped)?;
+        if replaced_receivers {
+            live.receivers_stop = receivers_stop;
+        }
+
+        live.probes_stop = self.stop.child_token();
+        probe::spawn_all(
+            &config,
+            &prober,
+            &live.samples,
+            &self.telemetry,
+            &live.probes_stop,
+            &mut live.probes,
+        )
+        .map_err(StartError::Setup)?;
+        if let Some(w) = watcher {
+            live.probes
+                .spawn(w.run(live.restarts.clone(), live.probes_stop.clone()));
+        }
+        live.shared.set_config(config.clone());
+        live.cluster = cluster;
+        live.config = config;
+        tracing::info!(
+            targets = live.config.targets.len(),
+            rules = live.config.rules.len(),
+            targets_kept = carried.targets,
+            rules_kept = carried.rules,
+            incidents_resolved = dropped.len(),
+            receivers_replaced = replaced_receivers,
+            "configuration reloaded"
+        );
+        Ok(true)
     }
 }
 
@@ -102,31 +260,41 @@ pub async fn start(
     let (revision, cluster) = identify(&config, &options).await?;
     telemetry.revision(&config.service, &revision.id);
     let prober = Prober::new(&config.tls).map_err(StartError::Setup)?;
-    let restart_watch = cluster.as_ref().and_then(|(ctx, id)| {
-        let window = config.restarts_window()?;
-        Some(RestartWatcher::new(
-            ctx.client.clone(),
-            &id.namespace,
-            &id.pod_selector,
-            options.restart_poll,
-            window,
-        ))
-    });
-    let backend = Backend::from_config(&config, cluster).map_err(StartError::Setup)?;
+    let watcher = restart_watcher(&config, &options, cluster.as_ref());
+    let backend = Backend::from_config(&config, cluster.clone()).map_err(StartError::Setup)?;
+    let actions = ActionLog::default();
+    let ctx = ReceiverContext {
+        config: &config,
+        revision: &revision,
+        options: &options,
+        addr,
+        telemetry: &telemetry,
+        actions: &actions,
+    };
+    let (receivers, receiver_runs) = build_receivers(&ctx)?;
     let stop = CancellationToken::new();
+    let probes_stop = stop.child_token();
+    let receivers_stop = stop.child_token();
     let mut tasks = JoinSet::new();
+    let mut probes = JoinSet::new();
 
     let (sample_tx, sample_rx) = mpsc::channel::<Sample>(1024);
     let (restart_tx, restart_rx) = mpsc::channel::<Restarts>(16);
     let (decision_tx, decision_rx) = mpsc::channel::<Decision>(256);
     let (status_tx, status_rx) = mpsc::channel(16);
-    let actions = ActionLog::default();
+    let (engine_tx, engine_rx) = mpsc::channel(1);
 
-    probe::spawn_all(&config, &prober, &sample_tx, &telemetry, &stop, &mut tasks)
-        .map_err(StartError::Setup)?;
-    drop(sample_tx);
-    if let Some(watcher) = restart_watch {
-        tasks.spawn(watcher.run(restart_tx, stop.clone()));
+    probe::spawn_all(
+        &config,
+        &prober,
+        &sample_tx,
+        &telemetry,
+        &probes_stop,
+        &mut probes,
+    )
+    .map_err(StartError::Setup)?;
+    if let Some(w) = watcher {
+        probes.spawn(w.run(restart_tx.clone(), probes_stop.clone()));
     }
 
     let engine = Engine::new(config.clone(), telemetry.clone(), now);
@@ -134,98 +302,41 @@ pub async fn start(
         samples: sample_rx,
         restarts: restart_rx,
         status: status_rx,
+        reload: engine_rx,
     };
     tasks.spawn(engine_loop(engine, inputs, decision_tx, stop.clone()));
 
-    let mut actor = Actor::new(
+    for run in receiver_runs {
+        tasks.spawn(run(receivers_stop.clone()));
+    }
+    let (command_tx, command_rx) = mpsc::channel(8);
+    let actor = Actor::new(
         config.clone(),
         telemetry.clone(),
         backend,
         revision.clone(),
         actions.clone(),
-    );
-    if let Some(am) = &config.page.alertmanager {
-        let ctx = alertmanager::Context {
-            service: config.service.clone(),
-            revision: revision.id.clone(),
-            namespace: options.kubernetes.as_ref().map(|k| k.namespace.clone()),
-            generator_url: status_url(addr),
-        };
-        let pager = alertmanager::Pager::new(
-            am.clone(),
-            &config.tls,
-            ctx,
-            telemetry.clone(),
-            actions.clone(),
-        )
-        .map_err(StartError::Setup)?;
-        let (notice_tx, notice_rx) = mpsc::channel(64);
-        tasks.spawn(pager.run(notice_rx, stop.clone()));
-        actor = actor.with_pager(notice_tx);
-    }
-    if let Some(g) = &config.grafana {
-        let annotator = grafana::Annotator::new(
-            g.clone(),
-            &config.tls,
-            &config.service,
-            &revision.id,
-            telemetry.clone(),
-        )
-        .map_err(StartError::Setup)?;
-        let (mark_tx, mark_rx) = mpsc::channel(64);
-        tasks.spawn(annotator.run(mark_rx, stop.clone()));
-        actor = actor.with_annotator(mark_tx);
-    }
-    if let Some(pd) = &config.page.pagerduty {
-        let ctx = pagerduty::Context {
-            service: config.service.clone(),
-            revision: revision.id.clone(),
-            namespace: options.kubernetes.as_ref().map(|k| k.namespace.clone()),
-            source: options
-                .kubernetes
-                .as_ref()
-                .map(|k| k.pod.clone())
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .unwrap_or_else(|| config.service.clone()),
-            status_url: status_url(addr),
-            dashboard_url: config.grafana.as_ref().and_then(|g| {
-                // A link for the person paged: without Grafana's credentials.
-                let mut url = crate::redact::url(&g.url)
-                    .join("d/backstop-overview")
-                    .ok()?;
-                url.query_pairs_mut()
-                    .append_pair("var-service", &config.service);
-                Some(url.to_string())
-            }),
-        };
-        let pager = pagerduty::Pager::new(
-            pd.clone(),
-            &config.tls,
-            ctx,
-            telemetry.clone(),
-            actions.clone(),
-        )
-        .map_err(StartError::Setup)?;
-        let (notice_tx, notice_rx) = mpsc::channel(64);
-        tasks.spawn(pager.run(notice_rx, stop.clone()));
-        actor = actor.with_pager(notice_tx);
-    }
-    let (command_tx, command_rx) = mpsc::channel(8);
-    let actor = actor.with_commands(command_rx);
+    )
+    .with_receivers(receivers)
+    .with_commands(command_rx);
     let maintenance = actor.maintenance();
     tasks.spawn(actor.run(decision_rx, stop.clone(), ACTION_GRACE));
 
-    let shared = Arc::new(Shared {
-        config: config.clone(),
-        telemetry: telemetry.clone(),
-        status: status_tx,
-        actions,
-        revision,
-        commands: Some(command_tx),
+    let shared = Arc::new(Shared::new(
+        config.clone(),
+        telemetry.clone(),
+        status_tx,
+        actions.clone(),
+        revision.clone(),
+        command_tx.clone(),
         maintenance,
-        limits: Default::default(),
-    });
-    tasks.spawn(server::serve(listener, shared, stop.clone(), SERVER_GRACE));
+    ));
+    tasks.spawn(server::serve(
+        listener,
+        shared.clone(),
+        stop.clone(),
+        SERVER_GRACE,
+    ));
 
     tracing::info!(
         service = config.service.as_str(),
@@ -239,7 +350,129 @@ pub async fn start(
         telemetry,
         stop,
         tasks,
+        live: Live {
+            config,
+            options,
+            revision,
+            cluster,
+            probes_stop,
+            probes,
+            samples: sample_tx,
+            restarts: restart_tx,
+            engine: engine_tx,
+            commands: command_tx,
+            shared,
+            actions,
+            receivers_stop,
+        },
     })
+}
+
+fn restart_watcher(
+    config: &Config,
+    options: &Options,
+    cluster: Option<&(cluster::Context, cluster::Identity)>,
+) -> Option<RestartWatcher> {
+    let (ctx, id) = cluster?;
+    let window = config.restarts_window()?;
+    Some(RestartWatcher::new(
+        ctx.client.clone(),
+        &id.namespace,
+        &id.pod_selector,
+        options.restart_poll,
+        window,
+    ))
+}
+
+/// What the receivers are built from.
+struct ReceiverContext<'a> {
+    config: &'a Config,
+    revision: &'a Revision,
+    options: &'a Options,
+    addr: SocketAddr,
+    telemetry: &'a Telemetry,
+    actions: &'a ActionLog,
+}
+
+/// A receiver's loop, to be started with its stop token.
+type ReceiverRun = Box<dyn FnOnce(CancellationToken) -> BoxFuture + Send>;
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Build every configured receiver (Alertmanager, PagerDuty, Grafana) and
+/// the loops that run them; nothing runs yet, so a failure changes nothing.
+fn build_receivers(ctx: &ReceiverContext) -> Result<(Receivers, Vec<ReceiverRun>), StartError> {
+    let config = ctx.config;
+    let namespace = ctx.options.kubernetes.as_ref().map(|k| k.namespace.clone());
+    let mut receivers = Receivers::default();
+    let mut runs: Vec<ReceiverRun> = Vec::new();
+    if let Some(am) = &config.page.alertmanager {
+        let pager_ctx = alertmanager::Context {
+            service: config.service.clone(),
+            revision: ctx.revision.id.clone(),
+            namespace: namespace.clone(),
+            generator_url: status_url(ctx.addr),
+        };
+        let pager = alertmanager::Pager::new(
+            am.clone(),
+            &config.tls,
+            pager_ctx,
+            ctx.telemetry.clone(),
+            ctx.actions.clone(),
+        )
+        .map_err(StartError::Setup)?;
+        let (tx, rx) = mpsc::channel(64);
+        runs.push(Box::new(move |stop| Box::pin(pager.run(rx, stop))));
+        receivers.pagers.push(tx);
+    }
+    if let Some(g) = &config.grafana {
+        let annotator = grafana::Annotator::new(
+            g.clone(),
+            &config.tls,
+            &config.service,
+            &ctx.revision.id,
+            ctx.telemetry.clone(),
+        )
+        .map_err(StartError::Setup)?;
+        let (tx, rx) = mpsc::channel(64);
+        runs.push(Box::new(move |stop| Box::pin(annotator.run(rx, stop))));
+        receivers.annotator = Some(tx);
+    }
+    if let Some(pd) = &config.page.pagerduty {
+        let pager_ctx = pagerduty::Context {
+            service: config.service.clone(),
+            revision: ctx.revision.id.clone(),
+            namespace,
+            source: ctx
+                .options
+                .kubernetes
+                .as_ref()
+                .map(|k| k.pod.clone())
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| config.service.clone()),
+            status_url: status_url(ctx.addr),
+            dashboard_url: config.grafana.as_ref().and_then(|g| {
+                // A link for the person paged: without Grafana's credentials.
+                let mut url = crate::redact::url(&g.url)
+                    .join("d/backstop-overview")
+                    .ok()?;
+                url.query_pairs_mut()
+                    .append_pair("var-service", &config.service);
+                Some(url.to_string())
+            }),
+        };
+        let pager = pagerduty::Pager::new(
+            pd.clone(),
+            &config.tls,
+            pager_ctx,
+            ctx.telemetry.clone(),
+            ctx.actions.clone(),
+        )
+        .map_err(StartError::Setup)?;
+        let (tx, rx) = mpsc::channel(64);
+        runs.push(Box::new(move |stop| Box::pin(pager.run(rx, stop))));
+        receivers.pagers.push(tx);
+    }
+    Ok((receivers, runs))
 }
 
 /// Where a person finds `/status`: the admin address, or this host's name
@@ -291,18 +524,98 @@ async fn identify(
     Ok((revision, Some((ctx, id))))
 }
 
-/// Run until `shutdown` completes.
+/// Run until `shutdown` completes. With `config_file`, a new configuration
+/// is read from it on SIGHUP and whenever its contents change (a mounted
+/// ConfigMap is swapped, not edited, so the contents are compared, checked
+/// every `watch`); an invalid one is logged and the old one kept.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     options: Options,
     shutdown: impl std::future::Future<Output = ()>,
+    config_file: Option<(PathBuf, Duration)>,
 ) -> Result<(), StartError> {
-    let running = start(config, listener, options).await?;
-    shutdown.await;
+    // Read before starting: a change made while starting is then seen.
+    let mut seen = config_file
+        .as_ref()
+        .and_then(|(p, _)| std::fs::read(p).ok());
+    let mut running = start(config, listener, options).await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let Some((path, watch)) = config_file else {
+        shutdown.await;
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        return Ok(());
+    };
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reloading only when the file changes");
+            None
+        }
+    };
+    let mut poll = tokio::time::interval(watch);
+    poll.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    poll.reset();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = async { match &mut hangup { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                seen = std::fs::read(&path).ok();
+                reload_from(&mut running, &path, "SIGHUP").await;
+            }
+            _ = poll.tick() => match std::fs::read(&path) {
+                Ok(now) if seen.as_ref() != Some(&now) => {
+                    seen = Some(now);
+                    reload_from(&mut running, &path, "file changed").await;
+                }
+                Ok(_) => {}
+                // A ConfigMap swap in progress; the next look will tell.
+                Err(e) => tracing::debug!(error = %e, file = %path.display(), "configuration file unreadable for now"),
+            },
+        }
+    }
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// Load, validate and apply the configuration at `path`; on any problem log
+/// every one of them and keep the running configuration.
+async fn reload_from(running: &mut Running, path: &Path, why: &'static str) {
+    let result = match crate::config::load(path) {
+        Ok(config) => running.reload(config).await,
+        Err(errors) => Err(ReloadError::Invalid(errors)),
+    };
+    let file = path.display().to_string();
+    match result {
+        Ok(true) => running.telemetry.config_reload("applied"),
+        Ok(false) => {
+            running.telemetry.config_reload("unchanged");
+            tracing::info!(file, trigger = why, "configuration unchanged");
+        }
+        Err(ReloadError::Invalid(errors)) => {
+            running.telemetry.config_reload("rejected");
+            for e in &errors.0 {
+                tracing::error!(
+                    file,
+                    trigger = why,
+                    field = e.path.as_str(),
+                    problem = e.message.as_str(),
+                    "configuration reload rejected"
+                );
+            }
+            tracing::error!(
+                file,
+                problems = errors.0.len(),
+                "new configuration invalid; the running one stays"
+            );
+        }
+        Err(e) => {
+            running.telemetry.config_reload("rejected");
+            tracing::error!(file, trigger = why, error = %e, "configuration reload rejected; the running one stays");
+        }
+    }
 }
 
 /// What the engine reads.
@@ -310,6 +623,7 @@ struct Inputs {
     samples: mpsc::Receiver<Sample>,
     restarts: mpsc::Receiver<Restarts>,
     status: mpsc::Receiver<oneshot::Sender<crate::engine::EngineStatus>>,
+    reload: mpsc::Receiver<EngineReload>,
 }
 
 /// The engine's loop: record samples and assess the affected rules at once;
@@ -337,6 +651,16 @@ async fn engine_loop(
             }
             Some(reply) = inputs.status.recv() => {
                 let _ = reply.send(engine.status(Instant::now()));
+                Vec::new()
+            }
+            Some((config, reply)) = inputs.reload.recv() => {
+                // The old probers have stopped: what they sent is queued.
+                while let Ok(s) = inputs.samples.try_recv() {
+                    engine.record(&s);
+                }
+                let (next, carried, dropped) = engine.reload(config, Instant::now());
+                let _ = reply.send((carried, dropped));
+                engine = next;
                 Vec::new()
             }
             _ = tokio::time::sleep_until(wake) => {

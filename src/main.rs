@@ -47,6 +47,18 @@ struct RunArgs {
     /// process start.
     #[arg(long, env = "BACKSTOP_REVISION", default_value = "unknown")]
     revision: String,
+    /// How often the configuration file is checked for changes (a new
+    /// configuration also loads on SIGHUP).
+    #[arg(long, default_value = "5s", value_parser = positive_duration)]
+    watch_interval: Duration,
+}
+
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be above 0 (like 5s)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (write it like 5s or 500ms)")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -118,7 +130,8 @@ fn run(args: RunArgs) -> ExitCode {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding the admin server to {}", config.listen))?;
-        backstop::run(config, listener, options, shutdown_signal()).await?;
+        let watch = Some((path, args.watch_interval));
+        backstop::run(config, listener, options, shutdown_signal(), watch).await?;
         if let Some(traces) = traces {
             // Bounded: a collector that is down must not hold up the exit.
             let _ = tokio::time::timeout(FLUSH_GRACE, traces.shutdown()).await;

@@ -111,6 +111,13 @@ impl Guard {
         }
     }
 
+    /// New `bake` and `cooldown` from a reloaded configuration; what this
+    /// revision went through stays.
+    pub fn reconfigure(&mut self, bake: Duration, cooldown: Duration) {
+        self.bake = bake;
+        self.cooldown = cooldown;
+    }
+
     pub fn check(&self, now: Instant) -> Check {
         if self.in_flight {
             return Check::Wait;

@@ -14,6 +14,7 @@ pub mod kube;
 mod notify;
 pub mod pagerduty;
 mod record;
+mod reload;
 pub mod retry;
 mod webhook;
 
@@ -21,6 +22,7 @@ pub use guard::{Check, Done, Guard, Prevented};
 pub use notify::Notice;
 use notify::annotate;
 pub use record::{ActionLog, ActionRecord};
+pub use reload::{Receivers, Reconfigure};
 pub use webhook::{RollbackRequest, WebhookBackend};
 
 use crate::config::{Action, Config, RollbackBackend};
@@ -44,8 +46,7 @@ const ROLLBACKS_PER_MINUTE: u32 = 3;
 /// not switch backstop off for good.
 pub const MAX_PAUSE: Duration = Duration::from_secs(24 * 3600);
 
-/// What the admin API asks of the actions stage.
-#[derive(Debug)]
+/// What the admin API (and a configuration reload) asks of the actions stage.
 pub enum Command {
     /// Roll back now: a person decided. Bake, cooldown and a pause do not
     /// apply; once per revision and one at a time still do. The reply says
@@ -64,6 +65,8 @@ pub enum Command {
     Resume {
         reply: oneshot::Sender<Option<Maintenance>>,
     },
+    /// Take a new configuration; replies once it applies.
+    Reconfigure(Box<Reconfigure>, oneshot::Sender<()>),
 }
 
 /// A pause of automatic actions (a maintenance window), as `/status` shows it.
@@ -155,9 +158,8 @@ pub struct Actor {
     guard: Guard,
     limiter: DefaultDirectRateLimiter,
     log: ActionLog,
-    /// Per rule: the last prevention reported in its current firing episode,
-    /// so a rule that keeps firing is reported once, not every tick.
-    reported: Vec<Option<Prevented>>,
+    /// Per rule, what this stage did in the rule's current episode.
+    episodes: Vec<Episode>,
     /// Where `page` goes: one queue per configured receiver.
     pagers: Vec<mpsc::Sender<Notice>>,
     /// Where rollbacks and page incidents are marked (Grafana).
@@ -166,9 +168,22 @@ pub struct Actor {
     commands: Option<mpsc::Receiver<Command>>,
     /// The current maintenance window, published for `/status`.
     paused: watch::Sender<Option<Maintenance>>,
-    /// Per rule: it fired during a pause and was not paged; page it if it
-    /// still fires when the pause ends.
-    held_pages: Vec<bool>,
+}
+
+/// What the actions stage did for one rule in its current firing episode.
+#[derive(Debug, Clone, Copy, Default)]
+struct Episode {
+    /// The last prevention reported, so a rule that keeps firing is
+    /// reported once, not every tick.
+    reported: Option<Prevented>,
+    /// It fired during a pause and was not paged: page it if it still
+    /// fires when the pause ends.
+    held: bool,
+    /// Its incident is open at the receivers (paged, not yet resolved).
+    open: bool,
+    /// The receivers changed on a reload while it was open: tell the new
+    /// ones on its next reminder.
+    announce: bool,
 }
 
 /// A rollback that finished, reported back to the actor loop.
@@ -191,8 +206,7 @@ impl Actor {
         );
         let quota =
             Quota::per_minute(NonZeroU32::new(ROLLBACKS_PER_MINUTE).expect("non-zero constant"));
-        let reported = vec![None; config.rules.len()];
-        let held_pages = vec![false; config.rules.len()];
+        let episodes = vec![Episode::default(); config.rules.len()];
         Actor {
             config,
             telemetry,
@@ -203,11 +217,17 @@ impl Actor {
             pagers: Vec::new(),
             annotator: None,
             log,
-            reported,
+            episodes,
             commands: None,
             paused: watch::Sender::new(None),
-            held_pages,
         }
+    }
+
+    /// Send pages and annotations to these receivers.
+    pub fn with_receivers(mut self, receivers: Receivers) -> Actor {
+        self.pagers = receivers.pagers;
+        self.annotator = receivers.annotator;
+        self
     }
 
     /// Take requests from the admin API on `commands`.
@@ -291,7 +311,7 @@ impl Actor {
         self.expire_pause(Instant::now());
         if d.kind != DecisionKind::Firing {
             // A new episode (or its end): report preventions afresh.
-            self.reported[d.rule] = None;
+            self.episodes[d.rule].reported = None;
         }
         let config = self.config.clone();
         for action in &config.rules[d.rule].actions {
@@ -307,18 +327,21 @@ impl Actor {
     /// page back, and send it when the pause ends if the rule still fires.
     fn page_or_hold(&mut self, d: &Decision) {
         let paused = self.paused.borrow().is_some();
-        let held = &mut self.held_pages[d.rule];
+        let e = &mut self.episodes[d.rule];
         match d.kind {
             DecisionKind::Fired if paused => {
-                *held = true;
+                e.held = true;
                 let detail = "automatic actions are paused (maintenance window); paged if \
                               the rule still fires when the pause ends"
                     .to_string();
                 self.record(d, "page", "prevented: maintenance", detail);
             }
-            DecisionKind::Fired => self.page(d),
-            DecisionKind::Firing if *held && !paused => {
-                *held = false;
+            DecisionKind::Fired => {
+                e.open = true;
+                self.page(d);
+            }
+            DecisionKind::Firing if (e.held || e.announce) && !paused => {
+                (e.held, e.announce, e.open) = (false, false, true);
                 let mut first = d.clone();
                 first.kind = DecisionKind::Fired;
                 self.page(&first);
@@ -326,8 +349,11 @@ impl Actor {
             // The pager re-sends on its own schedule; reminders add nothing.
             DecisionKind::Firing => {}
             // Never paged: there is no incident to resolve.
-            DecisionKind::Resolved if *held => *held = false,
-            DecisionKind::Resolved => self.page(d),
+            DecisionKind::Resolved if e.held => e.held = false,
+            DecisionKind::Resolved => {
+                (e.open, e.announce) = (false, false);
+                self.page(d);
+            }
         }
     }
 
@@ -359,6 +385,10 @@ impl Actor {
                 self.telemetry.actions_paused(&self.config.service, true);
                 self.paused.send_replace(Some(window.clone()));
                 let _ = reply.send(window);
+            }
+            Command::Reconfigure(r, reply) => {
+                self.reconfigure(*r);
+                let _ = reply.send(());
             }
             Command::Resume { reply } => {
                 let ended = self.paused.send_replace(None);
@@ -439,8 +469,8 @@ impl Actor {
             // same revision is reported below.
             Check::Prevented(Prevented::AlreadyRolledBack) if d.kind == DecisionKind::Firing => {}
             Check::Prevented(why) => {
-                if self.reported[d.rule] != Some(why) {
-                    self.reported[d.rule] = Some(why);
+                if self.episodes[d.rule].reported != Some(why) {
+                    self.episodes[d.rule].reported = Some(why);
                     let rule = &self.config.rules[d.rule].name;
                     self.telemetry.rollback_prevented(rule, why);
                     let detail = self.prevented_detail(why, now);

@@ -17,6 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
+mod reload;
+pub use reload::{Carried, Dropped};
+
 /// A firing rule's request to the actions stage. Sent when the rule starts
 /// firing, again on every tick while it fires (so a failed action is
 /// retried), and once when it resolves.

@@ -102,12 +102,7 @@ pub async fn handle(shared: &Shared, peer: IpAddr, req: Request<Incoming>) -> Re
         Ok(body) => body,
         Err(reply) => return *reply,
     };
-    let Some(commands) = &shared.commands else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the actions stage is not running",
-        );
-    };
+    let commands = &shared.commands;
     let (command, answer) = match path.as_str() {
         "/api/v1/rollback" => {
             let body: RollbackBody = match parse(&body) {
@@ -205,7 +200,8 @@ impl<F: Future<Output = Reply> + Send + 'static> Boxed for F {
 
 /// The request carries the configured token, or the reply that says why not.
 fn authorize(shared: &Shared, peer: IpAddr, req: &Request<Incoming>) -> Result<(), Box<Reply>> {
-    let Some(token) = &shared.config.admin.token else {
+    let config = shared.config();
+    let Some(token) = &config.admin.token else {
         return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "the admin API's mutating endpoints are off: set admin.token_file",

@@ -21,7 +21,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -33,16 +33,52 @@ pub type StatusRequests = mpsc::Sender<oneshot::Sender<EngineStatus>>;
 
 /// What the handlers read.
 pub struct Shared {
-    pub config: Arc<Config>,
-    pub telemetry: Telemetry,
-    pub status: StatusRequests,
-    pub actions: ActionLog,
-    pub revision: Revision,
+    /// Replaced when the configuration is reloaded.
+    config: RwLock<Arc<Config>>,
+    telemetry: Telemetry,
+    status: StatusRequests,
+    actions: ActionLog,
+    revision: Revision,
     /// Where the mutating endpoints send their requests.
-    pub commands: Option<mpsc::Sender<Command>>,
+    commands: mpsc::Sender<Command>,
     /// The current pause of automatic actions.
-    pub maintenance: watch::Receiver<Option<Maintenance>>,
-    pub limits: api::Limits,
+    maintenance: watch::Receiver<Option<Maintenance>>,
+    limits: api::Limits,
+}
+
+impl Shared {
+    pub fn new(
+        config: Arc<Config>,
+        telemetry: Telemetry,
+        status: StatusRequests,
+        actions: ActionLog,
+        revision: Revision,
+        commands: mpsc::Sender<Command>,
+        maintenance: watch::Receiver<Option<Maintenance>>,
+    ) -> Shared {
+        Shared {
+            config: RwLock::new(config),
+            telemetry,
+            status,
+            actions,
+            revision,
+            commands,
+            maintenance,
+            limits: api::Limits::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
 }
 
 /// Most request headers (HTTP/1) and bytes of headers (both versions).
@@ -214,9 +250,10 @@ pub struct RollbackStatus {
 
 async fn status(shared: &Shared) -> Option<Status> {
     let engine = snapshot(shared).await?;
-    let rb = &shared.config.rollback;
+    let config = shared.config();
+    let rb = &config.rollback;
     Some(Status {
-        service: shared.config.service.clone(),
+        service: config.service.clone(),
         version: env!("CARGO_PKG_VERSION"),
         revision: RevisionStatus {
             id: shared.revision.id.clone(),

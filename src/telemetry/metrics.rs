@@ -3,8 +3,8 @@
 //! configuration; results and reasons from small fixed sets), never URLs.
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Handles to all metrics, registered in their own registry.
@@ -30,6 +30,8 @@ pub struct Metrics {
     pub page_deliveries: IntCounterVec,
     pub actions_paused: IntGaugeVec,
     pub admin_requests: IntCounterVec,
+    pub config_reloads: IntCounterVec,
+    pub config_last_reload_successful: IntGauge,
 }
 
 /// Seconds buckets for probe and action durations: 1 ms .. 30 s.
@@ -143,6 +145,16 @@ impl Metrics {
                 "Admin API requests by endpoint and HTTP status code (401/403: refused tokens, 429: rate limited).",
                 &["endpoint", "code"],
             ),
+            config_reloads: counter(
+                "backstop_config_reloads_total",
+                "Configuration reloads (SIGHUP or the file changing) by result: applied, unchanged, rejected (the running configuration stays).",
+                &["result"],
+            ),
+            config_last_reload_successful: IntGauge::new(
+                "backstop_config_last_reload_successful",
+                "0 when the last configuration reload was rejected: the file on disk is not what runs.",
+            )
+            .expect("valid metric definition"),
             registry,
         };
         m.register_all();
@@ -151,6 +163,7 @@ impl Metrics {
             .set(1);
         // Present from the start, so "paused" can be told from "no data".
         m.actions_paused.with_label_values(&[service]).set(0);
+        m.config_last_reload_successful.set(1);
         m
     }
 
@@ -175,6 +188,8 @@ impl Metrics {
             Box::new(self.page_deliveries.clone()),
             Box::new(self.actions_paused.clone()),
             Box::new(self.admin_requests.clone()),
+            Box::new(self.config_reloads.clone()),
+            Box::new(self.config_last_reload_successful.clone()),
         ];
         for c in collectors {
             self.registry

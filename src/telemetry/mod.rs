@@ -235,6 +235,17 @@ impl Telemetry {
         });
     }
 
+    /// A configuration reload ended: applied, unchanged or rejected.
+    pub fn config_reload(&self, result: &str) {
+        self.metrics
+            .config_reloads
+            .with_label_values(&[result])
+            .inc();
+        self.metrics
+            .config_last_reload_successful
+            .set(i64::from(result != "rejected"));
+    }
+
     pub fn actions_paused(&self, service: &str, paused: bool) {
         self.metrics
             .actions_paused
