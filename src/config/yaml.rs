@@ -15,6 +15,9 @@ use super::error::{self, ConfigError};
 pub(super) struct Document {
     pub(super) value: Value,
     pub(super) order: Order,
+    /// Values JSON cannot hold (`.nan`, `.inf`, `1e400`), at their paths;
+    /// each is left in `value` as its YAML spelling.
+    pub(super) non_finite: Vec<ConfigError>,
 }
 
 /// Position in the document of every path that is present in it.
@@ -41,17 +44,32 @@ impl Order {
 pub(super) fn parse(yaml: &str) -> Result<Document, ConfigError> {
     // YAML 1.2 booleans only: `on`, `yes`, `no` stay strings, so a value like
     // `dry_run: yes` gets a clear error instead of a silent conversion.
-    let options = serde_saphyr::options! { with_snippet: false, strict_booleans: true };
+    // Non-finite numbers reach the visitor, so their error can name the field.
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+        strict_booleans: true,
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
+    };
     let node: Node = serde_saphyr::from_str_with_options(yaml, options).map_err(|e| {
         // The parser's advice about its own options is not for our users.
         let message = e
             .to_string()
-            .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
+            .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+            // Only map keys are read as strings, so a null is always a key.
+            .replace(
+                "cannot deserialize null into string; use Option<String>",
+                "a map key cannot be null (quote it to mean the text \"null\")",
+            );
         ConfigError::new("", format!("invalid YAML: {message}"))
     })?;
     let mut order = Order::default();
-    let value = node.into_value(String::new(), &mut order);
-    Ok(Document { value, order })
+    let mut non_finite = Vec::new();
+    let value = node.into_value(String::new(), &mut order, &mut non_finite);
+    Ok(Document {
+        value,
+        order,
+        non_finite,
+    })
 }
 
 /// A YAML value with map keys in document order.
@@ -59,6 +77,8 @@ enum Node {
     Null,
     Bool(bool),
     Number(Number),
+    /// NaN or an infinity: written `.nan`, `.inf`, or too large for an f64.
+    NonFinite(f64),
     String(String),
     Seq(Vec<Node>),
     Map(Vec<(String, Node)>),
@@ -66,25 +86,37 @@ enum Node {
 
 impl Node {
     /// Converts to a `Value`, numbering every path in document (pre-)order.
-    fn into_value(self, path: String, order: &mut Order) -> Value {
+    fn into_value(self, path: String, order: &mut Order, errors: &mut Vec<ConfigError>) -> Value {
         let position = order.0.len();
         order.0.insert(path.clone(), position);
         match self {
             Node::Null => Value::Null,
             Node::Bool(b) => Value::Bool(b),
             Node::Number(n) => Value::Number(n),
+            Node::NonFinite(f) => {
+                let (spelling, hint) = match f {
+                    f if f.is_nan() => (".nan", ""),
+                    f if f < 0.0 => ("-.inf", "; numbers beyond ±1.8e308 are infinite"),
+                    _ => (".inf", "; numbers beyond ±1.8e308 are infinite"),
+                };
+                errors.push(ConfigError::new(
+                    path,
+                    format!("{spelling} is not a finite number (quote it if it is text{hint})"),
+                ));
+                Value::String(spelling.to_owned())
+            }
             Node::String(s) => Value::String(s),
             Node::Seq(items) => Value::Array(
                 items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, item)| item.into_value(error::index(&path, i), order))
+                    .map(|(i, item)| item.into_value(error::index(&path, i), order, errors))
                     .collect(),
             ),
             Node::Map(entries) => {
                 let mut map = Map::new();
                 for (k, v) in entries {
-                    let child = v.into_value(error::key(&path, &k), order);
+                    let child = v.into_value(error::key(&path, &k), order, errors);
                     map.insert(k, child);
                 }
                 Value::Object(map)
@@ -120,10 +152,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Number(v.into()))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Number::from_f64(v)
-            .map(Node::Number)
-            .ok_or_else(|| E::custom(format!("{v} is not a finite number")))
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Number::from_f64(v).map_or(Node::NonFinite(v), Node::Number))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Node, E> {
@@ -200,6 +230,48 @@ mod tests {
         };
         assert!(e.message.contains("duplicate mapping key: a"), "{e}");
         assert!(!e.message.contains("DuplicateKeyPolicy"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_numbers_are_errors_at_their_path() {
+        let doc = parse("a: [1, .nan]\nb: {c: 1e400, d: -.inf}\n").expect("valid YAML");
+        assert_eq!(
+            doc.value,
+            serde_json::json!({"a": [1, ".nan"], "b": {"c": ".inf", "d": "-.inf"}})
+        );
+        let found: Vec<(&str, &str)> = doc
+            .non_finite
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "a[1]",
+                    ".nan is not a finite number (quote it if it is text)"
+                ),
+                (
+                    "b.c",
+                    ".inf is not a finite number (quote it if it is text; \
+                     numbers beyond ±1.8e308 are infinite)"
+                ),
+                (
+                    "b.d",
+                    "-.inf is not a finite number (quote it if it is text; \
+                     numbers beyond ±1.8e308 are infinite)"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn null_keys_are_explained_without_rust_types() {
+        let Err(e) = parse("~: x\n") else {
+            panic!("accepted a null key")
+        };
+        assert!(e.message.contains("a map key cannot be null"), "{e}");
+        assert!(!e.message.contains("Option<String>"), "{e}");
     }
 
     #[test]
