@@ -2,11 +2,11 @@
 //! serde-saphyr parses into an order-keeping tree first because
 //! `serde_json::Map` sorts its keys, and errors are reported in document order.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::Deserialize;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use super::error::{self, ConfigError};
@@ -39,8 +39,9 @@ impl Order {
     }
 }
 
-/// Parses YAML. A syntax error keeps serde-saphyr's message with line and
-/// column; its path is empty.
+/// Parses YAML. An error keeps serde-saphyr's message with line and column;
+/// its path is the field the parser refused (a bad tag, a duplicate key),
+/// or empty for a syntax error.
 pub(super) fn parse(yaml: &str) -> Result<Document, ConfigError> {
     // YAML 1.2 booleans only: `on`, `yes`, `no` stay strings, so a value like
     // `dry_run: yes` gets a clear error instead of a silent conversion.
@@ -50,17 +51,30 @@ pub(super) fn parse(yaml: &str) -> Result<Document, ConfigError> {
         strict_booleans: true,
         non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
     };
-    let node: Node = serde_saphyr::from_str_with_options(yaml, options).map_err(|e| {
+    let trail = RefCell::new(Vec::new());
+    let read = |de: serde_saphyr::Deserializer<'_, '_>| NodeSeed { trail: &trail }.deserialize(de);
+    let node = serde_saphyr::with_deserializer_from_str_with_options(yaml, options, read);
+    let node = node.map_err(|e| {
+        let path = if about_a_node(&e) {
+            trail.borrow().last().cloned().unwrap_or_default()
+        } else {
+            String::new()
+        };
         // The parser's advice about its own options is not for our users.
         let message = e
             .to_string()
             .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+            .replace(
+                " If you just use !!binary for documentation/annotation, \
+                 set ignore_binary_tag_for_string in Options",
+                "",
+            )
             // Only map keys are read as strings, so a null is always a key.
             .replace(
                 "cannot deserialize null into string; use Option<String>",
                 "a map key cannot be null (quote it to mean the text \"null\")",
             );
-        ConfigError::new("", format!("invalid YAML: {message}"))
+        ConfigError::new(path, format!("invalid YAML: {message}"))
     })?;
     let mut order = Order::default();
     let mut non_finite = Vec::new();
@@ -70,6 +84,24 @@ pub(super) fn parse(yaml: &str) -> Result<Document, ConfigError> {
         order,
         non_finite,
     })
+}
+
+/// Whether the parser refused one node (a scalar its tag does not fit, a
+/// duplicate or non-text key, an unknown alias) rather than the syntax.
+fn about_a_node(e: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::Error as E;
+    matches!(
+        e,
+        E::InvalidScalar { .. }
+            | E::InvalidBinaryBase64 { .. }
+            | E::BinaryNotUtf8 { .. }
+            | E::TaggedScalarCannotDeserializeIntoString { .. }
+            | E::NullIntoString { .. }
+            | E::Unexpected { .. }
+            | E::DuplicateMappingKey { .. }
+            | E::UnknownAnchor { .. }
+            | E::MergeValueNotMapOrSeqOfMaps { .. }
+    )
 }
 
 /// A YAML value with map keys in document order.
@@ -125,15 +157,43 @@ impl Node {
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
+/// Reads one node. `trail` holds the paths of the nodes being read,
+/// innermost last, and is left as it is when reading fails, so the last
+/// path is where the parser stopped.
+struct NodeSeed<'t> {
+    trail: &'t RefCell<Vec<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
+    type Value = Node;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(NodeVisitor { trail: self.trail })
     }
 }
 
-struct NodeVisitor;
+struct NodeVisitor<'t> {
+    trail: &'t RefCell<Vec<String>>,
+}
 
-impl<'de> Visitor<'de> for NodeVisitor {
+impl NodeVisitor<'_> {
+    fn here(&self) -> String {
+        self.trail.borrow().last().cloned().unwrap_or_default()
+    }
+
+    /// Enters the child at `path` and returns the seed that reads it;
+    /// `done` leaves it once it was read.
+    fn seed(&self, path: String) -> NodeSeed<'_> {
+        self.trail.borrow_mut().push(path);
+        NodeSeed { trail: self.trail }
+    }
+
+    fn done(&self) {
+        self.trail.borrow_mut().pop();
+    }
+}
+
+impl<'de> Visitor<'de> for NodeVisitor<'_> {
     type Value = Node;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -173,21 +233,28 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        Node::deserialize(d)
+        NodeSeed { trail: self.trail }.deserialize(d)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let here = self.here();
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(self.seed(error::index(&here, items.len())))? {
+            self.done();
             items.push(item);
         }
+        self.done();
         Ok(Node::Seq(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let here = self.here();
         let mut entries = Vec::new();
-        while let Some((k, v)) = map.next_entry::<String, Node>()? {
-            entries.push((k, v));
+        // A duplicate or non-text key fails here, with the map's path.
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self.seed(error::key(&here, &key)))?;
+            self.done();
+            entries.push((key, value));
         }
         Ok(Node::Map(entries))
     }
@@ -221,6 +288,42 @@ mod tests {
         assert_eq!(e.path, "");
         assert!(e.message.starts_with("invalid YAML: "), "{e}");
         assert!(e.message.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_refused_node_is_named_by_its_path() {
+        let cases = [
+            ("service: !!int x", "service", "invalid u64"),
+            (
+                "a: {b: [1, !!binary \"/w==\"]}",
+                "a.b[1]",
+                "not valid UTF-8",
+            ),
+            (
+                "targets:\n  - name: a\n    name: b\n",
+                "targets[0]",
+                "duplicate mapping key: name",
+            ),
+            (
+                "targets:\n  - ~: b\n",
+                "targets[0]",
+                "a map key cannot be null",
+            ),
+            (
+                "targets:\n  - url: *nope\n",
+                "targets[0].url",
+                "unknown anchor",
+            ),
+            ("a: {\"x.y\": {<<: 5}}", "a[\"x.y\"]", "merge value"),
+        ];
+        for (yaml, path, message) in cases {
+            let Err(e) = parse(yaml) else {
+                panic!("accepted {yaml:?}")
+            };
+            assert_eq!(e.path, path, "{yaml:?}: {e}");
+            assert!(e.message.contains(message), "{yaml:?}: {e}");
+            assert!(!e.message.contains("Options"), "{yaml:?}: {e}");
+        }
     }
 
     #[test]
