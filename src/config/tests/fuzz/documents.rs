@@ -325,6 +325,11 @@ proptest! {
         let map_root = matches!(tree, Node::Map(_));
         parse_checked(&style.write(&tree), map_root)?;
     }
+}
+
+proptest! {
+    // Each case parses a whole configuration, the slow part in a debug build.
+    #![proptest_config(proptest_config(128))]
 
     #[test]
     fn mangled_configurations_are_refused_with_paths(tree in mangled(), style in style()) {

@@ -245,6 +245,13 @@ const KINDS: &[(&str, Kind)] = &[
 
 /// Values that no well-typed field accepts.
 const ANY_SCALAR: &[&str] = &["{x: 1}", "[{x: 1}]", ".nan", "1e400", "'${UNSET_VAR}'"];
+/// Values the YAML parser itself refuses, wherever they are.
+const YAML_REFUSED: &[&str] = &["!!int x", "!!float x", "*nope", "!!binary \"/w==\""];
+
+/// Whether `value` is wrong for any field alike, rather than for its kind.
+pub(super) fn is_generic(value: &str) -> bool {
+    ANY_SCALAR.contains(&value) || YAML_REFUSED.contains(&value)
+}
 const DURATION: &[&str] = &[
     "-5m",
     "1e400s",
@@ -330,16 +337,19 @@ impl Kind {
         [&own[..], any].concat()
     }
 
-    /// Values wrong for this kind that already fail the structural step
-    /// (a map where a list must be), which stops at the first one.
-    pub(super) fn misshapen(self) -> &'static [&'static str] {
-        match self {
+    /// Values wrong for this kind that stop reading early, with a single
+    /// error: YAML the parser refuses in place (a tag that does not fit,
+    /// an unknown alias), or a mismatch of the file's structure (a map
+    /// where a list must be).
+    pub(super) fn misshapen(self) -> Vec<&'static str> {
+        let structural: &[&str] = match self {
             Section => &["5", "'text'", "[1]", "true"],
             Sections | Targets => &["5", "'text'", "{x: 1}", "[5]"],
             Headers => &["5", "'text'", "[x]"],
             JsonMap => &["5", "'text'", "[x]", "true"],
             _ => &[],
-        }
+        };
+        [structural, YAML_REFUSED].concat()
     }
 
     /// Keys that do not belong in a map of this kind.
