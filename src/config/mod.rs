@@ -62,7 +62,8 @@ pub fn parse(yaml: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     let document = yaml::parse(yaml).map_err(|e| ConfigErrors(vec![e]))?;
     let order = document.order;
     let mut value = document.value;
-    let expand_errors = expand::expand(&mut value, env);
+    let mut expand_errors = document.non_finite;
+    expand_errors.extend(expand::expand(&mut value, env));
     let mut problems = error::Problems::default();
     let config = match raw::from_value(value) {
         Ok(raw) => validate::config(&mut problems, &raw),
@@ -71,8 +72,9 @@ pub fn parse(yaml: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             None
         }
     };
-    // A string with an unset variable was left as written; what validation
-    // says about that text would only repeat the real problem.
+    // A string with an unset variable was left as written, a non-finite
+    // number became its spelling; what validation says about that text
+    // would only repeat the real problem.
     let unexpanded: HashSet<&str> = expand_errors.iter().map(|e| e.path.as_str()).collect();
     let mut errors: Vec<ConfigError> = problems
         .into_vec()

@@ -74,9 +74,12 @@ fn rule(p: &mut Problems, path: &str, r: &RawRule, refs: &Refs) -> Option<Rule> 
         Some(v) => actions(p, &at("do"), v, refs),
         None => Some(Vec::new()),
     };
-    let actions = actions?;
+    // Read before giving up on bad actions, so a bad severity is reported too.
+    let rolls_back = actions
+        .as_ref()
+        .is_some_and(|a| a.contains(&Action::Rollback));
     let severity = match &r.severity {
-        None if actions.contains(&Action::Rollback) => Some(Severity::Critical),
+        None if rolls_back => Some(Severity::Critical),
         None => Some(Severity::Error),
         Some(v) => values::text(p, &at("severity"), v).and_then(|s| match s {
             "critical" => Some(Severity::Critical),
@@ -99,7 +102,7 @@ fn rule(p: &mut Problems, path: &str, r: &RawRule, refs: &Refs) -> Option<Rule> 
         name: name?,
         when: when?,
         for_: for_?,
-        actions,
+        actions: actions?,
         severity: severity?,
     })
 }

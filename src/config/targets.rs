@@ -166,6 +166,17 @@ fn expect(p: &mut Problems, path: &str, e: &RawExpect) -> Option<Expect> {
                 ),
             );
             ok = false;
+        } else if key.contains(['[', ']']) {
+            // `items[0]` would be looked up as a key named "items[0]" and
+            // never match: indexes are dotted numbers.
+            p.add(
+                &error::key(&at("json"), key),
+                format!(
+                    "{} has brackets; write array indexes as numbers, like \"data.items.0.id\"",
+                    values::quote(key)
+                ),
+            );
+            ok = false;
         } else {
             json.insert(key.clone(), value.clone());
         }

@@ -141,11 +141,12 @@ pub(super) fn whole(
             .as_i64()
             .map(i128::from)
             .or_else(|| n.as_u64().map(i128::from))
-            // `3.0` is a whole number too; the bound keeps the cast exact.
+            // `3.0` is a whole number too, and so is `1e30`: clamped, it is
+            // still out of every range, on the same side.
             .or_else(|| {
                 n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 1e18)
-                    .map(|f| f as i128)
+                    .filter(|f| f.fract() == 0.0)
+                    .map(|f| f.clamp(-1e30, 1e30) as i128)
             }),
         Value::String(s) => s.trim().parse::<i128>().ok(),
         _ => None,
@@ -159,10 +160,18 @@ pub(super) fn whole(
     };
     let in_range = u64::try_from(n).ok().filter(|n| (min..=max).contains(n));
     if in_range.is_none() {
-        let message = if max == u64::MAX || max == u64::from(u32::MAX) {
+        let below = n < i128::from(min);
+        // A float is shown as written, not as its clamped value.
+        let n = match value {
+            Value::Number(f) if f.is_f64() => f.to_string(),
+            _ => n.to_string(),
+        };
+        let message = if max != u64::MAX && max != u64::from(u32::MAX) {
+            format!("must be between {min} and {max}, got {n}")
+        } else if below {
             format!("must be at least {min}, got {n}")
         } else {
-            format!("must be between {min} and {max}, got {n}")
+            format!("must be at most {max}, got {n}")
         };
         p.add(path, message);
     }
@@ -272,6 +281,19 @@ mod tests {
         assert_eq!(
             int(json!(1.5)),
             Err("expected a whole number, got 1.5".to_owned())
+        );
+        // Too large for the type: the message names the upper bound.
+        assert_eq!(
+            int(json!("99999999999999999999")),
+            Err("must be at most 18446744073709551615, got 99999999999999999999".to_owned())
+        );
+        assert_eq!(
+            int(json!(1e23)),
+            Err("must be at most 18446744073709551615, got 1e+23".to_owned())
+        );
+        assert_eq!(
+            one(|p| whole(p, "x", &json!(-1e40), 0, u64::from(u32::MAX))),
+            Err("must be at least 0, got -1e+40".to_owned())
         );
         let status = one(|p| whole(p, "x", &json!(600), 100, 599));
         assert_eq!(

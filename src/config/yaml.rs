@@ -2,11 +2,11 @@
 //! serde-saphyr parses into an order-keeping tree first because
 //! `serde_json::Map` sorts its keys, and errors are reported in document order.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 
-use serde::Deserialize;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 use super::error::{self, ConfigError};
@@ -15,6 +15,9 @@ use super::error::{self, ConfigError};
 pub(super) struct Document {
     pub(super) value: Value,
     pub(super) order: Order,
+    /// Values JSON cannot hold (`.nan`, `.inf`, `1e400`), at their paths;
+    /// each is left in `value` as its YAML spelling.
+    pub(super) non_finite: Vec<ConfigError>,
 }
 
 /// Position in the document of every path that is present in it.
@@ -36,22 +39,69 @@ impl Order {
     }
 }
 
-/// Parses YAML. A syntax error keeps serde-saphyr's message with line and
-/// column; its path is empty.
+/// Parses YAML. An error keeps serde-saphyr's message with line and column;
+/// its path is the field the parser refused (a bad tag, a duplicate key),
+/// or empty for a syntax error.
 pub(super) fn parse(yaml: &str) -> Result<Document, ConfigError> {
     // YAML 1.2 booleans only: `on`, `yes`, `no` stay strings, so a value like
     // `dry_run: yes` gets a clear error instead of a silent conversion.
-    let options = serde_saphyr::options! { with_snippet: false, strict_booleans: true };
-    let node: Node = serde_saphyr::from_str_with_options(yaml, options).map_err(|e| {
+    // Non-finite numbers reach the visitor, so their error can name the field.
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+        strict_booleans: true,
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
+    };
+    let trail = RefCell::new(Vec::new());
+    let read = |de: serde_saphyr::Deserializer<'_, '_>| NodeSeed { trail: &trail }.deserialize(de);
+    let node = serde_saphyr::with_deserializer_from_str_with_options(yaml, options, read);
+    let node = node.map_err(|e| {
+        let path = if about_a_node(&e) {
+            trail.borrow().last().cloned().unwrap_or_default()
+        } else {
+            String::new()
+        };
         // The parser's advice about its own options is not for our users.
         let message = e
             .to_string()
-            .replace(", set DuplicateKeyPolicy in Options if acceptable", "");
-        ConfigError::new("", format!("invalid YAML: {message}"))
+            .replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+            .replace(
+                " If you just use !!binary for documentation/annotation, \
+                 set ignore_binary_tag_for_string in Options",
+                "",
+            )
+            // Only map keys are read as strings, so a null is always a key.
+            .replace(
+                "cannot deserialize null into string; use Option<String>",
+                "a map key cannot be null (quote it to mean the text \"null\")",
+            );
+        ConfigError::new(path, format!("invalid YAML: {message}"))
     })?;
     let mut order = Order::default();
-    let value = node.into_value(String::new(), &mut order);
-    Ok(Document { value, order })
+    let mut non_finite = Vec::new();
+    let value = node.into_value(String::new(), &mut order, &mut non_finite);
+    Ok(Document {
+        value,
+        order,
+        non_finite,
+    })
+}
+
+/// Whether the parser refused one node (a scalar its tag does not fit, a
+/// duplicate or non-text key, an unknown alias) rather than the syntax.
+fn about_a_node(e: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::Error as E;
+    matches!(
+        e,
+        E::InvalidScalar { .. }
+            | E::InvalidBinaryBase64 { .. }
+            | E::BinaryNotUtf8 { .. }
+            | E::TaggedScalarCannotDeserializeIntoString { .. }
+            | E::NullIntoString { .. }
+            | E::Unexpected { .. }
+            | E::DuplicateMappingKey { .. }
+            | E::UnknownAnchor { .. }
+            | E::MergeValueNotMapOrSeqOfMaps { .. }
+    )
 }
 
 /// A YAML value with map keys in document order.
@@ -59,6 +109,8 @@ enum Node {
     Null,
     Bool(bool),
     Number(Number),
+    /// NaN or an infinity: written `.nan`, `.inf`, or too large for an f64.
+    NonFinite(f64),
     String(String),
     Seq(Vec<Node>),
     Map(Vec<(String, Node)>),
@@ -66,25 +118,37 @@ enum Node {
 
 impl Node {
     /// Converts to a `Value`, numbering every path in document (pre-)order.
-    fn into_value(self, path: String, order: &mut Order) -> Value {
+    fn into_value(self, path: String, order: &mut Order, errors: &mut Vec<ConfigError>) -> Value {
         let position = order.0.len();
         order.0.insert(path.clone(), position);
         match self {
             Node::Null => Value::Null,
             Node::Bool(b) => Value::Bool(b),
             Node::Number(n) => Value::Number(n),
+            Node::NonFinite(f) => {
+                let (spelling, hint) = match f {
+                    f if f.is_nan() => (".nan", ""),
+                    f if f < 0.0 => ("-.inf", "; numbers beyond ±1.8e308 are infinite"),
+                    _ => (".inf", "; numbers beyond ±1.8e308 are infinite"),
+                };
+                errors.push(ConfigError::new(
+                    path,
+                    format!("{spelling} is not a finite number (quote it if it is text{hint})"),
+                ));
+                Value::String(spelling.to_owned())
+            }
             Node::String(s) => Value::String(s),
             Node::Seq(items) => Value::Array(
                 items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, item)| item.into_value(error::index(&path, i), order))
+                    .map(|(i, item)| item.into_value(error::index(&path, i), order, errors))
                     .collect(),
             ),
             Node::Map(entries) => {
                 let mut map = Map::new();
                 for (k, v) in entries {
-                    let child = v.into_value(error::key(&path, &k), order);
+                    let child = v.into_value(error::key(&path, &k), order, errors);
                     map.insert(k, child);
                 }
                 Value::Object(map)
@@ -93,15 +157,43 @@ impl Node {
     }
 }
 
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
+/// Reads one node. `trail` holds the paths of the nodes being read,
+/// innermost last, and is left as it is when reading fails, so the last
+/// path is where the parser stopped.
+struct NodeSeed<'t> {
+    trail: &'t RefCell<Vec<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
+    type Value = Node;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(NodeVisitor { trail: self.trail })
     }
 }
 
-struct NodeVisitor;
+struct NodeVisitor<'t> {
+    trail: &'t RefCell<Vec<String>>,
+}
 
-impl<'de> Visitor<'de> for NodeVisitor {
+impl NodeVisitor<'_> {
+    fn here(&self) -> String {
+        self.trail.borrow().last().cloned().unwrap_or_default()
+    }
+
+    /// Enters the child at `path` and returns the seed that reads it;
+    /// `done` leaves it once it was read.
+    fn seed(&self, path: String) -> NodeSeed<'_> {
+        self.trail.borrow_mut().push(path);
+        NodeSeed { trail: self.trail }
+    }
+
+    fn done(&self) {
+        self.trail.borrow_mut().pop();
+    }
+}
+
+impl<'de> Visitor<'de> for NodeVisitor<'_> {
     type Value = Node;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -120,10 +212,8 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Number(v.into()))
     }
 
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Node, E> {
-        Number::from_f64(v)
-            .map(Node::Number)
-            .ok_or_else(|| E::custom(format!("{v} is not a finite number")))
+    fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+        Ok(Number::from_f64(v).map_or(Node::NonFinite(v), Node::Number))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Node, E> {
@@ -143,21 +233,28 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
 
     fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
-        Node::deserialize(d)
+        NodeSeed { trail: self.trail }.deserialize(d)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let here = self.here();
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
+        while let Some(item) = seq.next_element_seed(self.seed(error::index(&here, items.len())))? {
+            self.done();
             items.push(item);
         }
+        self.done();
         Ok(Node::Seq(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let here = self.here();
         let mut entries = Vec::new();
-        while let Some((k, v)) = map.next_entry::<String, Node>()? {
-            entries.push((k, v));
+        // A duplicate or non-text key fails here, with the map's path.
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self.seed(error::key(&here, &key)))?;
+            self.done();
+            entries.push((key, value));
         }
         Ok(Node::Map(entries))
     }
@@ -194,12 +291,90 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_node_is_named_by_its_path() {
+        let cases = [
+            ("service: !!int x", "service", "invalid u64"),
+            (
+                "a: {b: [1, !!binary \"/w==\"]}",
+                "a.b[1]",
+                "not valid UTF-8",
+            ),
+            (
+                "targets:\n  - name: a\n    name: b\n",
+                "targets[0]",
+                "duplicate mapping key: name",
+            ),
+            (
+                "targets:\n  - ~: b\n",
+                "targets[0]",
+                "a map key cannot be null",
+            ),
+            (
+                "targets:\n  - url: *nope\n",
+                "targets[0].url",
+                "unknown anchor",
+            ),
+            ("a: {\"x.y\": {<<: 5}}", "a[\"x.y\"]", "merge value"),
+        ];
+        for (yaml, path, message) in cases {
+            let Err(e) = parse(yaml) else {
+                panic!("accepted {yaml:?}")
+            };
+            assert_eq!(e.path, path, "{yaml:?}: {e}");
+            assert!(e.message.contains(message), "{yaml:?}: {e}");
+            assert!(!e.message.contains("Options"), "{yaml:?}: {e}");
+        }
+    }
+
+    #[test]
     fn duplicate_keys_are_errors() {
         let Err(e) = parse("a: 1\na: 2\n") else {
             panic!("accepted a duplicate key")
         };
         assert!(e.message.contains("duplicate mapping key: a"), "{e}");
         assert!(!e.message.contains("DuplicateKeyPolicy"), "{e}");
+    }
+
+    #[test]
+    fn non_finite_numbers_are_errors_at_their_path() {
+        let doc = parse("a: [1, .nan]\nb: {c: 1e400, d: -.inf}\n").expect("valid YAML");
+        assert_eq!(
+            doc.value,
+            serde_json::json!({"a": [1, ".nan"], "b": {"c": ".inf", "d": "-.inf"}})
+        );
+        let found: Vec<(&str, &str)> = doc
+            .non_finite
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "a[1]",
+                    ".nan is not a finite number (quote it if it is text)"
+                ),
+                (
+                    "b.c",
+                    ".inf is not a finite number (quote it if it is text; \
+                     numbers beyond ±1.8e308 are infinite)"
+                ),
+                (
+                    "b.d",
+                    "-.inf is not a finite number (quote it if it is text; \
+                     numbers beyond ±1.8e308 are infinite)"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn null_keys_are_explained_without_rust_types() {
+        let Err(e) = parse("~: x\n") else {
+            panic!("accepted a null key")
+        };
+        assert!(e.message.contains("a map key cannot be null"), "{e}");
+        assert!(!e.message.contains("Option<String>"), "{e}");
     }
 
     #[test]

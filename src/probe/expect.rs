@@ -76,13 +76,43 @@ pub fn json_path<'a>(doc: &'a serde_json::Value, path: &str) -> Option<&'a serde
     })
 }
 
-/// Equality where numbers compare by value (YAML `1` equals JSON `1.0`).
+/// Equality where numbers compare by value (YAML `1` equals JSON `1.0`), in
+/// lists and maps too.
 fn json_equal(got: &serde_json::Value, want: &serde_json::Value) -> bool {
+    use serde_json::Value;
     match (got, want) {
-        (serde_json::Value::Number(a), serde_json::Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Number(a), Value::Number(b)) => match (whole(a), whole(b)) {
+            // Exact: as f64, 2^53 + 1 would equal 2^53.
+            (Some(a), Some(b)) => a == b,
+            _ => a.as_f64() == b.as_f64(),
+        },
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_equal(x, y))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, x)| b.get(k).is_some_and(|y| json_equal(x, y)))
+        }
         _ => got == want,
     }
 }
+
+/// A number without a fraction, exactly; None for a fraction or a float
+/// too large for the cast to be exact.
+fn whole(n: &serde_json::Number) -> Option<i128> {
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e38)
+                .map(|f| f as i128)
+        })
+}
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {
@@ -160,6 +190,33 @@ mod tests {
             reason(check(&e, 200, br#"{"status":"ok"}"#, FAST)),
             Some(Reason::Json)
         );
+    }
+
+    #[test]
+    fn numbers_compare_exactly_and_at_any_depth() {
+        let matches = |want: serde_json::Value, body: &str| {
+            let mut e = expect();
+            e.json.insert("x".into(), want);
+            reason(check(&e, 200, body.as_bytes(), FAST)).is_none()
+        };
+        // Whole numbers written either way, inside lists and maps too.
+        assert!(matches(json!(3), r#"{"x": 3.0}"#));
+        assert!(matches(json!([1, {"n": 2}]), r#"{"x": [1.0, {"n": 2e0}]}"#));
+        assert!(!matches(json!([1, 2]), r#"{"x": [1, 2, 3]}"#));
+        assert!(!matches(json!({"a": 1}), r#"{"x": {"a": 1, "b": 2}}"#));
+        // Past 2^53 an f64 cannot tell these apart; the matcher must.
+        assert!(!matches(
+            json!(9_007_199_254_740_993u64),
+            r#"{"x": 9007199254740992}"#
+        ));
+        assert!(!matches(json!(u64::MAX), r#"{"x": 18446744073709551614}"#));
+        assert!(matches(json!(-0.0), r#"{"x": 0}"#));
+        // Seventeen significant digits parse to the same f64 as in YAML.
+        assert!(matches(
+            json!(-1.8353629641631959e-19),
+            r#"{"x": -1.8353629641631959e-19}"#
+        ));
+        assert!(!matches(json!(0.1), r#"{"x": 0.10000000000000002}"#));
     }
 
     #[test]

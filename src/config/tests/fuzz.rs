@@ -1,8 +1,31 @@
 //! Mangled input never panics: truncations, dropped and duplicated lines,
-//! swapped values and random bytes all end in `Ok` or `Err`.
+//! swapped values and random bytes all end in `Ok` or `Err`. The property
+//! tests below go further: `documents` feeds arbitrary text and YAML,
+//! `mutations` breaks one field at a time of a configuration that uses
+//! every section and checks that the error names that field.
+
+mod documents;
+mod fields;
+mod json_paths;
+mod mutations;
+mod tree;
+
+use proptest::test_runner::Config as ProptestConfig;
 
 use super::{EXAMPLE, env};
 use crate::config::parse;
+
+/// Settings for a property test that runs in every `cargo test`: `cases`
+/// cases, unless PROPTEST_CASES asks for another number (a longer local run).
+fn proptest_config(cases: u32) -> ProptestConfig {
+    let config = ProptestConfig::default();
+    let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
+        config.cases
+    } else {
+        cases
+    };
+    ProptestConfig { cases, ..config }
+}
 
 /// Values that stress every reader: wrong types, YAML syntax, huge numbers,
 /// broken references.

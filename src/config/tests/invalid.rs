@@ -359,3 +359,33 @@ fn alertmanager_receivers() {
         ]
     );
 }
+
+#[test]
+fn json_paths_with_brackets_are_refused_with_a_hint() {
+    let yaml = format!(
+        "{MINIMAL}    expect:\n      json: {{ \"data.items[0].id\": 1, \"[\": 2, \"data.items.0.id\": 3 }}\n"
+    );
+    assert_eq!(
+        errors(&yaml),
+        vec![
+            r#"targets[0].expect.json["data.items[0].id"]: "data.items[0].id" has brackets; write array indexes as numbers, like "data.items.0.id""#,
+            r#"targets[0].expect.json["["]: "[" has brackets; write array indexes as numbers, like "data.items.0.id""#,
+        ]
+    );
+}
+
+#[test]
+fn non_finite_numbers_are_errors_at_their_field_and_the_rest_is_checked() {
+    let yaml = format!(
+        "{MINIMAL}    interval: 0s\nslos:\n  - name: a\n    objective: 1e400\n  - name: b\n    objective: .nan\n"
+    );
+    assert_eq!(
+        errors(&yaml),
+        vec![
+            "targets[0].interval: must be greater than 0, got 0s",
+            "slos[0].objective: .inf is not a finite number (quote it if it is text; \
+             numbers beyond ±1.8e308 are infinite)",
+            "slos[1].objective: .nan is not a finite number (quote it if it is text)",
+        ]
+    );
+}

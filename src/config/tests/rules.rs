@@ -206,3 +206,17 @@ fn actions_must_be_known_unique_and_supported() {
         vec![r#"rules[0].for: "-1m" is not a duration; write e.g. "500ms", "5s" or "1h30m""#]
     );
 }
+
+#[test]
+fn a_bad_action_does_not_hide_a_bad_severity() {
+    assert_eq!(
+        rule_errors(
+            "  - name: r\n    when: { consecutive_failures: 3, target: health }\n    \
+             do: [rolback]\n    severity: fatal\n"
+        ),
+        vec![
+            r#"rules[0].do[0]: unknown action "rolback" (valid: rollback, page); did you mean "rollback"?"#,
+            r#"rules[0].severity: "fatal" is not one of critical, error, warning, info"#,
+        ]
+    );
+}
