@@ -535,10 +535,19 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
     config_file: Option<(PathBuf, Duration)>,
 ) -> Result<(), StartError> {
-    // Read before starting: a change made while starting is then seen.
+    // Before starting: a change made while starting is then seen, and a
+    // SIGHUP while starting reloads instead of ending the process.
     let mut seen = config_file
         .as_ref()
         .and_then(|(p, _)| std::fs::read(p).ok());
+    let mut hangup = match config_file.as_ref().map(|_| signal(SignalKind::hangup())) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; reloading only when the file changes");
+            None
+        }
+        None => None,
+    };
     let mut running = start(config, listener, options).await?;
     let mut shutdown = std::pin::pin!(shutdown);
     let Some((path, watch)) = config_file else {
@@ -546,13 +555,6 @@ pub async fn run(
         tracing::info!("shutting down");
         running.shutdown().await;
         return Ok(());
-    };
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP; reloading only when the file changes");
-            None
-        }
     };
     let mut poll = tokio::time::interval(watch);
     poll.set_missed_tick_behavior(MissedTickBehavior::Skip);
