@@ -19,7 +19,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
-    /// Could not connect (refused, reset, DNS, TLS).
+    /// Could not connect (refused, reset, DNS, TLS), or the answer was not HTTP.
     Connect,
     /// No complete answer within the timeout.
     Timeout,

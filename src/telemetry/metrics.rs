@@ -28,6 +28,7 @@ pub struct Metrics {
     pub action_duration: HistogramVec,
     pub action_attempts: IntCounterVec,
     pub page_deliveries: IntCounterVec,
+    pub page_queue: IntGaugeVec,
 }
 
 /// Seconds buckets for probe and action durations: 1 ms .. 30 s.
@@ -131,6 +132,11 @@ impl Metrics {
                 "Posts of incidents to a receiver by result (ok, failed, held: over the per-minute limit, sent with the next re-send).",
                 &["receiver", "result"],
             ),
+            page_queue: gauge(
+                "backstop_page_queue_length",
+                "Incidents a receiver holds for delivery: PagerDuty events not yet taken (at most a trigger and a resolve per rule), Alertmanager alerts being re-sent (one per rule).",
+                &["receiver"],
+            ),
             registry,
         };
         m.register_all();
@@ -159,6 +165,7 @@ impl Metrics {
             Box::new(self.action_duration.clone()),
             Box::new(self.action_attempts.clone()),
             Box::new(self.page_deliveries.clone()),
+            Box::new(self.page_queue.clone()),
         ];
         for c in collectors {
             self.registry
