@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests: start the sample app and the
 //! whole daemon on 127.0.0.1:0, wait for events, fetch admin endpoints.
 #![allow(dead_code)] // each test binary uses its own subset
+pub mod fake_alertmanager;
+pub mod fake_deployer;
 pub mod fake_kube;
 pub mod fake_pagerduty;
+pub mod faulty;
 pub mod prometheus;
 
 use backstop::demo::app::SampleApp;
