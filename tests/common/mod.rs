@@ -6,6 +6,7 @@ pub mod fake_deployer;
 pub mod fake_kube;
 pub mod fake_pagerduty;
 pub mod faulty;
+pub mod harness;
 pub mod prometheus;
 
 use backstop::demo::app::SampleApp;
