@@ -137,14 +137,15 @@ async fn a4_app_answers_after_the_timeout() {
     app_misbehaves(AppFault::Answer(slow), Reason::Timeout, "").await;
 }
 
-/// Just within the 90 ms timeout, over `max_latency`.
+/// Within the 95 ms timeout, over `max_latency`: the margin to the
+/// timeout leaves room for a loaded test machine.
 #[tokio::test]
 async fn a4_app_answers_slowly_within_the_timeout() {
-    let slow = Mode::Slow(Duration::from_millis(60));
+    let slow = Mode::Slow(Duration::from_millis(40));
     app_misbehaves(
         AppFault::Answer(slow),
         Reason::Latency,
-        ", max_latency: 30ms",
+        ", max_latency: 15ms",
     )
     .await;
 }
