@@ -5,8 +5,11 @@
 //! resolution) for a few minutes, because Alertmanager keeps no state
 //! across its restarts. Delivery is state-based: a failed post is repeated
 //! at the next interval with the current state, so nothing is lost and
-//! nothing queues up.
+//! nothing queues up. Notices keep changing the state while a post is
+//! under way (the next post carries them), so a slow or hung Alertmanager
+//! neither fills the actor's channel nor delays shutdown.
 
+use super::pagerduty::next;
 use super::retry::{self, Backoff};
 use super::{ActionLog, ActionRecord, Notice};
 use crate::config::{Alertmanager, Tls};
@@ -14,6 +17,7 @@ use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -44,7 +48,7 @@ pub struct Pager {
     config: Alertmanager,
     ctx: Context,
     alerts: BTreeMap<String, Alert>,
-    limiters: Vec<DefaultDirectRateLimiter>,
+    limiters: Arc<Vec<DefaultDirectRateLimiter>>,
     telemetry: Telemetry,
     log: ActionLog,
 }
@@ -70,35 +74,71 @@ impl Pager {
             config,
             ctx,
             alerts: BTreeMap::new(),
-            limiters,
+            limiters: Arc::new(limiters),
             telemetry,
             log,
         })
     }
 
     /// Apply notices as they come and re-send on every interval, until `stop`.
-    pub async fn run(mut self, mut notices: mpsc::Receiver<Notice>, stop: CancellationToken) {
+    pub async fn run(mut self, notices: mpsc::Receiver<Notice>, stop: CancellationToken) {
+        let mut inbox = Some(notices);
         let mut resend = tokio::time::interval(self.config.resend);
         resend.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        // Notices applied since the last post, recorded with the post that
+        // carries them: the latest per rule and kind, so this stays bounded.
+        let mut fresh: BTreeMap<(String, bool), Notice> = BTreeMap::new();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                n = notices.recv() => match n {
-                    Some(n) => {
-                        let what = self.apply(n);
-                        let delivered = self.send_all().await;
-                        self.record(what, delivered);
-                    }
+                n = next(&mut inbox) => match n {
+                    Some(n) => self.take(n, &mut fresh),
                     None => return,
                 },
                 _ = resend.tick() => {
                     self.expire(Instant::now());
-                    if !self.alerts.is_empty() {
-                        self.send_all().await;
+                    self.telemetry.page_queue("alertmanager", self.alerts.len());
+                    if self.alerts.is_empty() {
+                        continue;
                     }
                 }
             }
+            // Post until a post carried the current state.
+            loop {
+                let carried = std::mem::take(&mut fresh);
+                let post = post_all(
+                    self.client.clone(),
+                    self.config.urls.clone(),
+                    self.limiters.clone(),
+                    self.telemetry.clone(),
+                    self.body(SystemTime::now()),
+                );
+                tokio::pin!(post);
+                let delivered = loop {
+                    tokio::select! {
+                        delivered = &mut post => break delivered,
+                        _ = stop.cancelled() => return,
+                        Some(n) = next(&mut inbox) => self.take(n, &mut fresh),
+                    }
+                };
+                for n in carried.into_values() {
+                    self.record(n, delivered);
+                }
+                if fresh.is_empty() {
+                    break;
+                }
+            }
+            if inbox.is_none() {
+                return;
+            }
         }
+    }
+
+    /// Apply a notice and keep it for the record of the post that carries it.
+    fn take(&mut self, n: Notice, fresh: &mut BTreeMap<(String, bool), Notice>) {
+        let n = self.apply(n);
+        self.telemetry.page_queue("alertmanager", self.alerts.len());
+        fresh.insert((n.rule.clone(), n.firing), n);
     }
 
     /// Fold a notice into the alert state; returns it for the record.
@@ -174,47 +214,6 @@ impl Pager {
         serde_json::Value::Array(alerts)
     }
 
-    /// Post the current state to every Alertmanager; returns how many took it.
-    async fn send_all(&mut self) -> usize {
-        let body = self.body(SystemTime::now());
-        let mut delivered = 0;
-        for (i, base) in self.config.urls.iter().enumerate() {
-            if self.limiters[i].check().is_err() {
-                self.telemetry.page_delivery("alertmanager", "held");
-                continue;
-            }
-            let url = match base.join("api/v2/alerts") {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot build the Alertmanager alerts URL");
-                    continue;
-                }
-            };
-            let backoff = Backoff {
-                attempts: 3,
-                base: Duration::from_millis(200),
-                max: Duration::from_secs(2),
-            };
-            let sent = retry::send(
-                backoff,
-                || self.client.post(url.clone()).json(&body),
-                |outcome| self.telemetry.action_attempt("page", outcome),
-            )
-            .await;
-            match sent {
-                Ok(_) => {
-                    delivered += 1;
-                    self.telemetry.page_delivery("alertmanager", "ok");
-                }
-                Err(e) => {
-                    self.telemetry.page_delivery("alertmanager", "failed");
-                    tracing::warn!(receiver = url.host_str().unwrap_or(""), error = %e, "Alertmanager did not take the alerts; they go out again at the next interval");
-                }
-            }
-        }
-        delivered
-    }
-
     fn record(&self, n: Notice, delivered: usize) {
         let firing = n.firing;
         let total = self.config.urls.len();
@@ -246,6 +245,53 @@ impl Pager {
         self.telemetry.action(&record);
         self.log.push(record);
     }
+}
+
+/// Post `body` to every Alertmanager; returns how many took it. Owns what
+/// it needs, so the pager can apply notices meanwhile.
+async fn post_all(
+    client: reqwest::Client,
+    urls: Vec<url::Url>,
+    limiters: Arc<Vec<DefaultDirectRateLimiter>>,
+    telemetry: Telemetry,
+    body: serde_json::Value,
+) -> usize {
+    let mut delivered = 0;
+    for (i, base) in urls.iter().enumerate() {
+        if limiters[i].check().is_err() {
+            telemetry.page_delivery("alertmanager", "held");
+            continue;
+        }
+        let url = match base.join("api/v2/alerts") {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the Alertmanager alerts URL");
+                continue;
+            }
+        };
+        let backoff = Backoff {
+            attempts: 3,
+            base: Duration::from_millis(200),
+            max: Duration::from_secs(2),
+        };
+        let sent = retry::send(
+            backoff,
+            || client.post(url.clone()).json(&body),
+            |outcome| telemetry.action_attempt("page", outcome),
+        )
+        .await;
+        match sent {
+            Ok(_) => {
+                delivered += 1;
+                telemetry.page_delivery("alertmanager", "ok");
+            }
+            Err(e) => {
+                telemetry.page_delivery("alertmanager", "failed");
+                tracing::warn!(receiver = url.host_str().unwrap_or(""), error = %e, "Alertmanager did not take the alerts; they go out again at the next interval");
+            }
+        }
+    }
+    delivered
 }
 
 #[cfg(test)]

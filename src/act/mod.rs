@@ -120,8 +120,8 @@ impl Backend {
                     retry::Backoff::default(),
                 )?))
             }
-            (Some(RollbackBackend::Kubernetes(_)), Some((ctx, id))) => Some(Backend::Kubernetes(
-                kube::KubeBackend::new(ctx, id, retry::Backoff::default()),
+            (Some(RollbackBackend::Kubernetes(k)), Some((ctx, id))) => Some(Backend::Kubernetes(
+                kube::KubeBackend::new(ctx, id, k.timeout, retry::Backoff::default()),
             )),
             (Some(RollbackBackend::Kubernetes(_)), None) => {
                 return Err("rollback.kubernetes needs the pod's identity in the cluster".into());

@@ -5,6 +5,8 @@
 //! queue until PagerDuty takes them: retried with backoff (longer on 429,
 //! never on 400), then again every `RETRY_EVERY`, so none is dropped and
 //! the queue stays bounded (at most a trigger and a resolve per rule).
+//! Notices keep joining the queue while a post is under way, so a slow or
+//! hung PagerDuty neither fills the actor's channel nor delays shutdown.
 
 use super::retry::{self, Backoff, RetryError};
 use super::{ActionLog, ActionRecord, Notice};
@@ -41,6 +43,8 @@ pub struct Pager {
     config: PagerDuty,
     ctx: Context,
     queue: BTreeMap<String, VecDeque<Event>>,
+    /// Tells queued events apart, so the one posted is the one taken off.
+    next_seq: u64,
     limiter: DefaultDirectRateLimiter,
     telemetry: Telemetry,
     log: ActionLog,
@@ -48,6 +52,7 @@ pub struct Pager {
 
 /// One event waiting for PagerDuty, and what to record once it is taken.
 struct Event {
+    seq: u64,
     body: serde_json::Value,
     notice: Notice,
 }
@@ -60,7 +65,7 @@ impl Pager {
         telemetry: Telemetry,
         log: ActionLog,
     ) -> Result<Pager, String> {
-        let client = retry::client(Duration::from_secs(10), tls)?;
+        let client = retry::client(config.timeout, tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
         Ok(Pager {
@@ -68,35 +73,42 @@ impl Pager {
             config,
             ctx,
             queue: BTreeMap::new(),
+            next_seq: 0,
             limiter: RateLimiter::direct(quota),
             telemetry,
             log,
         })
     }
 
-    pub async fn run(mut self, mut notices: mpsc::Receiver<Notice>, stop: CancellationToken) {
+    pub async fn run(mut self, notices: mpsc::Receiver<Notice>, stop: CancellationToken) {
+        let mut inbox = Some(notices);
         let mut retry_tick = tokio::time::interval(RETRY_EVERY);
         retry_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                n = notices.recv() => match n {
-                    Some(n) => {
-                        self.enqueue(n);
-                        self.deliver().await;
-                    }
+                n = next(&mut inbox) => match n {
+                    Some(n) => self.enqueue(n),
                     None => break,
                 },
-                _ = retry_tick.tick() => self.deliver().await,
+                _ = retry_tick.tick() => {}
+            }
+            if !self.deliver(&mut inbox, &stop).await || inbox.is_none() {
+                break;
             }
         }
-        let left: usize = self.queue.values().map(VecDeque::len).sum();
+        let left = self.queued();
         if left > 0 {
             tracing::error!(
                 events = left,
                 "shutting down with PagerDuty events not delivered"
             );
         }
+    }
+
+    /// Events waiting for PagerDuty, over all rules.
+    fn queued(&self) -> usize {
+        self.queue.values().map(VecDeque::len).sum()
     }
 
     pub fn dedup_key(&self, rule: &str) -> String {
@@ -123,7 +135,13 @@ impl Pager {
         if let Some(pos) = q.iter().position(|e| e.notice.firing == n.firing) {
             q.remove(pos);
         }
-        q.push_back(Event { body, notice: n });
+        self.next_seq += 1;
+        q.push_back(Event {
+            seq: self.next_seq,
+            body,
+            notice: n,
+        });
+        self.telemetry.page_queue("pagerduty", self.queued());
     }
 
     /// The Events v2 body for a notice.
@@ -190,16 +208,35 @@ impl Pager {
     }
 
     /// Send what waits, oldest first per rule; stop a rule's queue at its
-    /// first failure so a resolve never overtakes its trigger.
-    async fn deliver(&mut self) {
+    /// first failure so a resolve never overtakes its trigger. Notices that
+    /// come in meanwhile join the queue. False when `stop` cut it short.
+    async fn deliver(
+        &mut self,
+        inbox: &mut Option<mpsc::Receiver<Notice>>,
+        stop: &CancellationToken,
+    ) -> bool {
         let rules: Vec<String> = self.queue.keys().cloned().collect();
         for rule in rules {
             while let Some(event) = self.queue.get(&rule).and_then(|q| q.front()) {
                 if self.limiter.check().is_err() {
                     self.telemetry.page_delivery("pagerduty", "held");
-                    return;
+                    return true;
                 }
-                let sent = self.send(&event.body).await;
+                let (seq, notice) = (event.seq, event.notice.clone());
+                let post = post(
+                    self.client.clone(),
+                    self.config.url.clone(),
+                    event.body.clone(),
+                    self.telemetry.clone(),
+                );
+                tokio::pin!(post);
+                let sent = loop {
+                    tokio::select! {
+                        sent = &mut post => break sent,
+                        _ = stop.cancelled() => return false,
+                        Some(n) = next(inbox) => self.enqueue(n),
+                    }
+                };
                 if let Err(RetryError::Exhausted { last, .. }) = &sent {
                     self.telemetry.page_delivery("pagerduty", "failed");
                     tracing::warn!(
@@ -209,19 +246,24 @@ impl Pager {
                     );
                     break;
                 }
-                let Some(event) = self.queue.get_mut(&rule).and_then(VecDeque::pop_front) else {
-                    break;
-                };
+                // A newer event of its kind may have replaced it meanwhile;
+                // that one then goes next.
+                if let Some(q) = self.queue.get_mut(&rule)
+                    && let Some(i) = q.iter().position(|e| e.seq == seq)
+                {
+                    q.remove(i);
+                }
+                self.telemetry.page_queue("pagerduty", self.queued());
                 let record = match sent {
                     Ok(_) => {
                         self.telemetry.page_delivery("pagerduty", "ok");
-                        let (outcome, verb) = if event.notice.firing {
+                        let (outcome, verb) = if notice.firing {
                             ("triggered", "trigger")
                         } else {
                             ("resolved", "resolve")
                         };
                         self.record(
-                            &event.notice,
+                            &notice,
                             outcome,
                             format!("PagerDuty took the {verb} ({})", self.dedup_key(&rule)),
                         )
@@ -230,7 +272,7 @@ impl Pager {
                         // 4xx: the event itself is wrong; repeating it cannot help.
                         self.telemetry.page_delivery("pagerduty", "failed");
                         self.record(
-                            &event.notice,
+                            &notice,
                             "failed",
                             format!("PagerDuty refused the event: {e}"),
                         )
@@ -243,20 +285,7 @@ impl Pager {
                 self.queue.remove(&rule);
             }
         }
-    }
-
-    async fn send(&self, body: &serde_json::Value) -> Result<u16, RetryError> {
-        let backoff = Backoff {
-            attempts: 3,
-            base: Duration::from_millis(500),
-            max: Duration::from_secs(8),
-        };
-        retry::send(
-            backoff,
-            || self.client.post(self.config.url.clone()).json(body),
-            |outcome| self.telemetry.action_attempt("page", outcome),
-        )
-        .await
+        true
     }
 
     fn record(&self, n: &Notice, outcome: &str, detail: String) -> ActionRecord {
@@ -270,4 +299,36 @@ impl Pager {
             evidence: n.evidence.clone(),
         }
     }
+}
+
+/// Post one event until PagerDuty takes it, refuses it, or the attempts run
+/// out. Owns what it needs, so the pager can queue notices meanwhile.
+async fn post(
+    client: reqwest::Client,
+    url: url::Url,
+    body: serde_json::Value,
+    telemetry: Telemetry,
+) -> Result<u16, RetryError> {
+    let backoff = Backoff {
+        attempts: 3,
+        base: Duration::from_millis(500),
+        max: Duration::from_secs(8),
+    };
+    retry::send(
+        backoff,
+        || client.post(url.clone()).json(&body),
+        |outcome| telemetry.action_attempt("page", outcome),
+    )
+    .await
+}
+
+/// The next notice from the actor; None once it has hung up (`inbox` is
+/// then None, and a `select!` branch matching `Some` stays disabled).
+pub(super) async fn next(inbox: &mut Option<mpsc::Receiver<Notice>>) -> Option<Notice> {
+    let rx = inbox.as_mut()?;
+    let n = rx.recv().await;
+    if n.is_none() {
+        *inbox = None;
+    }
+    n
 }

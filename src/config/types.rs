@@ -110,6 +110,8 @@ pub struct PagerDuty {
     pub url: url::Url,
     /// Events per minute (PagerDuty takes about 120 per routing key). Default 60.
     pub max_per_minute: u32,
+    /// Per request. Default 10s.
+    pub timeout: Duration,
 }
 
 /// `page.alertmanager`: Alertmanager API v2; every URL (an HA pair) gets every alert.
@@ -335,6 +337,9 @@ pub struct Kubernetes {
     pub deployment: Option<String>,
     /// Its namespace; None: the pod's own. When set, it must be the pod's.
     pub namespace: Option<String>,
+    /// Per attempt (the reads and the write of one try): the in-cluster
+    /// client itself never gives up on an API server that stops answering. Default 10s.
+    pub timeout: Duration,
 }
 
 /// `rollback.webhook`: a JSON POST to a deployer.

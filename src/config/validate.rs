@@ -26,6 +26,8 @@ const MAX_SERVICE_LEN: usize = 63;
 const DEFAULT_BAKE: Duration = Duration::from_secs(30 * 60);
 const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_PAGERDUTY_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_KUBERNETES_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Prometheus re-sends firing alerts every minute; so does backstop.
 const DEFAULT_RESEND: Duration = Duration::from_secs(60);
@@ -189,10 +191,18 @@ fn pagerduty(p: &mut Problems, pd: &RawPagerDuty) -> Option<PagerDuty> {
         None => Some(url::Url::parse(DEFAULT_PAGERDUTY_URL).expect("a valid constant URL")),
     };
     let max = per_minute(p, path, &pd.max_per_minute, 60);
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &pd.timeout,
+        DEFAULT_PAGERDUTY_TIMEOUT,
+        Zero::Forbidden,
+    );
     Some(PagerDuty {
         routing_key: key?,
         url: url?,
         max_per_minute: max?,
+        timeout: timeout?,
     })
 }
 
@@ -445,9 +455,17 @@ fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
     };
     let deployment = name("deployment", &k.deployment);
     let namespace = name("namespace", &k.namespace);
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &k.timeout,
+        DEFAULT_KUBERNETES_TIMEOUT,
+        Zero::Forbidden,
+    );
     ok.then_some(Kubernetes {
         deployment,
         namespace,
+        timeout: timeout?,
     })
 }
 

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
-    /// Could not connect (refused, reset, DNS).
+    /// Could not connect (refused, reset, DNS), or the answer was not HTTP.
     Connect,
     /// The TLS handshake failed: certificate not trusted, expired, or for
     /// another name.

@@ -60,8 +60,11 @@ struct TargetLoop {
 impl TargetLoop {
     async fn run(self) {
         let target = &self.config.targets[self.index];
+        // The schedule starts when this task first runs, not when it was
+        // spawned: the rest of start-up (building receivers' clients) must
+        // not count as lag of the first probe.
         let mut ticker =
-            tokio::time::interval_at(self.start + phase(target.interval), target.interval);
+            tokio::time::interval_at(Instant::now() + phase(target.interval), target.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut succeeded_once = false;
         loop {

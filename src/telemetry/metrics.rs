@@ -32,6 +32,7 @@ pub struct Metrics {
     pub admin_requests: IntCounterVec,
     pub config_reloads: IntCounterVec,
     pub config_last_reload_successful: IntGauge,
+    pub page_queue: IntGaugeVec,
 }
 
 /// Seconds buckets for probe and action durations: 1 ms .. 30 s.
@@ -155,6 +156,11 @@ impl Metrics {
                 "0 when the last configuration reload was rejected: the file on disk is not what runs.",
             )
             .expect("valid metric definition"),
+            page_queue: gauge(
+                "backstop_page_queue_length",
+                "Incidents a receiver holds for delivery: PagerDuty events not yet taken (at most a trigger and a resolve per rule), Alertmanager alerts being re-sent (one per rule).",
+                &["receiver"],
+            ),
             registry,
         };
         m.register_all();
@@ -190,6 +196,7 @@ impl Metrics {
             Box::new(self.admin_requests.clone()),
             Box::new(self.config_reloads.clone()),
             Box::new(self.config_last_reload_successful.clone()),
+            Box::new(self.page_queue.clone()),
         ];
         for c in collectors {
             self.registry

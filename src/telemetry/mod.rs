@@ -286,6 +286,14 @@ impl Telemetry {
             .inc();
     }
 
+    /// How many incidents a receiver holds for delivery right now.
+    pub fn page_queue(&self, receiver: &str, length: usize) {
+        self.metrics
+            .page_queue
+            .with_label_values(&[receiver])
+            .set(i64::try_from(length).unwrap_or(i64::MAX));
+    }
+
     pub fn action_attempt(&self, action: &str, outcome: &str) {
         self.metrics
             .action_attempts

@@ -3,39 +3,31 @@
 //! refuses what it refuses (400 "invalid event" with the reasons): a
 //! missing or unknown routing key, a bad `event_action`, a trigger without
 //! summary/source/severity, a summary over 1024 characters, a body over
-//! 512 KB. Tests can make it answer 429 or 500 first, and read the
+//! 512 KB. Tests can plan faults (5xx, 429 with or without `Retry-After`,
+//! a request never answered) or take it off the network, and read the
 //! `Authorization` header each request came with.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use super::faulty::{Fault, Faults, Port, Reply, body, fault_status, json_reply, serve_http};
+use hyper::{Request, StatusCode};
 use serde_json::{Value, json};
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 struct State {
     /// Events taken (202), in order.
     accepted: Vec<Value>,
-    /// Every request body and the status it got.
+    /// Every request body and the status it got (0: never answered).
     seen: Vec<(u16, Value)>,
-    /// Every request's `Authorization` header (empty when it had none).
+    /// Every answered request's `Authorization` header (empty when it had none).
     authorizations: Vec<String>,
-    fail_next: VecDeque<u16>,
 }
 
 pub struct FakePagerDuty {
     pub url: String,
     pub routing_key: String,
     state: Arc<Mutex<State>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakePagerDuty {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    faults: Arc<Faults>,
+    port: Port,
 }
 
 impl FakePagerDuty {
@@ -45,30 +37,24 @@ impl FakePagerDuty {
 
     /// A fake that takes this routing key (and no other).
     pub async fn start_with_key(routing_key: &str) -> FakePagerDuty {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
+        let faults = Arc::new(Faults::default());
         let routing_key = routing_key.to_string();
-        let (s, key) = (state.clone(), routing_key.clone());
-        let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (s, key) = (s.clone(), key.clone());
-                let svc = hyper::service::service_fn(move |req| {
-                    let (s, key) = (s.clone(), key.clone());
-                    async move { Ok::<_, std::convert::Infallible>(handle(&s, &key, req).await) }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let (s, f, key) = (state.clone(), faults.clone(), routing_key.clone());
+        let port = Port::start(move |stream| {
+            let (s, f, key) = (s.clone(), f.clone(), key.clone());
+            serve_http(stream, move |req| {
+                let (s, f, key) = (s.clone(), f.clone(), key.clone());
+                async move { handle(&s, &f, &key, req).await }
+            })
+        })
+        .await;
         FakePagerDuty {
-            url: format!("http://{addr}/v2/enqueue"),
+            url: format!("http://{}/v2/enqueue", port.addr()),
             routing_key,
             state,
-            server,
+            faults,
+            port,
         }
     }
 
@@ -88,9 +74,45 @@ impl FakePagerDuty {
         self.lock().authorizations.clone()
     }
 
+    /// What the events taken did to the incident of `dedup_key`, as
+    /// PagerDuty sees it: a trigger opens it unless it is open (then it is
+    /// deduplicated into it), a resolve closes it if it is open.
+    pub fn incident(&self, dedup_key: &str) -> Vec<&'static str> {
+        let mut open = false;
+        let mut changes = Vec::new();
+        for e in self
+            .accepted()
+            .iter()
+            .filter(|e| e["dedup_key"] == dedup_key)
+        {
+            match (e["event_action"].as_str(), open) {
+                (Some("trigger"), false) => changes.push("opened"),
+                (Some("resolve"), true) => changes.push("resolved"),
+                _ => continue,
+            }
+            open = !open;
+        }
+        changes
+    }
+
     /// Answer these statuses, one per request, before accepting again.
     pub fn fail_next(&self, statuses: &[u16]) {
-        self.lock().fail_next.extend(statuses);
+        let faults: Vec<Fault> = statuses.iter().map(|&s| Fault::Status(s)).collect();
+        self.faults.plan(&faults);
+    }
+
+    /// Answer the next requests with these faults, one each.
+    pub fn plan(&self, faults: &[Fault]) {
+        self.faults.plan(faults);
+    }
+
+    /// Off the network: connections are refused.
+    pub async fn down(&self) {
+        self.port.down().await;
+    }
+
+    pub async fn up(&self) {
+        self.port.up().await;
     }
 }
 
@@ -98,29 +120,34 @@ const SEVERITIES: [&str; 4] = ["critical", "error", "warning", "info"];
 
 async fn handle(
     state: &Mutex<State>,
+    faults: &Faults,
     key: &str,
     req: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Reply {
     if req.method() != hyper::Method::POST || req.uri().path() != "/v2/enqueue" {
         return reply(StatusCode::NOT_FOUND, json!({"status": "not found"}));
     }
-    let json_ct = req
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/json"));
     let authorization = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let json_ct = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/json"));
+    let body = body(req).await;
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let fault = faults.take();
+    if fault == Some(Fault::Hang) {
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .seen
+            .push((0, parsed));
+        return std::future::pending().await;
+    }
     let mut errors = Vec::new();
     if !json_ct {
         errors.push("Content-Type must be application/json".to_string());
@@ -174,10 +201,12 @@ async fn handle(
         }
     }
     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-    let (status, answer) = if let Some(code) = s.fail_next.pop_front() {
-        let code = StatusCode::from_u16(code).unwrap();
+    let mut retry_after = None;
+    let (status, answer) = if let Some(f) = fault {
+        let (code, after) = fault_status(f);
+        retry_after = after;
         (
-            code,
+            StatusCode::from_u16(code).unwrap(),
             json!({"status": "throttled or failing", "message": "injected by the test"}),
         )
     } else if errors.is_empty() {
@@ -195,15 +224,9 @@ async fn handle(
     };
     s.seen.push((status.as_u16(), parsed));
     s.authorizations.push(authorization);
-    reply(status, answer)
+    json_reply(status.as_u16(), &answer, retry_after)
 }
 
-fn reply(status: StatusCode, v: Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    r
+fn reply(status: StatusCode, v: Value) -> Reply {
+    json_reply(status.as_u16(), &v, None)
 }

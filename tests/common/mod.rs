@@ -1,8 +1,12 @@
 //! Helpers shared by the integration tests: start the sample app and the
 //! whole daemon on 127.0.0.1:0, wait for events, fetch admin endpoints.
 #![allow(dead_code)] // each test binary uses its own subset
+pub mod fake_alertmanager;
+pub mod fake_deployer;
 pub mod fake_kube;
 pub mod fake_pagerduty;
+pub mod faulty;
+pub mod harness;
 pub mod prometheus;
 
 use backstop::demo::app::SampleApp;
@@ -61,8 +65,22 @@ impl Setup {
     }
 }
 
+/// GET through one client for the whole test binary: building a client
+/// (`reqwest::get` does, every call) blocks the test's thread, which is
+/// also the daemon's, for tens of milliseconds and shows up as probe
+/// schedule lag. No idle connections are kept, so no request depends on a
+/// connection task of another test's runtime.
 pub async fn get(url: &str) -> (u16, String) {
-    let resp = reqwest::get(url)
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("a plain HTTP client")
+    });
+    let resp = client
+        .get(url)
+        .send()
         .await
         .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = resp.status().as_u16();

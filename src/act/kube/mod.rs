@@ -1,6 +1,7 @@
 //! Rollback of the pod's own Deployment with `kubectl rollout undo`
 //! semantics (see `plan`), retried by re-reading and re-deciding on 409,
-//! with backoff on 5xx/429/timeouts, never blindly on 403/404/422; each
+//! with backoff on 5xx/429/timeouts (each attempt bounded by
+//! `rollback.kubernetes.timeout`), never blindly on 403/404/422; each
 //! rollback or refusal also leaves a Kubernetes Event on the Deployment so
 //! `kubectl describe deployment` shows why.
 
@@ -13,18 +14,27 @@ use crate::cluster::{Context, Identity};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use plan::{Plan, Why};
+use std::time::Duration;
 
 pub struct KubeBackend {
     ctx: Context,
     identity: Identity,
+    /// Bounds one read-decide-write round.
+    timeout: Duration,
     backoff: Backoff,
 }
 
 impl KubeBackend {
-    pub fn new(ctx: Context, identity: Identity, backoff: Backoff) -> KubeBackend {
+    pub fn new(
+        ctx: Context,
+        identity: Identity,
+        timeout: Duration,
+        backoff: Backoff,
+    ) -> KubeBackend {
         KubeBackend {
             ctx,
             identity,
+            timeout,
             backoff,
         }
     }
@@ -38,9 +48,19 @@ impl KubeBackend {
         let result = retry::run(
             self.backoff,
             || async {
-                match self.attempt(req, dry_run).await {
-                    Ok(outcome) => Attempt::Done(outcome),
-                    Err(e) => classify(e),
+                // The in-cluster client has no read timeout: without this
+                // bound an API server that stops answering would hold the
+                // rollback in flight for good.
+                match tokio::time::timeout(self.timeout, self.attempt(req, dry_run)).await {
+                    Ok(Ok(outcome)) => Attempt::Done(outcome),
+                    Ok(Err(e)) => classify(e),
+                    Err(_) => Attempt::Retry {
+                        error: format!(
+                            "no answer from the API server within {}",
+                            humantime::format_duration(self.timeout)
+                        ),
+                        after: None,
+                    },
                 }
             },
             on_attempt,
@@ -59,7 +79,13 @@ impl KubeBackend {
             Err(e) => ("BackstopRollbackFailed", "Warning", e.to_string()),
         };
         let message = format!("{message}. Rule {}: {}", req.rule, req.reason);
-        events::record(&self.ctx, &self.identity, reason, kind, &message).await;
+        let event = events::record(&self.ctx, &self.identity, reason, kind, &message);
+        if tokio::time::timeout(self.timeout, event).await.is_err() {
+            tracing::warn!(
+                reason,
+                "could not record a Kubernetes Event on the Deployment: no answer in time"
+            );
+        }
         result
     }
 

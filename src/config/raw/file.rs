@@ -175,10 +175,12 @@ pub(in crate::config) struct RawKubernetes {
     pub deployment: Option<Value>,
     /// Its namespace. Default the pod's own.
     pub namespace: Option<Value>,
+    /// Per-attempt timeout (the reads and the write of one try). Default `10s`.
+    pub timeout: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawKubernetes, ["deployment", "namespace"]);
+section!(RawKubernetes, ["deployment", "namespace", "timeout"]);
 
 /// `rollback.webhook`.
 #[derive(Debug, Default, Deserialize)]
@@ -227,12 +229,20 @@ pub(in crate::config) struct RawPagerDuty {
     pub url: Option<Value>,
     /// Most posts per minute to this receiver; more wait (counted as held). Default 60.
     pub max_per_minute: Option<Value>,
+    /// Per-request timeout. Default `10s`.
+    pub timeout: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 section!(
     RawPagerDuty,
-    ["routing_key_file", "routing_key", "url", "max_per_minute"]
+    [
+        "routing_key_file",
+        "routing_key",
+        "url",
+        "max_per_minute",
+        "timeout"
+    ]
 );
 
 /// `page.alertmanager`.

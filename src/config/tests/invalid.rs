@@ -281,7 +281,8 @@ fn rollback_backends() {
         k8s("{ deployment: checkout }").unwrap(),
         Some(RollbackBackend::Kubernetes(Kubernetes {
             deployment: Some("checkout".into()),
-            namespace: None
+            namespace: None,
+            timeout: std::time::Duration::from_secs(10),
         }))
     );
     // Everything is optional: the Deployment is found through the pod's owners.
@@ -289,7 +290,8 @@ fn rollback_backends() {
         k8s("{}").unwrap(),
         Some(RollbackBackend::Kubernetes(Kubernetes {
             deployment: None,
-            namespace: None
+            namespace: None,
+            timeout: std::time::Duration::from_secs(10),
         }))
     );
     assert_eq!(
@@ -304,7 +306,7 @@ fn rollback_backends() {
         ),
         vec![
             "rollback: set either kubernetes or webhook, not both",
-            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace); did you mean "namespace"?"#,
+            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout); did you mean "namespace"?"#,
             "rollback.bake: must be greater than 0, got 0s",
             r#"rollback.dry_run: expected true or false, got "yes""#,
         ]
@@ -312,6 +314,36 @@ fn rollback_backends() {
     assert_eq!(
         errors_with("rollback: { webhook: { timeout: 1s } }\n"),
         vec!["rollback.webhook.url: is required"]
+    );
+    let bounded = k8s("{ timeout: 500ms }").unwrap();
+    assert!(
+        matches!(bounded, Some(RollbackBackend::Kubernetes(k)) if k.timeout == std::time::Duration::from_millis(500))
+    );
+    assert_eq!(
+        errors_with("rollback: { kubernetes: { timeout: 0s } }\n"),
+        vec!["rollback.kubernetes.timeout: must be greater than 0, got 0s"]
+    );
+}
+
+#[test]
+fn pagerduty_timeout() {
+    let pd = |extra: &str| {
+        format!(
+            "page: {{ pagerduty: {{ routing_key: 0123456789abcdef0123456789abcdef{extra} }} }}\n"
+        )
+    };
+    let parsed = |extra: &str| {
+        crate::config::parse(&format!("{MINIMAL}{}", pd(extra)), &|_| None)
+            .map(|c| c.page.pagerduty.unwrap().timeout)
+    };
+    assert_eq!(parsed("").unwrap(), std::time::Duration::from_secs(10));
+    assert_eq!(
+        parsed(", timeout: 2s").unwrap(),
+        std::time::Duration::from_secs(2)
+    );
+    assert_eq!(
+        errors_with(&pd(", timeout: 0s")),
+        vec!["page.pagerduty.timeout: must be greater than 0, got 0s"]
     );
 }
 

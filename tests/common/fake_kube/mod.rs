@@ -25,6 +25,7 @@ pub use cluster::{Fixture, Revision, checkout_cluster};
 #[allow(unused_imports)]
 pub use store::{Kind, Store};
 
+use super::faulty::Port;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -41,8 +42,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
 
 /// One request as the fake received it, and how it answered.
 #[derive(Debug, Clone, Default)]
@@ -121,30 +120,41 @@ struct State {
 pub struct FakeKube {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    server: JoinHandle<()>,
-}
-
-impl Drop for FakeKube {
-    fn drop(&mut self) {
-        // Aborting the accept loop drops its JoinSet, which aborts every
-        // connection task: nothing keeps serving after the test.
-        self.server.abort();
-    }
+    /// Dropping it stops the accept loop and cuts every connection: nothing
+    /// keeps serving after the test.
+    port: Port,
 }
 
 impl FakeKube {
     pub async fn start() -> FakeKube {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake API server on 127.0.0.1:0");
-        let addr = listener.local_addr().expect("bound address");
         let state = Arc::new(Mutex::new(State::default()));
-        let server = tokio::spawn(accept(listener, state.clone()));
+        let s = state.clone();
+        let port = Port::start(move |stream| {
+            let state = s.clone();
+            async move {
+                let service = service_fn(move |req| serve(state.clone(), req));
+                // A client hanging up mid-request is its business, not a test failure.
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
+        })
+        .await;
         FakeKube {
-            addr,
+            addr: port.addr(),
             state,
-            server,
+            port,
         }
+    }
+
+    /// Off the network: connections are refused, open ones cut.
+    pub async fn down(&self) {
+        self.port.down().await;
+    }
+
+    /// Serving again on the same address.
+    pub async fn up(&self) {
+        self.port.up().await;
     }
 
     pub fn url(&self) -> String {
@@ -299,24 +309,6 @@ impl FakeKube {
             listed.len(),
             listed.join("\n")
         );
-    }
-}
-
-async fn accept(listener: TcpListener, state: Arc<Mutex<State>>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let state = state.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |req| serve(state.clone(), req));
-            // A client hanging up mid-request is its business, not a test failure.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        while connections.try_join_next().is_some() {}
     }
 }
 
