@@ -390,4 +390,6 @@ mod status;
 pub use status::{EngineStatus, RuleStatus, SloStatus, TargetStatus};
 
 #[cfg(test)]
+mod soak;
+#[cfg(test)]
 mod tests;
