@@ -66,6 +66,14 @@ pub struct SloWindow {
     pub burn_rate: Option<f64>,
     /// `1 - burn_rate`; negative when overspent.
     pub budget_remaining: Option<f64>,
+    /// Of `good` and `total`: good events assumed by a rule for the part of
+    /// a young window before its first probe. 0 (and not shown) for measurements.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub assumed_good: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Evaluates one SLO (`objective` as a fraction, e.g. `0.999`) over one window.
@@ -79,6 +87,7 @@ pub fn evaluate(good: u64, total: u64, objective: f64, window: Duration) -> SloW
         error_ratio,
         burn_rate: error_ratio.map(|e| burn_rate(e, objective)),
         budget_remaining: error_ratio.map(|e| budget_remaining(e, objective)),
+        assumed_good: 0,
     }
 }
 
@@ -138,6 +147,7 @@ mod tests {
                 error_ratio: None,
                 burn_rate: None,
                 budget_remaining: None,
+                assumed_good: 0,
             }
         );
         assert_eq!(sli(0, 0), None);

@@ -1,13 +1,16 @@
 //! A small sample service for the demo and the integration tests: the
 //! running example's `/health` and analytics endpoints, a deploy/rollback
 //! webhook, and behaviours a test can switch (healthy, failing, slow,
-//! hanging, wrong body, refusing connections, leaking its DB pool).
+//! hanging, wrong body, refusing connections, leaking its DB pool, noisy
+//! like a real service).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +36,30 @@ pub enum Behaviour {
     PoolLeak {
         pool: u32,
     },
+    /// Answers like a real service: jittered latency, now and then a slow
+    /// query or an error, slower while cold.
+    Noisy(Noise),
+}
+
+/// How a `Noisy` app answers. Seeded: the same requests get the same
+/// answers on every run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Noise {
+    /// Fraction of requests answered 500.
+    pub error_rate: f64,
+    /// Median latency of the analytics endpoints; health answers from
+    /// memory in a tenth of it.
+    pub latency: Duration,
+    /// Spread: σ of the latency's logarithm (0.5 puts p95 at 2.3× the median).
+    pub jitter: f64,
+    /// Fraction of analytics requests that are slow queries taking `spike`.
+    pub spike_rate: f64,
+    pub spike: Duration,
+    /// A cold start: right after the behaviour is set answers take up to
+    /// this much longer, half as much every `cold_half_life`.
+    pub cold: Duration,
+    pub cold_half_life: Duration,
+    pub seed: u64,
 }
 
 /// A rollback request the app received on its webhook.
@@ -52,6 +79,9 @@ struct State {
     refusing: bool,
     /// Statuses the rollback webhook answers before it accepts one.
     webhook_failures: std::collections::VecDeque<u16>,
+    /// When the behaviour was set, and the dice of a `Noisy` one.
+    since: Instant,
+    rng: StdRng,
 }
 
 /// A running sample app; dropping it stops it.
@@ -75,6 +105,8 @@ impl SampleApp {
             rollbacks: Vec::new(),
             refusing: false,
             webhook_failures: Default::default(),
+            since: Instant::now(),
+            rng: StdRng::seed_from_u64(0),
         }));
         let (version_tx, _) = watch::channel(version.to_string());
         let app = SampleApp {
@@ -131,17 +163,14 @@ impl SampleApp {
         let old = (s.version.clone(), s.behaviour.clone());
         s.previous = Some(old);
         s.version = version.to_string();
-        s.behaviour = behaviour;
-        s.leaked = 0;
+        s.switch(behaviour);
         drop(s);
         self.version_tx.send_replace(version.to_string());
     }
 
     /// Change how the current version behaves.
     pub fn set(&self, behaviour: Behaviour) {
-        let mut s = self.state();
-        s.behaviour = behaviour;
-        s.leaked = 0;
+        self.state().switch(behaviour);
     }
 
     /// Make the rollback webhook answer these statuses, one per call,
@@ -178,6 +207,37 @@ impl SampleApp {
     }
 }
 
+impl State {
+    fn switch(&mut self, behaviour: Behaviour) {
+        if let Behaviour::Noisy(n) = &behaviour {
+            self.rng = StdRng::seed_from_u64(n.seed);
+        }
+        self.behaviour = behaviour;
+        self.leaked = 0;
+        self.since = Instant::now();
+    }
+
+    /// A `Noisy` answer: how long it takes, and whether it is an error.
+    fn roll(&mut self, n: &Noise, health: bool) -> (Duration, bool) {
+        let error = self.rng.random_bool(n.error_rate.clamp(0.0, 1.0));
+        let median = if health { n.latency / 10 } else { n.latency };
+        let mut latency = if !health && self.rng.random_bool(n.spike_rate.clamp(0.0, 1.0)) {
+            n.spike
+        } else {
+            // Box–Muller: a standard normal from two uniforms.
+            let u1: f64 = 1.0 - self.rng.random::<f64>();
+            let u2: f64 = self.rng.random();
+            let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            median.mul_f64((n.jitter * z).exp())
+        };
+        if !n.cold_half_life.is_zero() {
+            let halvings = self.since.elapsed().as_secs_f64() / n.cold_half_life.as_secs_f64();
+            latency += n.cold.mul_f64(0.5f64.powf(halvings));
+        }
+        (latency, error)
+    }
+}
+
 type Reply = Response<Full<Bytes>>;
 
 async fn handle(
@@ -195,7 +255,8 @@ async fn handle(
             .unwrap_or_default();
         return rollback(state, version_tx, &body);
     }
-    let (version, behaviour, exhausted) = {
+    let health = path == "/health" || path == "/ready";
+    let (version, behaviour, exhausted, noisy) = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         let exhausted = match s.behaviour {
             Behaviour::PoolLeak { pool } => {
@@ -204,9 +265,12 @@ async fn handle(
             }
             _ => false,
         };
-        (s.version.clone(), s.behaviour.clone(), exhausted)
+        let noisy = match s.behaviour {
+            Behaviour::Noisy(n) => Some(s.roll(&n, health)),
+            _ => None,
+        };
+        (s.version.clone(), s.behaviour.clone(), exhausted, noisy)
     };
-    let health = path == "/health" || path == "/ready";
     match behaviour {
         Behaviour::Hang => return std::future::pending::<Reply>().await,
         Behaviour::Slow(d) => tokio::time::sleep(d).await,
@@ -232,6 +296,16 @@ async fn handle(
                 StatusCode::INTERNAL_SERVER_ERROR
             };
             return json(code, body);
+        }
+        Behaviour::Noisy(_) => {
+            let (latency, error) = noisy.unwrap_or_default();
+            tokio::time::sleep(latency).await;
+            if error {
+                return json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    serde_json::json!({"status": "error", "version": version}),
+                );
+            }
         }
         Behaviour::Healthy | Behaviour::PoolLeak { .. } => {}
     }
@@ -283,8 +357,7 @@ fn rollback(state: &Mutex<State>, version_tx: &watch::Sender<String>, body: &[u8
         );
     };
     let from = std::mem::replace(&mut s.version, version.clone());
-    s.behaviour = behaviour;
-    s.leaked = 0;
+    s.switch(behaviour);
     drop(s);
     version_tx.send_replace(version.clone());
     json(
@@ -305,4 +378,64 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Reply 
         hyper::header::HeaderValue::from_static(content_type),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOISE: Noise = Noise {
+        error_rate: 0.01,
+        latency: Duration::from_millis(40),
+        jitter: 0.5,
+        spike_rate: 0.01,
+        spike: Duration::from_millis(150),
+        cold: Duration::from_millis(600),
+        cold_half_life: Duration::from_secs(1),
+        seed: 9,
+    };
+
+    fn state() -> State {
+        State {
+            version: "v1".into(),
+            behaviour: Behaviour::Healthy,
+            previous: None,
+            leaked: 0,
+            rollbacks: Vec::new(),
+            refusing: false,
+            webhook_failures: Default::default(),
+            since: Instant::now(),
+            rng: StdRng::seed_from_u64(0),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn noise_is_log_normal_with_spikes_errors_and_a_cold_start() {
+        let mut s = state();
+        s.switch(Behaviour::Noisy(NOISE));
+        let (cold, _) = s.roll(&NOISE, false);
+        assert!(cold >= Duration::from_millis(600), "{cold:?}");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let mut analytics = Vec::new();
+        let mut errors = 0;
+        for _ in 0..100_000 {
+            let (latency, error) = s.roll(&NOISE, false);
+            analytics.push(latency);
+            errors += u32::from(error);
+        }
+        analytics.sort();
+        let p = |q: f64| analytics[(q * analytics.len() as f64) as usize];
+        let ms = Duration::from_millis;
+        assert!((ms(37)..ms(43)).contains(&p(0.5)), "p50 {:?}", p(0.5));
+        assert!((ms(80)..ms(100)).contains(&p(0.95)), "p95 {:?}", p(0.95));
+        assert!((900..1100).contains(&errors), "{errors} errors");
+        let (health, _) = s.roll(&NOISE, true);
+        assert!(health < ms(40), "{health:?}");
+        // The same seed, the same answers.
+        let again = |s: &mut State| {
+            s.switch(Behaviour::Noisy(NOISE));
+            (0..5).map(|_| s.roll(&NOISE, false)).collect::<Vec<_>>()
+        };
+        assert_eq!(again(&mut s), again(&mut s));
+    }
 }

@@ -55,6 +55,9 @@ pub enum DecisionKind {
 struct TargetState {
     window: Window,
     consecutive_failures: u32,
+    /// When the first counted probe started: a window younger than a
+    /// rule's span is judged with the time before it taken as healthy.
+    first: Option<Instant>,
     last: Option<LastProbe>,
     /// Probes seen, counted or not.
     probes: u64,
@@ -124,6 +127,7 @@ impl Engine {
             .map(|(th, target)| TargetState {
                 window: Window::new(horizon, th, now),
                 consecutive_failures: 0,
+                first: None,
                 last: None,
                 probes: 0,
                 health: telemetry.target_health(&target.name),
@@ -178,6 +182,7 @@ impl Engine {
             return;
         }
         let ok = s.outcome.is_success();
+        t.first.get_or_insert(s.at);
         t.window.record(s.at, ok, s.latency);
         t.consecutive_failures = if ok {
             0
@@ -372,10 +377,22 @@ impl Observations for View<'_> {
     fn last_failure(&self, target: usize) -> Option<String> {
         self.engine.targets[target].last.as_ref()?.detail.clone()
     }
+    fn assumed(&self, target: usize, span: Duration) -> u64 {
+        let Some(first) = self.engine.targets[target].first else {
+            return 0;
+        };
+        // The first probe stands for one interval of time.
+        let interval = self.engine.config.targets[target].interval;
+        let seen = self.now.saturating_duration_since(first) + interval;
+        let missing = span.saturating_sub(seen).as_nanos() / interval.as_nanos().max(1);
+        u64::try_from(missing).unwrap_or(u64::MAX)
+    }
 }
 
 mod status;
 pub use status::{EngineStatus, RuleStatus, SloStatus, TargetStatus};
 
+#[cfg(test)]
+mod soak;
 #[cfg(test)]
 mod tests;

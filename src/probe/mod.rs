@@ -10,7 +10,7 @@ mod schedule;
 
 pub use expect::{check, json_path};
 pub use http::Prober;
-pub use schedule::spawn_all;
+pub use schedule::{Warmup, spawn_all};
 
 use std::time::Duration;
 use tokio::time::Instant;

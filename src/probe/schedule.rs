@@ -66,7 +66,7 @@ impl TargetLoop {
         let mut ticker =
             tokio::time::interval_at(Instant::now() + phase(target.interval), target.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut succeeded_once = false;
+        let mut warmup = Warmup::new(self.start, target.warmup);
         loop {
             let scheduled = ticker.tick().await;
             self.telemetry.probe_lag(
@@ -74,16 +74,40 @@ impl TargetLoop {
                 Instant::now().saturating_duration_since(scheduled),
             );
             let mut sample = self.prober.probe(self.index, target, &self.request).await;
-            let success = sample.outcome.is_success();
-            sample.counted = success
-                || succeeded_once
-                || sample.at.saturating_duration_since(self.start) >= target.warmup;
-            succeeded_once |= success;
+            sample.counted = warmup.counts(sample.at, sample.outcome.is_success());
             self.telemetry.probe(target, &sample);
             if self.samples.send(sample).await.is_err() {
                 return;
             }
         }
+    }
+}
+
+/// Which results of one target count while it warms up: a failure before
+/// its first success within `period` after start does not (like a
+/// Kubernetes startupProbe); everything after that first success does.
+#[derive(Debug, Clone)]
+pub struct Warmup {
+    start: Instant,
+    period: Duration,
+    succeeded: bool,
+}
+
+impl Warmup {
+    pub fn new(start: Instant, period: Duration) -> Warmup {
+        Warmup {
+            start,
+            period,
+            succeeded: false,
+        }
+    }
+
+    /// Whether a probe started at `at` with this result counts.
+    pub fn counts(&mut self, at: Instant, success: bool) -> bool {
+        let counted =
+            success || self.succeeded || at.saturating_duration_since(self.start) >= self.period;
+        self.succeeded |= success;
+        counted
     }
 }
 

@@ -3,6 +3,14 @@
 //! applies `for:`. Rules never see ring buffers, only `Counts`/`Stats`
 //! through the `Observations` interface, and never fire on fewer samples
 //! than `min_samples`.
+//!
+//! A window younger than its span (a new pod) is judged as if the part of
+//! the span before the target's first counted probe had been healthy: the
+//! probes that time would have held count as good (and fast). So a short
+//! outage weighs what it weighs in a full window, instead of being a large
+//! share of the few minutes seen so far, and a bad release is caught when
+//! the rule's arithmetic says, whatever the pod's age (10 % errors against
+//! a 14.4× burn over 5m: 0.0144 × 300 s / 0.1 = 43 s).
 
 use crate::config::{Condition, Config, Rule};
 use crate::slo::{self, SloWindow};
@@ -24,6 +32,10 @@ pub trait Observations {
     fn consecutive_failures(&self, target: usize) -> u32;
     /// Text of the target's last failure, for evidence.
     fn last_failure(&self, target: usize) -> Option<String>;
+    /// Probes the target's window lacks for `span` because the target was
+    /// first counted less than `span` ago: the missing time over its
+    /// interval. 0 for a window as old as the span, or one not yet counted.
+    fn assumed(&self, target: usize, span: Duration) -> u64;
     /// Container restarts of the revision's pods within the span; None until
     /// the pods have been looked at once.
     fn restarts(&self, span: Duration) -> Option<u32>;
@@ -65,6 +77,9 @@ pub enum Evidence {
         window_seconds: f64,
         good: u64,
         bad: u64,
+        /// Good probes assumed for a young window (see the module docs);
+        /// `error_ratio` is `bad / (good + bad + assumed_good)`.
+        assumed_good: u64,
         error_ratio: Option<f64>,
         above: f64,
         min_samples: u64,
@@ -84,6 +99,9 @@ pub enum Evidence {
         above_seconds: f64,
         window_seconds: f64,
         samples: u64,
+        /// Fast answers assumed for a young window (see the module docs),
+        /// ranked below every sample.
+        assumed_fast: u64,
         min_samples: u64,
     },
     Restarts {
@@ -119,6 +137,7 @@ impl fmt::Display for Evidence {
                 window_seconds,
                 good,
                 bad,
+                assumed_good,
                 error_ratio,
                 above,
                 ..
@@ -126,10 +145,11 @@ impl fmt::Display for Evidence {
                 let scope = target.as_deref().unwrap_or("all targets");
                 write!(
                     f,
-                    "{scope}: error rate {} over {} ({bad} bad of {}), threshold {}",
+                    "{scope}: error rate {} over {} ({bad} bad of {}{}), threshold {}",
                     pct(*error_ratio),
                     secs(*window_seconds),
                     good + bad,
+                    assumed(*assumed_good, "good"),
                     pct(Some(*above))
                 )
             }
@@ -141,11 +161,13 @@ impl fmt::Display for Evidence {
                 ..
             } => write!(
                 f,
-                "{slo}: burn rate {} over {} and {} over {}, threshold {factor}",
+                "{slo}: burn rate {} over {}{} and {} over {}{}, threshold {factor}",
                 num(short.burn_rate),
                 secs(short.window_seconds),
+                assumed(short.assumed_good, "good"),
                 num(long.burn_rate),
-                secs(long.window_seconds)
+                secs(long.window_seconds),
+                assumed(long.assumed_good, "good"),
             ),
             Evidence::Latency {
                 target,
@@ -154,13 +176,15 @@ impl fmt::Display for Evidence {
                 above_seconds,
                 window_seconds,
                 samples,
+                assumed_fast,
                 ..
             } => {
                 write!(
                     f,
-                    "{target}: p{percentile} {} over {} ({samples} samples), threshold {}",
+                    "{target}: p{percentile} {} over {} ({samples} samples{}), threshold {}",
                     value_seconds.map_or("n/a".to_string(), |v| format!("{:.0}ms", v * 1000.0)),
                     secs(*window_seconds),
+                    assumed(*assumed_fast, "fast"),
                     format_args!("{:.0}ms", above_seconds * 1000.0)
                 )
             }
@@ -178,6 +202,15 @@ impl fmt::Display for Evidence {
             },
             Evidence::Manual { reason } => write!(f, "asked through the admin API: {reason}"),
         }
+    }
+}
+
+/// ", N assumed good" for a young window, nothing for a full one.
+fn assumed(n: u64, what: &str) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(", {n} assumed {what} before the first probe")
     }
 }
 
@@ -221,7 +254,14 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             min_samples,
         } => {
             let c = data.counts(*target, *window);
-            let error_ratio = c.error_ratio();
+            let assumed_good = match target {
+                Some(t) => data.assumed(*t, *window),
+                None => (0..config.targets.len())
+                    .map(|t| data.assumed(t, *window))
+                    .sum(),
+            };
+            let error_ratio =
+                (c.total() > 0).then(|| c.bad as f64 / (c.total() + assumed_good) as f64);
             Verdict {
                 breached: enough(c.total(), *min_samples)
                     .then(|| error_ratio.is_some_and(|r| r > *above)),
@@ -230,6 +270,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                     window_seconds: window.as_secs_f64(),
                     good: c.good,
                     bad: c.bad,
+                    assumed_good,
                     error_ratio,
                     above: *above,
                     min_samples: *min_samples,
@@ -246,13 +287,17 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             let s = &config.slos[*slo];
             let window = |span: Duration| {
                 let (good, total) = data.slo_counts(*slo, span);
-                slo::evaluate(good, total, s.objective, span)
+                let assumed: u64 = s.targets.iter().map(|t| data.assumed(*t, span)).sum();
+                let mut w = slo::evaluate(good + assumed, total + assumed, s.objective, span);
+                w.assumed_good = assumed;
+                w
             };
             let (short_w, long_w) = (window(*short), window(*long));
             // min_samples guards the long window, which carries the verdict; the
             // short one only confirms the burn is still going on, and on a single
             // 1 s target a 1 m window could never hold a larger minimum.
-            let enough_data = enough(short_w.total, 1) && enough(long_w.total, *min_samples);
+            let probes = |w: &SloWindow| w.total - w.assumed_good;
+            let enough_data = enough(probes(&short_w), 1) && enough(probes(&long_w), *min_samples);
             let over = |w: &SloWindow| w.burn_rate.is_some_and(|b| b > *factor);
             Verdict {
                 breached: enough_data.then(|| over(&short_w) && over(&long_w)),
@@ -275,7 +320,18 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
         } => {
             let stats = data.stats(*target, *window);
             let samples = stats.latency.count();
-            let value = stats.latency.percentile(*percentile);
+            let assumed_fast = data.assumed(*target, *window);
+            // The rank among samples and assumed answers together; the
+            // assumed ones rank lowest, so past them it is a sample's rank.
+            // Asking for the middle of that rank keeps float rounding off it.
+            let all = samples + assumed_fast;
+            let rank = (percentile * all as f64 / 100.0).ceil() as u64;
+            let value = (samples > 0 && rank > assumed_fast)
+                .then(|| {
+                    let within = (rank - assumed_fast) as f64 - 0.5;
+                    stats.latency.percentile(100.0 * within / samples as f64)
+                })
+                .flatten();
             Verdict {
                 breached: enough(samples, *min_samples).then(|| value.is_some_and(|v| v > *above)),
                 evidence: Evidence::Latency {
@@ -285,6 +341,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                     above_seconds: above.as_secs_f64(),
                     window_seconds: window.as_secs_f64(),
                     samples,
+                    assumed_fast,
                     min_samples: *min_samples,
                 },
             }
