@@ -90,7 +90,7 @@ impl Sim {
             headers: Default::default(),
             timeout: Duration::from_secs(5),
         };
-        let client = retry::client(webhook.timeout).expect("an HTTP client");
+        let client = retry::client(webhook.timeout, &Default::default()).expect("an HTTP client");
         let backend = WebhookBackend::new(client, webhook, retry::Backoff::default())
             .expect("a webhook backend");
         assert!(config.rollback.dry_run, "the soak's actor must not do I/O");
