@@ -123,7 +123,6 @@ class Usage:
     rss_kib: int
     anon_kib: int
     hwm_kib: int
-    pss_kib: int
     threads: int
 
 
@@ -144,24 +143,24 @@ class Proc:
                 key, _, value = line.partition(":")
                 status[key] = value.split()
         kib = lambda key: int(status.get(key, ["0"])[0])  # noqa: E731
-        # Proportional set size: pages shared with other processes (libc)
-        # count as a share. Absent on kernels older than 4.14.
-        pss = 0
-        try:
-            with open(f"/proc/{self.pid}/smaps_rollup") as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        pss = int(line.split()[1])
-        except OSError:
-            pass
         return Usage(
             cpu_ms=(utime + stime) * 1000.0 / CLK_TCK,
             rss_kib=kib("VmRSS"),
             anon_kib=kib("RssAnon"),
             hwm_kib=kib("VmHWM"),
-            pss_kib=pss,
             threads=kib("Threads"),
         )
+
+
+def sockets(pid: int) -> int:
+    """Open sockets of a process: listeners plus pooled connections."""
+    n = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            n += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass  # closed while we looked
+    return n
 
 
 def stop_process(proc: subprocess.Popen) -> None:
