@@ -4,21 +4,25 @@
 //! tier k has 10^k s slots, each at most 120 slots, and only as many tiers
 //! as the horizon needs (the last one sized to the horizon plus the partial
 //! current slot). Every sample goes into every tier; a query uses the finest
-//! tier that spans it. Each slot counts good and bad probes, successful
-//! probes within each latency-SLO threshold (exact), and keeps a
-//! [`Histogram`] of successful latencies. Nothing is stored per sample, so
-//! memory does not depend on the probe rate.
+//! tier that spans it. Each slot counts good and bad probes and successful
+//! probes within each latency-SLO threshold (exact). Latencies go into
+//! [`Histogram`]s of about 1 KiB each, kept per slot for the most recent
+//! slots of a tier: all of them ([`Window::new`]), or only as many as the
+//! declared latency queries read plus the whole coarsest tier
+//! ([`Window::with_latency_spans`], what the daemon uses: most queries only
+//! count). Nothing is stored per sample, so memory does not depend on the
+//! probe rate.
 //!
 //! Heap held per target with one latency threshold (from
-//! [`Window::memory_bytes`], checked by a test). About 1 KiB per slot, nearly
-//! all of it the slot's histogram:
+//! [`Window::memory_bytes`], checked by a test); "lean" keeps histograms for
+//! 5 m queries only, as the daemon does without latency rules:
 //!
-//! | horizon | tiers (slots × width)                           | memory                |
-//! |---------|-------------------------------------------------|-----------------------|
-//! | 5 m     | 120 × 1 s, 31 × 10 s                            | 158 KiB (161 396 B)   |
-//! | 10 m    | 120 × 1 s, 61 × 10 s                            | 189 KiB (193 436 B)   |
-//! | 1 h     | 120 × 1 s, 120 × 10 s, 37 × 100 s               | 289 KiB (296 020 B)   |
-//! | 6 h     | 120 × 1 s, 120 × 10 s, 120 × 100 s, 23 × 1000 s | 400 KiB (409 284 B)   |
+//! | horizon | tiers (slots × width)                           | all histograms | lean   |
+//! |---------|-------------------------------------------------|----------------|--------|
+//! | 5 m     | 120 × 1 s, 31 × 10 s                            | 159 KiB        | 35 KiB |
+//! | 10 m    | 120 × 1 s, 61 × 10 s                            | 190 KiB        | 67 KiB |
+//! | 1 h     | 120 × 1 s, 120 × 10 s, 37 × 100 s               | 291 KiB        | 75 KiB |
+//! | 6 h     | 120 × 1 s, 120 × 10 s, 120 × 100 s, 23 × 1000 s | 403 KiB        | 62 KiB |
 //!
 //! A query sums the `ceil(span / width)` most recent slots, the current
 //! partial one included, so it covers between `span - width` and `span` of
@@ -115,19 +119,31 @@ struct Head {
 struct Tier {
     width_secs: u64,
     heads: Box<[Head]>,
+    /// A shorter ring of histograms for the most recent epochs (`e % m`),
+    /// as many as the latency queries answered from this tier read: a
+    /// histogram is 1 KiB, a head 24 bytes, and most spans only ever ask
+    /// for counts. Empty when no latency query lands on this tier.
     latency: Box<[SlotHistogram]>,
     /// `heads.len()` rows of one counter per threshold.
     within: Box<[u32]>,
 }
 
 impl Tier {
-    fn new(width_secs: u64, slots: usize, thresholds: usize) -> Tier {
+    fn new(width_secs: u64, slots: usize, histograms: usize, thresholds: usize) -> Tier {
         Tier {
             width_secs,
             heads: vec![Head::default(); slots].into_boxed_slice(),
-            latency: vec![SlotHistogram::EMPTY; slots].into_boxed_slice(),
+            latency: vec![SlotHistogram::EMPTY; histograms].into_boxed_slice(),
             within: vec![0; slots * thresholds].into_boxed_slice(),
         }
+    }
+
+    /// How many of this tier's slots a query over `span` reads.
+    fn slots_for(&self, span: Duration) -> usize {
+        let wanted = span
+            .as_nanos()
+            .div_ceil(u128::from(self.width_secs) * 1_000_000_000);
+        wanted.min(self.heads.len() as u128) as usize
     }
 
     fn width(&self) -> Duration {
@@ -149,11 +165,35 @@ pub struct Window {
 }
 
 impl Window {
-    /// Keeps at least `horizon` of history. `thresholds`: latency thresholds
-    /// (from latency SLOs) for which exact "succeeded within" counts are kept
-    /// per slot. `start` anchors slot boundaries; earlier samples count into
-    /// the first slot.
+    /// Keeps at least `horizon` of history, with a latency histogram in every
+    /// slot, so `stats` answers any span at the finest resolution.
+    /// `thresholds`: latency thresholds (from latency SLOs) for which exact
+    /// "succeeded within" counts are kept per slot. `start` anchors slot
+    /// boundaries; earlier samples count into the first slot.
     pub fn new(horizon: Duration, thresholds: &[Duration], start: Instant) -> Window {
+        Window::build(horizon, None, thresholds, start)
+    }
+
+    /// Like [`Window::new`], but keeps latency histograms only where `stats`
+    /// over one of `latency_spans` reads them, plus the whole coarsest tier.
+    /// `stats` over those spans answers exactly as with [`Window::new`]; over
+    /// another span it reads the finest tier that keeps enough histograms,
+    /// which may be a coarser one. Counts are unaffected.
+    pub fn with_latency_spans(
+        horizon: Duration,
+        latency_spans: &[Duration],
+        thresholds: &[Duration],
+        start: Instant,
+    ) -> Window {
+        Window::build(horizon, Some(latency_spans), thresholds, start)
+    }
+
+    fn build(
+        horizon: Duration,
+        latency_spans: Option<&[Duration]>,
+        thresholds: &[Duration],
+        start: Instant,
+    ) -> Window {
         let mut tiers = Vec::new();
         let mut width = 1u64;
         loop {
@@ -164,18 +204,37 @@ impl Window {
                 + 1;
             let last = needed <= u128::from(MAX_SLOTS) || width.checked_mul(TIER_FACTOR).is_none();
             let slots = needed.min(u128::from(MAX_SLOTS)) as usize;
-            tiers.push(Tier::new(width, slots, thresholds.len()));
+            tiers.push(Tier::new(width, slots, 0, thresholds.len()));
             if last {
                 break;
             }
             width *= TIER_FACTOR;
         }
-        Window {
+        let mut window = Window {
             start,
             horizon,
             thresholds: thresholds.into(),
             tiers: tiers.into_boxed_slice(),
+        };
+        let mut histograms: Vec<usize> = window.tiers.iter().map(|_| 0).collect();
+        match latency_spans {
+            None => histograms = window.tiers.iter().map(|t| t.heads.len()).collect(),
+            Some(spans) => {
+                // The coarsest tier in full: any span, however long, gets a
+                // distribution that covers it.
+                if let (Some(n), Some(t)) = (histograms.last_mut(), window.tiers.last()) {
+                    *n = t.heads.len();
+                }
+                for &span in spans {
+                    let i = window.tier_index(span);
+                    histograms[i] = histograms[i].max(window.tiers[i].slots_for(span));
+                }
+            }
         }
+        for (tier, n) in window.tiers.iter_mut().zip(histograms) {
+            tier.latency = vec![SlotHistogram::EMPTY; n].into_boxed_slice();
+        }
+        window
     }
 
     /// Records one probe result. O(number of tiers), no allocation. A sample
@@ -201,12 +260,29 @@ impl Window {
                     epoch,
                     ..Head::default()
                 };
-                tier.latency[i] = SlotHistogram::EMPTY;
                 tier.within[row.clone()].fill(0);
             }
             if ok {
                 head.good = head.good.saturating_add(1);
-                tier.latency[i].record(bucket, ns);
+                let m = tier.latency.len();
+                if m > 0 {
+                    // A full ring shares the heads' index: no second division.
+                    let j = if m == tier.heads.len() {
+                        i
+                    } else {
+                        (epoch % m as u64) as usize
+                    };
+                    let slot = &mut tier.latency[j];
+                    if slot.epoch < epoch {
+                        *slot = SlotHistogram::EMPTY;
+                        slot.epoch = epoch;
+                    }
+                    // A slot already holding a later epoch: the sample is
+                    // older than any query on this tier reads; drop it.
+                    if slot.epoch == epoch {
+                        slot.record(bucket, ns);
+                    }
+                }
                 for (n, t) in tier.within[row].iter_mut().zip(self.thresholds.iter()) {
                     *n = n.saturating_add(u32::from(latency <= *t));
                 }
@@ -230,13 +306,30 @@ impl Window {
 
     /// Counts plus the latency histogram of successful probes over the span.
     pub fn stats(&self, span: Duration, now: Instant) -> Stats {
-        let (tier, slots) = self.select(span, now);
-        let mut stats = Stats::default();
-        for i in slots {
-            let head = tier.heads[i];
-            stats.counts.good += u64::from(head.good);
-            stats.counts.bad += u64::from(head.bad);
-            stats.latency.add_slot(&tier.latency[i], head.good);
+        let mut stats = Stats {
+            counts: self.counts(span, now),
+            latency: Histogram::default(),
+        };
+        // The finest tier covering the span that keeps a histogram for each
+        // slot the span reads; the coarsest tier keeps all of its own.
+        let tier = self
+            .tiers
+            .iter()
+            .find(|t| t.coverage() >= span && t.latency.len() >= t.slots_for(span))
+            .or_else(|| self.tiers.iter().rev().find(|t| !t.latency.is_empty()))
+            .expect("at least one tier keeps histograms");
+        let m = tier.latency.len();
+        let last = self.elapsed_secs(now) / tier.width_secs;
+        let k = tier.slots_for(span).min(m) as u64;
+        let first = (last + 1).saturating_sub(k);
+        // A wrapping index, as in `select`, instead of one division per slot.
+        let mut j = (first % m as u64) as usize;
+        for epoch in first..last + 1 {
+            let slot = &tier.latency[j];
+            j = if j + 1 == m { 0 } else { j + 1 };
+            if slot.epoch == epoch {
+                stats.latency.add_slot(slot);
+            }
         }
         stats
     }
@@ -289,21 +382,22 @@ impl Window {
         at.saturating_duration_since(self.start).as_secs()
     }
 
-    /// Picks the finest tier covering `span` (the coarsest if none does) and
-    /// yields the indices of its slots that belong to the last
-    /// `ceil(span / width)` epochs up to and including `now`'s. Slots holding
-    /// any other epoch are stale and skipped.
-    fn select(&self, span: Duration, now: Instant) -> (&Tier, impl Iterator<Item = usize> + '_) {
-        let tier = self
-            .tiers
+    /// The finest tier covering `span`, the coarsest if none does.
+    fn tier_index(&self, span: Duration) -> usize {
+        self.tiers
             .iter()
-            .find(|t| t.coverage() >= span)
-            .unwrap_or_else(|| self.tiers.last().expect("at least one tier"));
+            .position(|t| t.coverage() >= span)
+            .unwrap_or(self.tiers.len() - 1)
+    }
+
+    /// Picks the tier of [`Window::tier_index`] and yields the indices of
+    /// its slots that belong to the last `ceil(span / width)` epochs up to
+    /// and including `now`'s. Slots holding any other epoch are stale and
+    /// skipped.
+    fn select(&self, span: Duration, now: Instant) -> (&Tier, impl Iterator<Item = usize> + '_) {
+        let tier = &self.tiers[self.tier_index(span)];
         let n = tier.heads.len();
-        let wanted = span
-            .as_nanos()
-            .div_ceil(u128::from(tier.width_secs) * 1_000_000_000);
-        let k = wanted.min(n as u128) as u64;
+        let k = tier.slots_for(span) as u64;
         let last = self.elapsed_secs(now) / tier.width_secs;
         let epochs: Range<u64> = (last + 1).saturating_sub(k)..last + 1;
         // Walk the ring with a wrapping index instead of one division per slot.

@@ -97,6 +97,13 @@ pub struct Engine {
 impl Engine {
     pub fn new(config: Arc<Config>, telemetry: Telemetry, now: Instant) -> Engine {
         let horizon = config.longest_window();
+        // Only `/status` and latency rules read latency distributions; every
+        // other query needs counts, so windows keep histograms for these spans.
+        let mut latency_spans = vec![crate::config::DEFAULT_STATUS_WINDOW];
+        latency_spans.extend(config.rules.iter().filter_map(|r| match &r.when {
+            Condition::Latency { window, .. } => Some(*window),
+            _ => None,
+        }));
         let mut thresholds: Vec<Vec<Duration>> = vec![Vec::new(); config.targets.len()];
         let slo_thresholds = config
             .slos
@@ -125,7 +132,7 @@ impl Engine {
             .iter()
             .zip(&config.targets)
             .map(|(th, target)| TargetState {
-                window: Window::new(horizon, th, now),
+                window: Window::with_latency_spans(horizon, &latency_spans, th, now),
                 consecutive_failures: 0,
                 first: None,
                 last: None,

@@ -50,11 +50,15 @@ pub(super) fn nanos(latency: Duration) -> u64 {
 }
 
 /// The per-slot histogram stored inside a window. `u32` counts halve the
-/// memory of every slot; the count of the slot lives in the slot's `good`.
+/// memory of every slot. It carries its own epoch and count because a tier
+/// may keep fewer histograms than count slots (see `Tier::latency`).
 #[derive(Clone, Copy)]
 pub(super) struct SlotHistogram {
+    /// Which slot of time the contents belong to, as in the tier's heads.
+    pub(super) epoch: u64,
     min_ns: u64,
     max_ns: u64,
+    count: u32,
     /// The occupied bucket range, so summing skips the empty rest: probe
     /// latencies of one slot rarely span more than a few dozen buckets.
     first: u8,
@@ -64,8 +68,10 @@ pub(super) struct SlotHistogram {
 
 impl SlotHistogram {
     pub(super) const EMPTY: SlotHistogram = SlotHistogram {
+        epoch: 0,
         min_ns: u64::MAX,
         max_ns: 0,
+        count: 0,
         first: u8::MAX,
         last: 0,
         buckets: [0; BUCKETS],
@@ -74,6 +80,7 @@ impl SlotHistogram {
     #[inline]
     pub(super) fn record(&mut self, bucket: usize, ns: u64) {
         self.buckets[bucket] = self.buckets[bucket].saturating_add(1);
+        self.count = self.count.saturating_add(1);
         self.min_ns = self.min_ns.min(ns);
         self.max_ns = self.max_ns.max(ns);
         // BUCKETS is 256, so every index fits a u8.
@@ -131,9 +138,9 @@ impl Histogram {
         self.max_ns = self.max_ns.max(other.max_ns);
     }
 
-    /// Adds one window slot holding `count` latencies.
+    /// Adds one window slot's latencies.
     #[inline]
-    pub(super) fn add_slot(&mut self, slot: &SlotHistogram, count: u32) {
+    pub(super) fn add_slot(&mut self, slot: &SlotHistogram) {
         if slot.first > slot.last {
             return;
         }
@@ -142,7 +149,7 @@ impl Histogram {
         for (acc, &n) in acc.iter_mut().zip(add) {
             *acc += u64::from(n);
         }
-        self.count += u64::from(count);
+        self.count += u64::from(slot.count);
         self.min_ns = self.min_ns.min(slot.min_ns);
         self.max_ns = self.max_ns.max(slot.max_ns);
     }

@@ -321,10 +321,102 @@ async fn memory_is_fixed_at_construction() {
 
 #[test]
 fn documented_memory_per_target() {
-    let bytes = |h| Window::new(h, &[200 * MS], Instant::now()).memory_bytes();
+    let full = |h| Window::new(h, &[200 * MS], Instant::now()).memory_bytes();
+    let lean =
+        |h| Window::with_latency_spans(h, &[5 * MIN], &[200 * MS], Instant::now()).memory_bytes();
     // Keep the table in the module doc in step with these.
-    assert_eq!(bytes(5 * MIN), 161_396);
-    assert_eq!(bytes(10 * MIN), 193_436);
-    assert_eq!(bytes(60 * MIN), 296_020);
-    assert_eq!(bytes(360 * MIN), 409_284);
+    assert_eq!(full(5 * MIN), 162_604);
+    assert_eq!(full(10 * MIN), 194_884);
+    assert_eq!(full(60 * MIN), 298_236);
+    assert_eq!(full(360 * MIN), 412_348);
+    assert_eq!(lean(5 * MIN), 35_884);
+    assert_eq!(lean(10 * MIN), 68_164);
+    assert_eq!(lean(60 * MIN), 76_476);
+    assert_eq!(lean(360 * MIN), 63_868);
+}
+
+/// Records the same probes, latencies spread over 1 … 997 ms with a failure
+/// every 13th, into a window with every histogram and one keeping only
+/// those for 5 m and 90 s queries.
+async fn full_and_lean(horizon: Duration, seconds: u64) -> (Window, Window) {
+    let start = Instant::now();
+    let mut full = Window::new(horizon, &[200 * MS], start);
+    let mut lean = Window::with_latency_spans(horizon, &[5 * MIN, 90 * SEC], &[200 * MS], start);
+    for i in 1..=seconds {
+        advance(SEC).await;
+        let (ok, latency) = (
+            !i.is_multiple_of(13),
+            Duration::from_millis(i * 7919 % 997 + 1),
+        );
+        full.record(Instant::now(), ok, latency);
+        lean.record(Instant::now(), ok, latency);
+    }
+    (full, lean)
+}
+
+#[tokio::test(start_paused = true)]
+async fn lean_windows_answer_their_latency_spans_like_full_ones() {
+    let (full, lean) = full_and_lean(60 * MIN, 5000).await;
+    assert!(lean.memory_bytes() < full.memory_bytes() * 2 / 3);
+    let now = Instant::now();
+    for span in [90 * SEC, 5 * MIN] {
+        let (a, b) = (full.stats(span, now), lean.stats(span, now));
+        assert_eq!(a.counts, b.counts, "counts over {span:?}");
+        assert_eq!(a.latency, b.latency, "latency over {span:?}");
+        assert_eq!(
+            b.latency.count(),
+            b.counts.good,
+            "every good probe over {span:?}"
+        );
+    }
+    // Counts never depend on histograms.
+    for span in [SEC, 10 * MIN, 60 * MIN] {
+        assert_eq!(full.counts(span, now), lean.counts(span, now));
+        assert_eq!(
+            full.good_within(span, now, 0),
+            lean.good_within(span, now, 0)
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn lean_windows_answer_other_spans_from_a_coarser_tier() {
+    let (full, lean) = full_and_lean(60 * MIN, 5000).await;
+    let now = Instant::now();
+    // 10 m is read from 10 s slots in full, from 100 s slots when lean:
+    // between 500 and 600 s of samples, one a second, 1 in 13 failed.
+    let (a, b) = (full.stats(10 * MIN, now), lean.stats(10 * MIN, now));
+    assert_eq!(a.counts, b.counts);
+    let n = b.latency.count();
+    assert!((450..=600).contains(&n), "{n} latencies");
+    // 1 h and longer: the coarsest tier, full in both.
+    for span in [60 * MIN, 600 * MIN] {
+        assert_eq!(full.stats(span, now).latency, lean.stats(span, now).latency);
+    }
+    // A span shorter than the declared ones: the 90 s ring serves it.
+    assert_eq!(
+        full.stats(10 * SEC, now).latency,
+        lean.stats(10 * SEC, now).latency
+    );
+    // No ring on 1 s slots at all: the current 10 s slot answers.
+    let mut coarse = Window::with_latency_spans(60 * MIN, &[5 * MIN], &[], now);
+    coarse.record(now, true, 10 * MS);
+    assert_eq!(coarse.stats(SEC, now).latency.count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_sample_lands_in_its_own_histogram_slot() {
+    let start = Instant::now();
+    let mut w = Window::with_latency_spans(10 * MIN, &[5 * SEC], &[], start);
+    advance(20 * SEC).await;
+    w.record(Instant::now(), true, 10 * MS);
+    // Started 3 s ago, finished now: still inside the 5 s the ring keeps.
+    w.record(Instant::now() - 3 * SEC, true, 30 * MS);
+    let stats = w.stats(5 * SEC, Instant::now());
+    assert_eq!(stats.counts, good(2));
+    assert_eq!(stats.latency.count(), 2);
+    // 8 s late: older than the ring of five 1 s histograms; counted, not timed.
+    w.record(Instant::now() - 8 * SEC, true, 50 * MS);
+    assert_eq!(w.stats(5 * SEC, Instant::now()).latency.count(), 2);
+    assert_eq!(w.counts(10 * SEC, Instant::now()), good(3));
 }
