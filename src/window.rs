@@ -249,6 +249,9 @@ impl Window {
         let mut epoch = self.elapsed_secs(at);
         for tier in self.tiers.iter_mut() {
             let i = (epoch % tier.heads.len() as u64) as usize;
+            // A full ring of histograms shares the heads' slots and resets
+            // with them; a shorter one keeps its own epochs.
+            let full = tier.latency.len() == tier.heads.len();
             let head = &mut tier.heads[i];
             let row = i * nthr..(i + 1) * nthr;
             if head.epoch != epoch {
@@ -261,18 +264,18 @@ impl Window {
                     ..Head::default()
                 };
                 tier.within[row.clone()].fill(0);
+                if full {
+                    tier.latency[i] = SlotHistogram::EMPTY;
+                    tier.latency[i].epoch = epoch;
+                }
             }
             if ok {
                 head.good = head.good.saturating_add(1);
-                let m = tier.latency.len();
-                if m > 0 {
-                    // A full ring shares the heads' index: no second division.
-                    let j = if m == tier.heads.len() {
-                        i
-                    } else {
-                        (epoch % m as u64) as usize
-                    };
-                    let slot = &mut tier.latency[j];
+                if full {
+                    tier.latency[i].record(bucket, ns);
+                } else if !tier.latency.is_empty() {
+                    let m = tier.latency.len() as u64;
+                    let slot = &mut tier.latency[(epoch % m) as usize];
                     if slot.epoch < epoch {
                         *slot = SlotHistogram::EMPTY;
                         slot.epoch = epoch;
