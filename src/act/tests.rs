@@ -204,3 +204,67 @@ async fn a_baked_revision_is_not_rolled_back() {
     assert_eq!(prevented, 1);
     h.stop.cancel();
 }
+
+/// A decision made under one configuration and read after a reload that
+/// inserted a rule before the firing one must still act for the rule that
+/// fired, and only for it.
+#[tokio::test]
+async fn a_decision_queued_across_a_reload_acts_for_the_rule_that_fired() {
+    crate::init_tls();
+    for round in 0..16 {
+        let app = SampleApp::start("v1").await.unwrap();
+        app.deploy("v2", crate::demo::app::Behaviour::Status(500));
+        let old = config(&app.url("/admin/rollback"), false);
+        let new = Arc::new(crate::config::for_tests(&format!(
+            r#"
+service: checkout
+targets: [{{ name: health, url: "http://127.0.0.1:1/health", interval: 1s }}]
+rules:
+  - {{ name: inserted, when: {{ error_rate: {{ above: 50%, window: 1m }} }} }}
+  - {{ name: health-down, when: {{ consecutive_failures: 3, target: health }}, do: [rollback] }}
+rollback:
+  webhook: {{ url: "{}", timeout: 2s }}
+"#,
+            app.url("/admin/rollback")
+        )));
+        let telemetry = Telemetry::new("checkout");
+        let revision = Revision {
+            id: "v2".into(),
+            since: Instant::now(),
+        };
+        let log = ActionLog::default();
+        let backend = Backend::from_config(&old, None).unwrap();
+        let (command_tx, command_rx) = mpsc::channel(4);
+        let actor = Actor::new(old, telemetry.clone(), backend, revision, log.clone())
+            .with_commands(command_rx);
+        let (tx, rx) = mpsc::channel(16);
+        // Both wait before the actor first looks: the decision was made
+        // under the old configuration, the reload came after it.
+        tx.send(decision(DecisionKind::Fired)).await.unwrap();
+        let (reply, applied) = oneshot::channel();
+        let reconfigure = Reconfigure {
+            config: new.clone(),
+            backend: Backend::from_config(&new, None).unwrap(),
+            receivers: None,
+            dropped: Vec::new(),
+        };
+        command_tx
+            .send(Command::Reconfigure(Box::new(reconfigure), reply))
+            .await
+            .unwrap();
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(actor.run(rx, stop.clone(), Duration::from_millis(500)));
+        applied.await.unwrap();
+        for _ in 0..100 {
+            if !app.rollbacks().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let calls = app.rollbacks();
+        assert_eq!(calls.len(), 1, "round {round}: {calls:?}");
+        assert_eq!(calls[0].body["rule"], "health-down", "round {round}");
+        stop.cancel();
+        run.await.unwrap();
+    }
+}
