@@ -249,3 +249,53 @@ async fn sighup_and_file_changes_reload_and_invalid_files_are_rejected() {
     );
     assert!(log.contains("configuration reloaded"), "{log}");
 }
+
+/// An outage, and meanwhile a reload that changes only another target: the
+/// app's probe keeps its schedule and warm-up (it had already succeeded),
+/// so its failures keep counting and the rule fires after its five
+/// failures, not after a fresh warm-up.
+#[tokio::test]
+async fn an_unrelated_reload_during_an_outage_does_not_blind_the_rule() {
+    let yaml = |other: &str| {
+        format!(
+            r#"
+service: checkout
+targets:
+  - {{ name: health, url: "{{app}}/health", interval: 200ms, warmup: 30s }}
+  - {{ name: other, url: "{{app}}/health", interval: {other}, warmup: 30s }}
+rules:
+  - {{ name: health-down, when: {{ consecutive_failures: 5, target: health }}, do: [rollback] }}
+rollback:
+  webhook: {{ url: "{{app}}/admin/rollback" }}
+"#
+        )
+    };
+    let mut s = start(&yaml("1s")).await;
+    s.wait_for(
+        "health's first success",
+        Duration::from_secs(5),
+        |e| matches!(e, Event::Probe { target, outcome, .. } if target == "health" && outcome.is_success()),
+    )
+    .await;
+    s.app.deploy("v2", Behaviour::Status(500));
+    let down = tokio::time::Instant::now();
+    let changed = parse(&yaml("2s"), &s.app.url(""));
+    assert!(s.daemon.reload(changed).await.unwrap());
+    s.wait_for(
+        "the rollback",
+        Duration::from_secs(10),
+        |e| matches!(e, Event::Action(r) if r.action == "rollback" && r.outcome == "succeeded"),
+    )
+    .await;
+    let took = down.elapsed();
+    println!(
+        "outage + unrelated reload: rolled back {took:?} after the app went down (5 × 200 ms interval)"
+    );
+    // Five failures at 200 ms, plus the probe that was under way; a
+    // warm-up restarted by the reload would hold it back for 30 s.
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    let st = status(&s.admin("")).await;
+    assert_eq!(st["targets"][0]["name"], "health");
+    assert!(st["targets"][0]["probes"].as_u64().unwrap() >= 5, "{st:#}");
+    s.daemon.shutdown().await;
+}

@@ -26,8 +26,6 @@ pub enum Command {
     Resume {
         reply: oneshot::Sender<Option<Maintenance>>,
     },
-    /// Take a new configuration; replies once it applies.
-    Reconfigure(Box<Reconfigure>, oneshot::Sender<()>),
 }
 
 /// A pause of automatic actions (a maintenance window), as `/status` shows it.
@@ -69,10 +67,6 @@ impl Actor {
                 self.telemetry.actions_paused(&self.config.service, true);
                 self.paused.send_replace(Some(window.clone()));
                 let _ = reply.send(window);
-            }
-            Command::Reconfigure(r, reply) => {
-                self.reconfigure(*r);
-                let _ = reply.send(());
             }
             Command::Resume { reply } => {
                 let ended = self.paused.send_replace(None);
@@ -129,6 +123,7 @@ impl Actor {
             backend.label()
         );
         let d = Decision {
+            generation: self.generation,
             rule: usize::MAX,
             kind: DecisionKind::Fired,
             evidence: Evidence::Manual { reason },

@@ -1,7 +1,7 @@
-//! Actions: turn the engine's decisions into rollbacks (and, in later
-//! builds, pages and annotations). Guards decide whether a rollback may
-//! happen; the outbound call runs in its own task so nothing here blocks
-//! the engine; every outcome is logged, counted and kept for `/status`.
+//! Actions: turn the engine's decisions into rollbacks, pages and
+//! annotations. Guards decide whether a rollback may happen; the outbound
+//! call runs in its own task so nothing here blocks the engine; every
+//! outcome is logged, counted and kept for `/status`.
 //!
 //! Backends sit beside each other in the `Backend` enum (webhook,
 //! Kubernetes); each does its own dry run, so an advisory run goes as far
@@ -28,7 +28,7 @@ pub use record::{ActionLog, ActionRecord};
 pub use reload::{Receivers, Reconfigure};
 pub use webhook::{RollbackRequest, WebhookBackend};
 
-use crate::config::{Action, Config, RollbackBackend};
+use crate::config::{Action, Config, ReceiverChanges, RollbackBackend};
 use crate::engine::{Decision, DecisionKind};
 use crate::rules::Evidence;
 use crate::telemetry::Telemetry;
@@ -115,9 +115,20 @@ impl Backend {
     }
 }
 
+/// What the actions stage reads from the engine, in the order it was sent.
+pub enum ToActor {
+    Decision(Decision),
+    /// A new configuration generation: every decision before it belongs to
+    /// the old one, every decision after it to the new one. Replies once
+    /// applied.
+    Reconfigure(Box<Reconfigure>, oneshot::Sender<()>),
+}
+
 /// The actions stage. Owns the rollback guard; reads decisions.
 pub struct Actor {
     config: Arc<Config>,
+    /// The configuration generation `config` is; decisions carry theirs.
+    generation: u64,
     telemetry: Telemetry,
     backend: Option<Arc<Backend>>,
     revision: Revision,
@@ -126,10 +137,8 @@ pub struct Actor {
     log: ActionLog,
     /// Per rule, what this stage did in the rule's current episode.
     episodes: Vec<Episode>,
-    /// Where `page` goes: one queue per configured receiver.
-    pagers: Vec<mpsc::Sender<Notice>>,
-    /// Where rollbacks and page incidents are marked (Grafana).
-    annotator: Option<mpsc::Sender<grafana::Annotation>>,
+    /// Where pages go and where rollbacks and incidents are marked.
+    receivers: Receivers,
     /// Requests from the admin API.
     commands: Option<mpsc::Receiver<Command>>,
     /// The current maintenance window, published for `/status`.
@@ -138,7 +147,7 @@ pub struct Actor {
 
 /// What the actions stage did for one rule in its current firing episode.
 #[derive(Debug, Clone, Copy, Default)]
-struct Episode {
+pub(crate) struct Episode {
     /// The last prevention reported, so a rule that keeps firing is
     /// reported once, not every tick.
     reported: Option<Prevented>,
@@ -147,9 +156,9 @@ struct Episode {
     held: bool,
     /// Its incident is open at the receivers (paged, not yet resolved).
     open: bool,
-    /// The receivers changed on a reload while it was open: tell the new
-    /// ones on its next reminder.
-    announce: bool,
+    /// Receivers replaced on a reload while it was open: tell them on its
+    /// next reminder.
+    announce: ReceiverChanges,
 }
 
 /// A rollback that finished, reported back to the actor loop.
@@ -175,13 +184,13 @@ impl Actor {
         let episodes = vec![Episode::default(); config.rules.len()];
         Actor {
             config,
+            generation: 0,
             telemetry,
             backend: backend.map(Arc::new),
             revision,
             guard,
             limiter: RateLimiter::direct(quota),
-            pagers: Vec::new(),
-            annotator: None,
+            receivers: Receivers::default(),
             log,
             episodes,
             commands: None,
@@ -191,8 +200,7 @@ impl Actor {
 
     /// Send pages and annotations to these receivers.
     pub fn with_receivers(mut self, receivers: Receivers) -> Actor {
-        self.pagers = receivers.pagers;
-        self.annotator = receivers.annotator;
+        self.receivers = receivers;
         self
     }
 
@@ -207,23 +215,11 @@ impl Actor {
         self.paused.subscribe()
     }
 
-    /// Mark rollbacks and page incidents through this annotator.
-    pub fn with_annotator(mut self, annotator: mpsc::Sender<grafana::Annotation>) -> Actor {
-        self.annotator = Some(annotator);
-        self
-    }
-
-    /// Send `page` actions to this receiver too.
-    pub fn with_pager(mut self, pager: mpsc::Sender<Notice>) -> Actor {
-        self.pagers.push(pager);
-        self
-    }
-
     /// Handle decisions until `stop`; then give rollbacks in flight up to
     /// `grace` to finish.
     pub async fn run(
         mut self,
-        mut decisions: mpsc::Receiver<Decision>,
+        mut inbox: mpsc::Receiver<ToActor>,
         stop: CancellationToken,
         grace: Duration,
     ) {
@@ -231,24 +227,42 @@ impl Actor {
         let mut commands = self.commands.take();
         loop {
             let pause_ends = self.paused.borrow().as_ref().map(|m| m.ends);
+            // In this order: stopping wins; a finished rollback is known to
+            // the guard before the next decision is weighed; a person's
+            // command and the end of a pause before automatic decisions.
+            // Reloads need no place here: they come in order with the
+            // decisions, on the same channel.
             tokio::select! {
+                biased;
                 _ = stop.cancelled() => break,
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => self.finished(done),
                 Some(c) = next_command(&mut commands) => self.command(c, &mut tasks),
                 _ = sleep_until_some(pause_ends) => self.expire_pause(Instant::now()),
-                d = decisions.recv() => match d {
-                    Some(d) => self.decide(d, &mut tasks),
+                m = inbox.recv() => match m {
+                    Some(ToActor::Decision(d)) => self.decide(d, &mut tasks),
+                    Some(ToActor::Reconfigure(r, applied)) => {
+                        self.reconfigure(*r);
+                        let _ = applied.send(());
+                    }
                     None => break,
                 },
             }
         }
         // Decisions made in the last moments are not started on the way out
         // (the pod is going away; a new one decides afresh), but say so.
-        decisions.close();
-        while let Ok(d) = decisions.try_recv() {
-            if d.kind == DecisionKind::Fired {
-                let rule = &self.config.rules[d.rule].name;
-                tracing::warn!(rule, evidence = %d.evidence, "shutting down: not acting on a rule that just fired");
+        inbox.close();
+        while let Ok(m) = inbox.try_recv() {
+            match m {
+                ToActor::Decision(d) if d.kind == DecisionKind::Fired => {
+                    if let Some(rule) = self.rule(&d) {
+                        tracing::warn!(rule = rule.name.as_str(), evidence = %d.evidence, "shutting down: not acting on a rule that just fired");
+                    }
+                }
+                ToActor::Decision(_) => {}
+                ToActor::Reconfigure(r, applied) => {
+                    self.reconfigure(*r);
+                    let _ = applied.send(());
+                }
             }
         }
         let deadline = Instant::now() + grace;
@@ -273,7 +287,26 @@ impl Actor {
         self.guard.finished(Instant::now(), done);
     }
 
+    /// The rule a decision is about, if it belongs to this generation.
+    fn rule(&self, d: &Decision) -> Option<&crate::config::Rule> {
+        (d.generation == self.generation)
+            .then(|| self.config.rules.get(d.rule))
+            .flatten()
+    }
+
     fn decide(&mut self, d: Decision, tasks: &mut JoinSet<Finished>) {
+        if self.rule(&d).is_none() {
+            // Cannot happen: reloads come in order with the decisions.
+            // Should it, acting on another generation's rule would be worse
+            // than skipping one reminder.
+            tracing::error!(
+                generation = d.generation,
+                current = self.generation,
+                rule = d.rule,
+                "decision of another configuration generation skipped"
+            );
+            return;
+        }
         self.expire_pause(Instant::now());
         if d.kind != DecisionKind::Firing {
             // A new episode (or its end): report preventions afresh.
@@ -304,21 +337,27 @@ impl Actor {
             }
             DecisionKind::Fired => {
                 e.open = true;
-                self.page(d);
+                self.page(d, ReceiverChanges::ALL);
             }
-            DecisionKind::Firing if (e.held || e.announce) && !paused => {
-                (e.held, e.announce, e.open) = (false, false, true);
+            DecisionKind::Firing if (e.held || e.announce.any()) && !paused => {
+                // Held back by a pause: everyone; after a reload: the new receivers.
+                let to = if e.held {
+                    ReceiverChanges::ALL
+                } else {
+                    e.announce
+                };
+                (e.held, e.announce, e.open) = (false, ReceiverChanges::default(), true);
                 let mut first = d.clone();
                 first.kind = DecisionKind::Fired;
-                self.page(&first);
+                self.page(&first, to);
             }
             // The pager re-sends on its own schedule; reminders add nothing.
             DecisionKind::Firing => {}
             // Never paged: there is no incident to resolve.
             DecisionKind::Resolved if e.held => e.held = false,
             DecisionKind::Resolved => {
-                (e.open, e.announce) = (false, false);
-                self.page(d);
+                (e.open, e.announce) = (false, ReceiverChanges::default());
+                self.page(d, ReceiverChanges::ALL);
             }
         }
     }
@@ -355,7 +394,14 @@ impl Actor {
                 let rule = self.config.rules[d.rule].name.clone();
                 // A rule that also pages updates its incident with the outcome.
                 let pages = self.config.rules[d.rule].actions.contains(&Action::Page);
-                let follow_up = pages.then(|| (self.notice(d, true), self.pagers.clone()));
+                let follow_up = pages.then(|| {
+                    let pagers = self
+                        .receivers
+                        .pagers(ReceiverChanges::ALL)
+                        .cloned()
+                        .collect();
+                    (self.notice(d, true), pagers)
+                });
                 self.start_rollback(rule, d, follow_up, tasks);
             }
         }
@@ -392,7 +438,7 @@ impl Actor {
         let log = self.log.clone();
         let decided = d.clone();
         let dry_run = self.config.rollback.dry_run;
-        let annotator = self.annotator.clone();
+        let annotator = self.receivers.grafana.clone();
         let span = tracing::info_span!(
             "rollback",
             backstop.rule = rule.as_str(),

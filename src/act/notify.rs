@@ -2,7 +2,7 @@
 //! builds and queues it, and the Grafana marks that go with it.
 
 use super::{Actor, grafana};
-use crate::config::Action;
+use crate::config::{Action, ReceiverChanges};
 use crate::engine::{Decision, DecisionKind};
 use std::time::SystemTime;
 use tokio::sync::mpsc;
@@ -38,10 +38,11 @@ impl Notice {
 }
 
 impl Actor {
-    pub(super) fn page(&mut self, d: &Decision) {
+    /// Queue the notice of `d` for the page receivers `to` selects.
+    pub(super) fn page(&mut self, d: &Decision, to: ReceiverChanges) {
         let rule = &self.config.rules[d.rule];
         let firing = d.kind == DecisionKind::Fired;
-        if self.pagers.is_empty() {
+        if !self.receivers.has_pager() {
             // Configuration refuses `page` without a receiver; should one
             // slip through, say so rather than drop the incident.
             self.record(d, "page", "failed", "no page receiver is configured".into());
@@ -54,13 +55,20 @@ impl Actor {
             backstop.firing = firing,
             backstop.severity = notice.severity.as_str(),
             backstop.summary = notice.summary.as_str(),
-            backstop.receivers = self.pagers.len(),
+            backstop.receivers = self.receivers.pagers(to).count(),
         )
         .entered();
-        annotate(&self.annotator, &notice.rule, notice.summary.clone(), d.at);
+        if to.grafana {
+            annotate(
+                &self.receivers.grafana,
+                &notice.rule,
+                notice.summary.clone(),
+                d.at,
+            );
+        }
         // A receiver drains its queue between posts; a full queue means it
         // is stuck on a slow receiver, which the log must show.
-        for pager in &self.pagers {
+        for pager in self.receivers.pagers(to) {
             if let Err(e) = pager.try_send(notice.clone()) {
                 tracing::error!(rule = rule.name.as_str(), error = %e, "page notice not queued");
                 let detail = format!("a receiver's queue is full or closed: {e}");

@@ -20,9 +20,15 @@ rollback:
     )))
 }
 
-fn decision(kind: DecisionKind) -> Decision {
+fn decision(kind: DecisionKind) -> ToActor {
+    ToActor::Decision(decision_of(0, 0, kind))
+}
+
+/// A decision of `rule` in configuration generation `generation`.
+fn decision_of(generation: u64, rule: usize, kind: DecisionKind) -> Decision {
     Decision {
-        rule: 0,
+        generation,
+        rule,
         kind,
         evidence: Evidence::ConsecutiveFailures {
             target: "health".into(),
@@ -36,7 +42,7 @@ fn decision(kind: DecisionKind) -> Decision {
 
 struct Harness {
     app: SampleApp,
-    tx: mpsc::Sender<Decision>,
+    tx: mpsc::Sender<ToActor>,
     events: tokio::sync::broadcast::Receiver<Event>,
     telemetry: Telemetry,
     log: ActionLog,
@@ -205,66 +211,100 @@ async fn a_baked_revision_is_not_rolled_back() {
     h.stop.cancel();
 }
 
-/// A decision made under one configuration and read after a reload that
-/// inserted a rule before the firing one must still act for the rule that
-/// fired, and only for it.
+/// Decisions made under one configuration and read after a reload that
+/// inserted a rule before the firing one act for the rule that fired, and
+/// only once; decisions of the new generation use its positions.
 #[tokio::test]
-async fn a_decision_queued_across_a_reload_acts_for_the_rule_that_fired() {
+async fn decisions_across_a_reload_act_for_the_rule_that_fired() {
     crate::init_tls();
-    for round in 0..16 {
-        let app = SampleApp::start("v1").await.unwrap();
-        app.deploy("v2", crate::demo::app::Behaviour::Status(500));
-        let old = config(&app.url("/admin/rollback"), false);
-        let new = Arc::new(crate::config::for_tests(&format!(
-            r#"
+    let app = SampleApp::start("v1").await.unwrap();
+    app.deploy("v2", crate::demo::app::Behaviour::Status(500));
+    let old = config(&app.url("/admin/rollback"), false);
+    let new = Arc::new(crate::config::for_tests(&format!(
+        r#"
 service: checkout
 targets: [{{ name: health, url: "http://127.0.0.1:1/health", interval: 1s }}]
 rules:
-  - {{ name: inserted, when: {{ error_rate: {{ above: 50%, window: 1m }} }} }}
+  - {{ name: inserted, when: {{ error_rate: {{ above: 50%, window: 1m }} }}, do: [rollback] }}
   - {{ name: health-down, when: {{ consecutive_failures: 3, target: health }}, do: [rollback] }}
 rollback:
   webhook: {{ url: "{}", timeout: 2s }}
 "#,
-            app.url("/admin/rollback")
-        )));
-        let telemetry = Telemetry::new("checkout");
-        let revision = Revision {
-            id: "v2".into(),
-            since: Instant::now(),
-        };
-        let log = ActionLog::default();
-        let backend = Backend::from_config(&old, None).unwrap();
-        let (command_tx, command_rx) = mpsc::channel(4);
-        let actor = Actor::new(old, telemetry.clone(), backend, revision, log.clone())
-            .with_commands(command_rx);
-        let (tx, rx) = mpsc::channel(16);
-        // Both wait before the actor first looks: the decision was made
-        // under the old configuration, the reload came after it.
-        tx.send(decision(DecisionKind::Fired)).await.unwrap();
-        let (reply, applied) = oneshot::channel();
-        let reconfigure = Reconfigure {
-            config: new.clone(),
-            backend: Backend::from_config(&new, None).unwrap(),
-            receivers: None,
+        app.url("/admin/rollback")
+    )));
+    let telemetry = Telemetry::new("checkout");
+    let revision = Revision {
+        id: "v2".into(),
+        since: Instant::now(),
+    };
+    let log = ActionLog::default();
+    let backend = Backend::from_config(&old, None).unwrap();
+    let mut events = telemetry.subscribe();
+    let actor = Actor::new(old, telemetry.clone(), backend, revision, log.clone());
+    let (tx, rx) = mpsc::channel(16);
+    // Everything waits before the actor first looks: a decision of the old
+    // generation, the reload, and reminders of the new one (the rule now
+    // second).
+    tx.send(decision(DecisionKind::Fired)).await.unwrap();
+    let (applied_tx, applied) = oneshot::channel();
+    let diff = crate::config::ConfigDiff::new(&config(&app.url("/admin/rollback"), false), &new);
+    assert_eq!(diff.rules, vec![None, Some(0)]);
+    let reconfigure = Reconfigure {
+        generation: 1,
+        config: new.clone(),
+        backend: Backend::from_config(&new, None).unwrap(),
+        receivers: Receivers::default(),
+        changes: crate::config::ReceiverChanges::default(),
+        carried: crate::engine::Carried {
+            targets: diff.targets.clone(),
+            rules: diff.rules.clone(),
             dropped: Vec::new(),
-        };
-        command_tx
-            .send(Command::Reconfigure(Box::new(reconfigure), reply))
-            .await
-            .unwrap();
-        let stop = CancellationToken::new();
-        let run = tokio::spawn(actor.run(rx, stop.clone(), Duration::from_millis(500)));
-        applied.await.unwrap();
-        for _ in 0..100 {
-            if !app.rollbacks().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let calls = app.rollbacks();
-        assert_eq!(calls.len(), 1, "round {round}: {calls:?}");
-        assert_eq!(calls[0].body["rule"], "health-down", "round {round}");
-        stop.cancel();
-        run.await.unwrap();
+        },
+    };
+    tx.send(ToActor::Reconfigure(Box::new(reconfigure), applied_tx))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let reminder = decision_of(1, 1, DecisionKind::Firing);
+        tx.send(ToActor::Decision(reminder)).await.unwrap();
     }
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(actor.run(rx, stop.clone(), Duration::from_millis(500)));
+    applied.await.unwrap();
+    let first = loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.recv()).await;
+        if let Event::Action(r) = e.expect("an action within 10 s").unwrap() {
+            break r;
+        }
+    };
+    assert_eq!(
+        (first.rule.as_str(), first.outcome.as_str()),
+        ("health-down", "succeeded")
+    );
+    // A stray decision of the old generation is not read against the new
+    // rules; the rule firing anew in the new one is told it was done.
+    tx.send(decision(DecisionKind::Fired)).await.unwrap();
+    let again = decision_of(1, 1, DecisionKind::Fired);
+    tx.send(ToActor::Decision(again)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let calls = app.rollbacks();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].body["rule"], "health-down");
+    let records: Vec<(String, String)> = log
+        .latest()
+        .into_iter()
+        .map(|r| (r.rule, r.outcome))
+        .collect();
+    assert_eq!(
+        records,
+        [
+            ("health-down".into(), "succeeded".into()),
+            (
+                "health-down".into(),
+                "prevented: already_rolled_back".into()
+            )
+        ]
+    );
+    stop.cancel();
+    run.await.unwrap();
 }

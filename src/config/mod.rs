@@ -7,6 +7,7 @@
 //! which read leaves with `units` (durations, percentages, numbers) and
 //! `values` (text, names, URLs, secret files); `error` collects problems.
 
+mod diff;
 mod error;
 mod expand;
 mod raw;
@@ -33,6 +34,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
+pub use diff::{ConfigDiff, Mapping, ReceiverChanges};
 pub use error::{ConfigError, ConfigErrors};
 pub use types::*;
 

@@ -3,13 +3,11 @@
 //! probing stops at once, rollbacks in flight get a bounded grace period,
 //! and everything is down within a second.
 
-use crate::act::{
-    ActionLog, Actor, Backend, Command, Receivers, Revision, alertmanager, grafana, pagerduty,
-};
-use crate::cluster::{self, RestartWatcher, Restarts};
-use crate::config::{Config, RollbackBackend};
-use crate::engine::{Carried, Decision, Dropped, Engine, Scope};
-use crate::probe::{self, Prober, Sample};
+use crate::act::{ActionLog, Actor, Reconfigure, Revision, ToActor};
+use crate::cluster::{self, Restarts};
+use crate::config::{Config, ConfigDiff, ReceiverChanges, RollbackBackend};
+use crate::engine::{Carried, Engine, Scope};
+use crate::probe::{Probes, Sample};
 use crate::server::{self, Shared};
 use crate::telemetry::{Event, Telemetry};
 use std::net::SocketAddr;
@@ -21,7 +19,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod generation;
 mod reload;
+use generation::{Env, Generation};
 pub use reload::{ReloadError, run};
 
 /// How often rules are re-assessed without new samples (windows slide,
@@ -81,26 +81,34 @@ pub struct Running {
 
 /// The parts of a running daemon a configuration reload touches.
 struct Live {
+    generation: u64,
     config: Arc<Config>,
     options: Options,
     revision: Revision,
     /// This pod in the cluster, once found (rollback.kubernetes).
     cluster: Option<(cluster::Context, cluster::Identity)>,
-    /// Stops the probers and the restart watcher of this configuration.
-    probes_stop: CancellationToken,
-    probes: JoinSet<()>,
-    samples: mpsc::Sender<Sample>,
+    probes: Probes,
+    /// The restart-count poll of this configuration, and what stops it.
+    watcher: Option<CancellationToken>,
     restarts: mpsc::Sender<Restarts>,
     engine: mpsc::Sender<EngineReload>,
-    commands: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     actions: ActionLog,
-    /// Stops the receivers of this configuration (new ones replace them).
-    receivers_stop: CancellationToken,
 }
 
-/// A new configuration for the engine loop; the reply says what carried over.
-type EngineReload = (Arc<Config>, oneshot::Sender<(Carried, Vec<Dropped>)>);
+/// A new configuration generation for the engine loop. The loop switches
+/// the engine, then hands `actor` (completed with what carried over) to the
+/// actions stage behind every decision of the old generation.
+struct EngineReload {
+    generation: u64,
+    config: Arc<Config>,
+    diff: ConfigDiff,
+    actor: Box<Reconfigure>,
+    /// What carried over, once the engine switched.
+    carried: oneshot::Sender<Carried>,
+    /// Once the actions stage applied it.
+    applied: oneshot::Sender<()>,
+}
 
 impl Running {
     /// Events from now on (probe results, rule transitions, actions).
@@ -118,10 +126,21 @@ impl Running {
     }
 
     /// Stop probing, let actions in flight finish (bounded), stop serving.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         self.stop.cancel();
-        while self.live.probes.join_next().await.is_some() {}
-        while self.tasks.join_next().await.is_some() {}
+        self.live.probes.shutdown().await;
+        let mut tasks = self.tasks;
+        while tasks.join_next().await.is_some() {}
+    }
+
+    fn env(&self) -> Env<'_> {
+        Env {
+            options: &self.live.options,
+            addr: self.addr,
+            telemetry: &self.telemetry,
+            actions: &self.live.actions,
+            revision: &self.live.revision,
+        }
     }
 }
 
@@ -138,43 +157,34 @@ pub async fn start(
     let now = Instant::now();
     let (revision, cluster) = identify(&config, &options).await?;
     telemetry.revision(&config.service, &revision.id);
-    let prober = Prober::new(&config.tls).map_err(StartError::Setup)?;
-    let watcher = restart_watcher(&config, &options, cluster.as_ref());
-    let backend = Backend::from_config(&config, cluster.clone()).map_err(StartError::Setup)?;
     let actions = ActionLog::default();
-    let ctx = ReceiverContext {
-        config: &config,
-        revision: &revision,
+    let env = Env {
         options: &options,
         addr,
         telemetry: &telemetry,
         actions: &actions,
+        revision: &revision,
     };
-    let (receivers, receiver_runs) = build_receivers(&ctx)?;
+    let built = Generation::build(0, config.clone(), cluster, ReceiverChanges::ALL, &env)?;
     let stop = CancellationToken::new();
-    let probes_stop = stop.child_token();
-    let receivers_stop = stop.child_token();
     let mut tasks = JoinSet::new();
-    let mut probes = JoinSet::new();
 
     let (sample_tx, sample_rx) = mpsc::channel::<Sample>(1024);
     let (restart_tx, restart_rx) = mpsc::channel::<Restarts>(16);
-    let (decision_tx, decision_rx) = mpsc::channel::<Decision>(256);
+    let (actor_tx, actor_rx) = mpsc::channel::<ToActor>(256);
     let (status_tx, status_rx) = mpsc::channel(16);
     let (engine_tx, engine_rx) = mpsc::channel(1);
 
-    probe::spawn_all(
+    let probes = Probes::start(
         &config,
-        &prober,
-        &sample_tx,
-        &telemetry,
-        &probes_stop,
-        &mut probes,
+        built.number,
+        built.prober.clone(),
+        sample_tx,
+        telemetry.clone(),
+        stop.child_token(),
     )
     .map_err(StartError::Setup)?;
-    if let Some(w) = watcher {
-        probes.spawn(w.run(restart_tx.clone(), probes_stop.clone()));
-    }
+    let watcher = spawn_watcher(&built, &options, &restart_tx, &stop, &mut tasks);
 
     let engine = Engine::new(config.clone(), telemetry.clone(), now);
     let inputs = Inputs {
@@ -183,23 +193,23 @@ pub async fn start(
         status: status_rx,
         reload: engine_rx,
     };
-    tasks.spawn(engine_loop(engine, inputs, decision_tx, stop.clone()));
+    tasks.spawn(engine_loop(engine, inputs, actor_tx, stop.clone()));
 
-    for run in receiver_runs {
-        tasks.spawn(run(receivers_stop.clone()));
+    for run in built.receiver_runs {
+        tasks.spawn(run(stop.child_token()));
     }
     let (command_tx, command_rx) = mpsc::channel(8);
     let actor = Actor::new(
         config.clone(),
         telemetry.clone(),
-        backend,
+        built.backend,
         revision.clone(),
         actions.clone(),
     )
-    .with_receivers(receivers)
+    .with_receivers(built.receivers)
     .with_commands(command_rx);
     let maintenance = actor.maintenance();
-    tasks.spawn(actor.run(decision_rx, stop.clone(), ACTION_GRACE));
+    tasks.spawn(actor.run(actor_rx, stop.clone(), ACTION_GRACE));
 
     let shared = Arc::new(Shared::new(
         config.clone(),
@@ -207,7 +217,7 @@ pub async fn start(
         status_tx,
         actions.clone(),
         revision.clone(),
-        command_tx.clone(),
+        command_tx,
         maintenance,
     ));
     tasks.spawn(server::serve(
@@ -230,128 +240,33 @@ pub async fn start(
         stop,
         tasks,
         live: Live {
+            generation: built.number,
             config,
             options,
             revision,
-            cluster,
-            probes_stop,
+            cluster: built.cluster,
             probes,
-            samples: sample_tx,
+            watcher,
             restarts: restart_tx,
             engine: engine_tx,
-            commands: command_tx,
             shared,
             actions,
-            receivers_stop,
         },
     })
 }
 
-fn restart_watcher(
-    config: &Config,
+/// Start the restart-count poll `built` needs, if any; returns its stop token.
+fn spawn_watcher(
+    built: &Generation,
     options: &Options,
-    cluster: Option<&(cluster::Context, cluster::Identity)>,
-) -> Option<RestartWatcher> {
-    let (ctx, id) = cluster?;
-    let window = config.restarts_window()?;
-    Some(RestartWatcher::new(
-        ctx.client.clone(),
-        &id.namespace,
-        &id.pod_selector,
-        options.restart_poll,
-        window,
-    ))
-}
-
-/// What the receivers are built from.
-struct ReceiverContext<'a> {
-    config: &'a Config,
-    revision: &'a Revision,
-    options: &'a Options,
-    addr: SocketAddr,
-    telemetry: &'a Telemetry,
-    actions: &'a ActionLog,
-}
-
-/// A receiver's loop, to be started with its stop token.
-type ReceiverRun = Box<dyn FnOnce(CancellationToken) -> BoxFuture + Send>;
-type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-/// Build every configured receiver (Alertmanager, PagerDuty, Grafana) and
-/// the loops that run them; nothing runs yet, so a failure changes nothing.
-fn build_receivers(ctx: &ReceiverContext) -> Result<(Receivers, Vec<ReceiverRun>), StartError> {
-    let config = ctx.config;
-    let namespace = ctx.options.kubernetes.as_ref().map(|k| k.namespace.clone());
-    let mut receivers = Receivers::default();
-    let mut runs: Vec<ReceiverRun> = Vec::new();
-    if let Some(am) = &config.page.alertmanager {
-        let pager_ctx = alertmanager::Context {
-            service: config.service.clone(),
-            revision: ctx.revision.id.clone(),
-            namespace: namespace.clone(),
-            generator_url: status_url(ctx.addr),
-        };
-        let pager = alertmanager::Pager::new(
-            am.clone(),
-            &config.tls,
-            pager_ctx,
-            ctx.telemetry.clone(),
-            ctx.actions.clone(),
-        )
-        .map_err(StartError::Setup)?;
-        let (tx, rx) = mpsc::channel(64);
-        runs.push(Box::new(move |stop| Box::pin(pager.run(rx, stop))));
-        receivers.pagers.push(tx);
-    }
-    if let Some(g) = &config.grafana {
-        let annotator = grafana::Annotator::new(
-            g.clone(),
-            &config.tls,
-            &config.service,
-            &ctx.revision.id,
-            ctx.telemetry.clone(),
-        )
-        .map_err(StartError::Setup)?;
-        let (tx, rx) = mpsc::channel(64);
-        runs.push(Box::new(move |stop| Box::pin(annotator.run(rx, stop))));
-        receivers.annotator = Some(tx);
-    }
-    if let Some(pd) = &config.page.pagerduty {
-        let pager_ctx = pagerduty::Context {
-            service: config.service.clone(),
-            revision: ctx.revision.id.clone(),
-            namespace,
-            source: ctx
-                .options
-                .kubernetes
-                .as_ref()
-                .map(|k| k.pod.clone())
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .unwrap_or_else(|| config.service.clone()),
-            status_url: status_url(ctx.addr),
-            dashboard_url: config.grafana.as_ref().and_then(|g| {
-                // A link for the person paged: without Grafana's credentials.
-                let mut url = crate::redact::url(&g.url)
-                    .join("d/backstop-overview")
-                    .ok()?;
-                url.query_pairs_mut()
-                    .append_pair("var-service", &config.service);
-                Some(url.to_string())
-            }),
-        };
-        let pager = pagerduty::Pager::new(
-            pd.clone(),
-            &config.tls,
-            pager_ctx,
-            ctx.telemetry.clone(),
-            ctx.actions.clone(),
-        )
-        .map_err(StartError::Setup)?;
-        let (tx, rx) = mpsc::channel(64);
-        runs.push(Box::new(move |stop| Box::pin(pager.run(rx, stop))));
-        receivers.pagers.push(tx);
-    }
-    Ok((receivers, runs))
+    restarts: &mpsc::Sender<Restarts>,
+    stop: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Option<CancellationToken> {
+    let watcher = built.restart_watcher(options)?;
+    let token = stop.child_token();
+    tasks.spawn(watcher.run(restarts.clone(), token.clone()));
+    Some(token)
 }
 
 /// Where a person finds `/status`: the admin address, or this host's name
@@ -411,25 +326,29 @@ struct Inputs {
     reload: mpsc::Receiver<EngineReload>,
 }
 
-/// The engine's loop: record samples and assess the affected rules at once;
-/// on the tick (or when a pending rule's `for:` elapses) assess all rules.
+/// The engine's loop: record samples and assess the affected rules at once
+/// (rules reading many targets in batches); on the tick (or when a pending
+/// rule's `for:` elapses) assess all rules.
 async fn engine_loop(
     mut engine: Engine,
     mut inputs: Inputs,
-    decisions: mpsc::Sender<Decision>,
+    actor: mpsc::Sender<ToActor>,
     stop: CancellationToken,
 ) {
     let mut next_tick = Instant::now() + TICK;
     loop {
-        let wake = engine
-            .next_deadline()
-            .map_or(next_tick, |d| d.min(next_tick));
+        let batch = engine.batch_due();
+        let wake = [engine.next_deadline(), batch]
+            .into_iter()
+            .flatten()
+            .fold(next_tick, Instant::min);
         let found = tokio::select! {
             _ = stop.cancelled() => return,
-            Some(s) = inputs.samples.recv() => {
-                engine.record(&s);
-                engine.evaluate(Instant::now(), Scope::Target(s.target))
-            }
+            Some(s) = inputs.samples.recv() => match engine.record(&s) {
+                Some(target) => engine.evaluate(Instant::now(), Scope::Target(target)),
+                // A target that changed in a reload: its old probe's last word.
+                None => Vec::new(),
+            },
             Some(r) = inputs.restarts.recv() => {
                 engine.record_restarts(r);
                 engine.evaluate(Instant::now(), Scope::Restarts)
@@ -438,14 +357,8 @@ async fn engine_loop(
                 let _ = reply.send(engine.status(Instant::now()));
                 Vec::new()
             }
-            Some((config, reply)) = inputs.reload.recv() => {
-                // The old probers have stopped: what they sent is queued.
-                while let Ok(s) = inputs.samples.try_recv() {
-                    engine.record(&s);
-                }
-                let (next, carried, dropped) = engine.reload(config, Instant::now());
-                let _ = reply.send((carried, dropped));
-                engine = next;
+            Some(reload) = inputs.reload.recv() => {
+                engine = switch(engine, reload, &actor).await;
                 Vec::new()
             }
             _ = tokio::time::sleep_until(wake) => {
@@ -453,14 +366,37 @@ async fn engine_loop(
                 if now >= next_tick {
                     next_tick = now + TICK;
                     engine.publish_slos(now);
+                    engine.evaluate(now, Scope::Tick)
+                } else if engine.next_deadline().is_some_and(|d| d <= now) {
+                    engine.evaluate(now, Scope::Tick)
+                } else {
+                    engine.evaluate(now, Scope::Batch)
                 }
-                engine.evaluate(now, Scope::Tick)
             }
         };
         for d in found {
-            if decisions.send(d).await.is_err() {
+            if actor.send(ToActor::Decision(d)).await.is_err() {
                 return;
             }
         }
     }
+}
+
+/// Move the engine to a new generation, and tell the actions stage behind
+/// every decision of the old one.
+async fn switch(engine: Engine, reload: EngineReload, actor: &mpsc::Sender<ToActor>) -> Engine {
+    let EngineReload {
+        generation,
+        config,
+        diff,
+        actor: mut reconfigure,
+        carried,
+        applied,
+    } = reload;
+    let (next, kept) = engine.reload(config, &diff, generation, Instant::now());
+    reconfigure.carried = kept.clone();
+    let _ = carried.send(kept);
+    // A closed channel means shutdown; the reload then waits on nothing.
+    let _ = actor.send(ToActor::Reconfigure(reconfigure, applied)).await;
+    next
 }

@@ -2,7 +2,6 @@
 //! configuration replaces the running one in place, keeping what still holds.
 
 use super::*;
-use crate::act::Reconfigure;
 use crate::config::ConfigErrors;
 use std::path::{Path, PathBuf};
 use tokio::signal::unix::{SignalKind, signal};
@@ -22,109 +21,103 @@ pub enum ReloadError {
 }
 
 impl Running {
-    /// Apply a new configuration without losing what still holds: windows
-    /// of unchanged targets, states of unchanged rules, the rollback guard,
-    /// a pause, open incidents. Returns false when it equals the current one.
-    /// On error nothing changed.
+    /// Apply a new configuration without losing what still holds: the
+    /// probes, windows and states of targets and rules that did not change
+    /// (by name, see `ConfigDiff`), the rollback guard, a pause, open
+    /// incidents, receivers whose settings did not change. Returns false
+    /// when it equals the current one. On error nothing changed.
     pub async fn reload(&mut self, config: Config) -> Result<bool, ReloadError> {
-        let live = &mut self.live;
-        if config == *live.config {
+        if config == *self.live.config {
             return Ok(false);
         }
-        if config.listen != live.config.listen {
-            return Err(ReloadError::Listen(live.config.listen, config.listen));
+        if config.listen != self.live.config.listen {
+            return Err(ReloadError::Listen(self.live.config.listen, config.listen));
         }
         let config = Arc::new(config);
-        // Everything that can fail, before anything stops.
-        let cluster = match (&config.rollback.backend, &live.cluster) {
+        let diff = ConfigDiff::new(&self.live.config, &config);
+        // Everything that can fail, before anything changes.
+        let cluster = match (&config.rollback.backend, &self.live.cluster) {
             (Some(RollbackBackend::Kubernetes(_)), Some(c)) => Some(c.clone()),
             (Some(RollbackBackend::Kubernetes(_)), None) => {
-                identify(&config, &live.options).await?.1
+                identify(&config, &self.live.options).await?.1
             }
             _ => None,
         };
-        let prober = Prober::new(&config.tls).map_err(StartError::Setup)?;
-        let watcher = restart_watcher(&config, &live.options, cluster.as_ref());
-        let backend = Backend::from_config(&config, cluster.clone()).map_err(StartError::Setup)?;
-        let same_receivers = config.service == live.config.service
-            && config.page == live.config.page
-            && config.grafana == live.config.grafana
-            && config.tls == live.config.tls;
-        let receivers_stop = self.stop.child_token();
-        let receivers = if same_receivers {
-            None
-        } else {
-            let ctx = ReceiverContext {
-                config: &config,
-                revision: &live.revision,
-                options: &live.options,
-                addr: self.addr,
-                telemetry: &self.telemetry,
-                actions: &live.actions,
-            };
-            Some(build_receivers(&ctx)?)
-        };
+        let number = self.live.generation + 1;
+        let built =
+            Generation::build(number, config.clone(), cluster, diff.receivers, &self.env())?;
+        // The restart poll carries on unless what it watches changed.
+        let new_watcher = self.live.config.restarts_window() != config.restarts_window()
+            || self.live.cluster.is_some() != built.cluster.is_some();
+        let watcher = new_watcher
+            .then(|| built.restart_watcher(&self.live.options))
+            .flatten();
 
-        // Probing stops; every sample it made is queued before the engine
-        // switches, so none is read against the wrong target.
-        live.probes_stop.cancel();
-        while live.probes.join_next().await.is_some() {}
-        let (reply, carried) = oneshot::channel();
-        live.engine
-            .send((config.clone(), reply))
-            .await
-            .map_err(|_| ReloadError::Stopped)?;
-        let (carried, dropped) = carried.await.map_err(|_| ReloadError::Stopped)?;
-
-        let receivers = receivers.map(|(receivers, runs)| {
-            for run in runs {
-                self.tasks.spawn(run(receivers_stop.clone()));
-            }
-            receivers
-        });
-        // Old receivers end once the actions stage lets go of them and they
-        // have handed on what they hold.
-        let replaced_receivers = receivers.is_some();
+        let Generation {
+            cluster,
+            prober,
+            backend,
+            receivers,
+            receiver_runs,
+            built: changes,
+            ..
+        } = built;
         let reconfigure = Reconfigure {
+            generation: number,
             config: config.clone(),
             backend,
             receivers,
-            dropped: dropped.clone(),
+            changes,
+            carried: Carried::default(),
         };
-        let (reply, applied) = oneshot::channel();
-        live.commands
-            .send(Command::Reconfigure(Box::new(reconfigure), reply))
+        let (carried_tx, carried) = oneshot::channel();
+        let (applied_tx, applied) = oneshot::channel();
+        let reload = EngineReload {
+            generation: number,
+            config: config.clone(),
+            diff: diff.clone(),
+            actor: Box::new(reconfigure),
+            carried: carried_tx,
+            applied: applied_tx,
+        };
+        let live = &mut self.live;
+        live.engine
+            .send(reload)
             .await
             .map_err(|_| ReloadError::Stopped)?;
+        let carried = carried.await.map_err(|_| ReloadError::Stopped)?;
+        for run in receiver_runs {
+            self.tasks.spawn(run(self.stop.child_token()));
+        }
         applied.await.map_err(|_| ReloadError::Stopped)?;
-        if replaced_receivers {
-            live.receivers_stop = receivers_stop;
-        }
 
-        live.probes_stop = self.stop.child_token();
-        probe::spawn_all(
-            &config,
-            &prober,
-            &live.samples,
-            &self.telemetry,
-            &live.probes_stop,
-            &mut live.probes,
-        )
-        .map_err(StartError::Setup)?;
-        if let Some(w) = watcher {
-            live.probes
-                .spawn(w.run(live.restarts.clone(), live.probes_stop.clone()));
+        // The engine reads the new generation: probes move to it.
+        live.probes
+            .apply(&config, &diff, number, prober)
+            .map_err(StartError::Setup)?;
+        if new_watcher {
+            if let Some(old) = live.watcher.take() {
+                old.cancel();
+            }
+            if let Some(w) = watcher {
+                let token = self.stop.child_token();
+                self.tasks
+                    .spawn(w.run(live.restarts.clone(), token.clone()));
+                live.watcher = Some(token);
+            }
         }
-        live.shared.set_config(config.clone());
         live.cluster = cluster;
+        live.generation = number;
+        live.shared.set_config(config.clone());
         live.config = config;
         tracing::info!(
+            generation = number,
             targets = live.config.targets.len(),
             rules = live.config.rules.len(),
-            targets_kept = carried.targets,
-            rules_kept = carried.rules,
-            incidents_resolved = dropped.len(),
-            receivers_replaced = replaced_receivers,
+            targets_kept = carried.targets_kept(),
+            rules_kept = carried.rules_kept(),
+            incidents_resolved = carried.dropped.len(),
+            receivers_replaced = changes.any(),
             "configuration reloaded"
         );
         Ok(true)

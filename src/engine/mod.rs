@@ -18,13 +18,24 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 mod reload;
+use reload::Previous;
 pub use reload::{Carried, Dropped};
+
+/// A rule reading more targets than this is assessed in batches (at most
+/// `BATCH` after a sample), not on every sample: assessing it costs a read
+/// of each target's window, and with every target probed that would be
+/// O(targets²) a second.
+const WIDE: usize = 8;
+/// How long a sample may wait before the wide rules that read it are assessed.
+pub const BATCH: Duration = Duration::from_millis(100);
 
 /// A firing rule's request to the actions stage. Sent when the rule starts
 /// firing, again on every tick while it fires (so a failed action is
 /// retried), and once when it resolves.
 #[derive(Debug, Clone)]
 pub struct Decision {
+    /// The configuration generation `rule` indexes into.
+    pub generation: u64,
     pub rule: usize,
     pub kind: DecisionKind,
     pub evidence: Evidence,
@@ -40,6 +51,8 @@ pub enum Scope {
     Restarts,
     /// The periodic tick (or a `for:` deadline): every rule.
     Tick,
+    /// A batch of samples for the rules that read many targets.
+    Batch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,10 +90,17 @@ struct LastProbe {
 struct RuleState {
     machine: Machine,
     evidence: Option<Evidence>,
+    /// Reads more than `WIDE` targets: assessed in batches.
+    wide: bool,
 }
 
 pub struct Engine {
     config: Arc<Config>,
+    /// The configuration generation (0 at start, one more per reload).
+    generation: u64,
+    previous: Option<Previous>,
+    /// When the wide rules that new samples concern are next assessed.
+    batch_due: Option<Instant>,
     telemetry: Telemetry,
     targets: Vec<TargetState>,
     /// Per SLO, per target: index of the SLO's latency threshold in that target's window.
@@ -143,14 +163,18 @@ impl Engine {
         let rules = config
             .rules
             .iter()
-            .map(|_| RuleState {
+            .map(|r| RuleState {
                 machine: Machine::new(now),
                 evidence: None,
+                wide: read_targets(&config, &r.when).len() > WIDE,
             })
             .collect();
         let restarts_window = config.restarts_window().unwrap_or_default();
         let engine = Engine {
             config,
+            generation: 0,
+            previous: None,
+            batch_due: None,
             telemetry,
             targets,
             slo_thresholds,
@@ -168,9 +192,35 @@ impl Engine {
         engine
     }
 
+    /// The configuration generation this engine runs.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Where a sample's target stands in this generation: samples of the
+    /// previous one still on their way count when their target carried
+    /// over; any other is dropped (None).
+    pub fn target_of(&self, s: &Sample) -> Option<usize> {
+        if s.generation == self.generation {
+            return (s.target < self.targets.len()).then_some(s.target);
+        }
+        let p = self.previous.as_ref()?;
+        (p.generation == s.generation)
+            .then(|| p.moved.get(s.target).copied().flatten())
+            .flatten()
+    }
+
     /// Record one sample. Uncounted (warm-up) samples only update `last`.
-    pub fn record(&mut self, s: &Sample) {
-        let t = &mut self.targets[s.target];
+    /// Returns the target's index in this generation, or None when the
+    /// sample belongs to a target that no longer exists as it was.
+    pub fn record(&mut self, s: &Sample) -> Option<usize> {
+        let index = self.target_of(s)?;
+        self.record_at(index, s);
+        Some(index)
+    }
+
+    fn record_at(&mut self, index: usize, s: &Sample) {
+        let t = &mut self.targets[index];
         let (reason, detail) = match &s.outcome {
             Outcome::Success { .. } => (None, None),
             Outcome::Failure { reason, detail } => {
@@ -219,14 +269,24 @@ impl Engine {
     /// step their state machines. Returns the decisions for the actions stage.
     pub fn evaluate(&mut self, now: Instant, scope: Scope) -> Vec<Decision> {
         let mut decisions = Vec::new();
+        match scope {
+            Scope::Tick | Scope::Batch => self.batch_due = None,
+            Scope::Target(_) | Scope::Restarts => {}
+        }
         for i in 0..self.rules.len() {
             let rule = &self.config.rules[i];
+            let wide = self.rules[i].wide;
             let relevant = match scope {
                 Scope::Tick => true,
+                Scope::Batch => wide,
                 Scope::Target(t) => reads_target(&self.config, &rule.when, t),
                 Scope::Restarts => matches!(rule.when, Condition::Restarts { .. }),
             };
             if !relevant {
+                continue;
+            }
+            if wide && matches!(scope, Scope::Target(_)) {
+                self.batch_due.get_or_insert(now + BATCH);
                 continue;
             }
             let verdict = rules::assess(&self.config, rule, &View { engine: self, now });
@@ -255,6 +315,7 @@ impl Engine {
                 && !rule.actions.is_empty()
             {
                 decisions.push(Decision {
+                    generation: self.generation,
                     rule: i,
                     kind,
                     evidence: verdict.evidence.clone(),
@@ -273,6 +334,12 @@ impl Engine {
             .zip(&self.config.rules)
             .filter_map(|(s, r)| s.machine.deadline(r.for_))
             .min()
+    }
+
+    /// When the wide rules are due for the samples recorded since they
+    /// were last assessed.
+    pub fn batch_due(&self) -> Option<Instant> {
+        self.batch_due
     }
 
     /// Ready once every target has been probed at least once.
@@ -331,6 +398,21 @@ fn slo_windows(config: &Config, slo: usize) -> Vec<Duration> {
     spans.sort();
     spans.dedup();
     spans
+}
+
+/// The targets whose windows a condition reads.
+fn read_targets(config: &Config, when: &Condition) -> Vec<usize> {
+    match when {
+        Condition::ConsecutiveFailures { target, .. } | Condition::Latency { target, .. } => {
+            vec![*target]
+        }
+        Condition::ErrorRate {
+            target: Some(t), ..
+        } => vec![*t],
+        Condition::ErrorRate { target: None, .. } => (0..config.targets.len()).collect(),
+        Condition::BurnRate { slo, .. } => config.slos[*slo].targets.clone(),
+        Condition::Restarts { .. } => Vec::new(),
+    }
 }
 
 /// Whether a new sample of `target` can change this condition's verdict.

@@ -4,10 +4,9 @@
 //! rule is unchanged, restart counts when their window is. Everything else
 //! starts afresh, as on a new pod.
 
-use super::{Engine, TargetState};
-use crate::config::Config;
+use super::{Engine, RuleState, TargetState, read_targets};
+use crate::config::{Config, ConfigDiff, Mapping};
 use crate::rules::{Evidence, State};
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -20,94 +19,131 @@ pub struct Dropped {
     pub evidence: Evidence,
 }
 
-/// What carried over, for the log.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// What carried over from the old engine: per target and per rule of the
+/// new configuration, the old one whose state it took, and the firing rules
+/// that ended. This refines the configuration's diff: a target whose
+/// window changed shape starts afresh, and so do the rules that read it.
+#[derive(Debug, Default, Clone)]
 pub struct Carried {
-    pub targets: usize,
-    pub rules: usize,
+    pub targets: Mapping,
+    pub rules: Mapping,
+    pub dropped: Vec<Dropped>,
+}
+
+impl Carried {
+    pub fn targets_kept(&self) -> usize {
+        self.targets.iter().flatten().count()
+    }
+    pub fn rules_kept(&self) -> usize {
+        self.rules.iter().flatten().count()
+    }
 }
 
 impl Engine {
-    /// This engine's successor under `config`, with what carried over.
-    pub fn reload(self, config: Arc<Config>, now: Instant) -> (Engine, Carried, Vec<Dropped>) {
+    /// This engine's successor under `config` (generation `generation`),
+    /// taking over what `diff` says is the same.
+    pub fn reload(
+        self,
+        config: Arc<Config>,
+        diff: &ConfigDiff,
+        generation: u64,
+        now: Instant,
+    ) -> (Engine, Carried) {
         let mut next = Engine::new(config, self.telemetry.clone(), now);
-        let (carried, dropped) = next.take_over(self);
-        (next, carried, dropped)
+        next.generation = generation;
+        let carried = next.take_over(self, diff);
+        (next, carried)
     }
 
     /// Take what still applies from `old` (the engine of the previous
-    /// configuration). Returns the old firing rules that did not carry over.
-    pub fn take_over(&mut self, old: Engine) -> (Carried, Vec<Dropped>) {
-        let mut carried = Carried::default();
-        let old_config = old.config.clone();
-        let mut targets: HashMap<&str, (usize, TargetState)> = old_config
-            .targets
-            .iter()
-            .map(|t| t.name.as_str())
-            .zip(old.targets.into_iter().enumerate())
-            .collect();
-        // A target kept by name whose state could not carry over: rules
-        // then start afresh too (they refer to targets by position and read
-        // their windows).
-        let mut any_target_reset = false;
-        for (i, target) in self.config.targets.iter().enumerate() {
-            let Some((j, state)) = targets.remove(target.name.as_str()) else {
-                continue;
-            };
-            let new = &self.targets[i].window;
-            let same_window = state.window.horizon() == new.horizon()
-                && state.window.thresholds() == new.thresholds();
-            if i == j && old_config.targets[j] == *target && same_window {
-                let mut state = state;
-                std::mem::swap(&mut state.health, &mut self.targets[i].health);
-                if let Some(last) = &state.last {
-                    state.health.set(last.success, state.consecutive_failures);
-                }
-                self.targets[i] = state;
-                carried.targets += 1;
-            } else {
-                any_target_reset = true;
+    /// configuration).
+    fn take_over(&mut self, old: Engine, diff: &ConfigDiff) -> Carried {
+        // Samples of the old generation still in flight: those of a target
+        // that carried over are read against its new position.
+        let mut moved = vec![None; old.targets.len()];
+        for (i, j) in diff.targets.iter().enumerate() {
+            if let Some(j) = j {
+                moved[*j] = Some(i);
             }
         }
-        let rules_may_carry = !any_target_reset && old_config.slos == self.config.slos;
+        self.previous = Some(Previous {
+            generation: old.generation,
+            moved,
+        });
+        let mut old_targets: Vec<Option<TargetState>> = old.targets.into_iter().map(Some).collect();
+        let mut targets: Mapping = vec![None; self.targets.len()];
+        for (i, from) in diff.targets.iter().enumerate() {
+            let Some(j) = *from else { continue };
+            let same_window = old_targets[j].as_ref().is_some_and(|s| {
+                let new = &self.targets[i].window;
+                s.window.horizon() == new.horizon() && s.window.thresholds() == new.thresholds()
+            });
+            if !same_window {
+                continue;
+            }
+            let mut state = old_targets[j].take().expect("each old target maps once");
+            std::mem::swap(&mut state.health, &mut self.targets[i].health);
+            if let Some(last) = &state.last {
+                state.health.set(last.success, state.consecutive_failures);
+            }
+            self.targets[i] = state;
+            targets[i] = Some(j);
+        }
 
-        let mut dropped = Vec::new();
-        for (j, (rule, state)) in old_config.rules.iter().zip(old.rules).enumerate() {
-            let same = self
-                .config
-                .rules
+        let mut old_rules: Vec<Option<RuleState>> = old.rules.into_iter().map(Some).collect();
+        let mut rules: Mapping = vec![None; self.rules.len()];
+        for (i, from) in diff.rules.iter().enumerate() {
+            let Some(j) = *from else { continue };
+            let rule = &self.config.rules[i];
+            let inputs_kept = read_targets(&self.config, &rule.when)
                 .iter()
-                .position(|r| r == rule)
-                .filter(|_| rules_may_carry);
-            match same {
-                Some(i) => {
-                    self.telemetry.rule_state(&rule.name, state.machine.state());
-                    self.rules[i] = state;
-                    carried.rules += 1;
-                }
-                None if state.machine.state() == State::Firing => dropped.push(Dropped {
+                .all(|&t| targets[t].is_some());
+            if !inputs_kept {
+                continue;
+            }
+            let state = old_rules[j].take().expect("each old rule maps once");
+            self.telemetry.rule_state(&rule.name, state.machine.state());
+            self.rules[i] = state;
+            rules[i] = Some(j);
+        }
+        let dropped = old_rules
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, state)| {
+                let state = state?;
+                (state.machine.state() == State::Firing).then(|| Dropped {
                     rule: j,
                     evidence: state.evidence.unwrap_or(Evidence::Manual {
                         reason: "configuration reloaded".into(),
                     }),
-                }),
-                None => {}
-            }
-        }
+                })
+            })
+            .collect();
 
         if old.restarts_window == self.restarts_window {
             self.restarts = old.restarts;
             self.restarts_seen = old.restarts_seen;
         }
         self.started = old.started;
-        (carried, dropped)
+        Carried {
+            targets,
+            rules,
+            dropped,
+        }
     }
+}
+
+/// The previous generation, whose samples may still be on their way.
+pub(super) struct Previous {
+    pub generation: u64,
+    /// Per old target: its new index, when its probes carried over.
+    pub moved: Vec<Option<usize>>,
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::for_tests;
-    use crate::engine::{DecisionKind, Engine, Scope};
+    use crate::config::{ConfigDiff, for_tests};
+    use crate::engine::{Carried, DecisionKind, Engine, Scope};
     use crate::probe::{Outcome, Reason, Sample};
     use crate::telemetry::Telemetry;
     use std::sync::Arc;
@@ -122,14 +158,22 @@ mod tests {
         Engine::new(c.clone(), Telemetry::new(&c.service), Instant::now())
     }
 
+    /// `old`'s successor with `new`'s configuration.
+    fn reload(old: Engine, new: Engine) -> (Engine, Carried) {
+        let diff = ConfigDiff::new(&old.config, &new.config);
+        let generation = old.generation + 1;
+        old.reload(new.config.clone(), &diff, generation, Instant::now())
+    }
+
     const ONE: &str = r#"[{ name: health, url: "http://127.0.0.1:1/h", interval: 1s }]"#;
-    const TWO: &str = r#"[{ name: health, url: "http://127.0.0.1:1/h", interval: 1s }, { name: extra, url: "http://127.0.0.1:1/x", interval: 1s }]"#;
+    const TWO: &str = r#"[{ name: extra, url: "http://127.0.0.1:1/x", interval: 1s }, { name: health, url: "http://127.0.0.1:1/h", interval: 1s }]"#;
     const DOWN: &str =
         "{ name: down, when: { consecutive_failures: 3, target: health }, do: [rollback] }";
 
-    fn fail(e: &mut Engine) -> Vec<DecisionKind> {
-        e.record(&Sample {
-            target: 0,
+    fn failure(generation: u64, target: usize) -> Sample {
+        Sample {
+            generation,
+            target,
             at: Instant::now(),
             latency: Duration::from_millis(5),
             outcome: Outcome::Failure {
@@ -137,31 +181,45 @@ mod tests {
                 detail: "status 500".into(),
             },
             counted: true,
-        });
-        e.evaluate(Instant::now(), Scope::Target(0))
+        }
+    }
+
+    /// A failure of `health` as its probe, still in generation
+    /// `generation` at position `target`, reports it.
+    fn fail_as(e: &mut Engine, generation: u64, target: usize) -> Vec<DecisionKind> {
+        let Some(t) = e.record(&failure(generation, target)) else {
+            return Vec::new();
+        };
+        e.evaluate(Instant::now(), Scope::Target(t))
             .iter()
             .map(|d| d.kind)
             .collect()
     }
 
+    fn fail(e: &mut Engine) -> Vec<DecisionKind> {
+        let (generation, target) = (e.generation, e.config.targets.len() - 1);
+        fail_as(e, generation, target)
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn unchanged_targets_and_rules_keep_their_state() {
+    async fn unchanged_targets_and_rules_keep_their_state_wherever_they_move() {
         let mut old = engine(ONE, &format!("[{DOWN}]"));
         for _ in 0..3 {
             fail(&mut old);
         }
         let extra =
             "{ name: slow, when: { error_rate: { above: 50%, window: 1m } }, do: [rollback] }";
-        let mut new = engine(TWO, &format!("[{extra}, {DOWN}]"));
-        let (carried, dropped) = new.take_over(old);
-        assert_eq!((carried.targets, carried.rules), (1, 1));
-        assert!(dropped.is_empty(), "{dropped:?}");
-        // Still firing: no new firing, a reminder on the tick.
-        assert_eq!(fail(&mut new), Vec::<DecisionKind>::new());
+        let (mut new, carried) = reload(old, engine(TWO, &format!("[{extra}, {DOWN}]")));
+        assert_eq!(carried.targets, vec![None, Some(0)]);
+        assert_eq!(carried.rules, vec![None, Some(0)]);
+        assert!(carried.dropped.is_empty(), "{:?}", carried.dropped);
+        // A probe of the old generation still on its way counts for health,
+        // now second: still firing, no new firing.
+        assert_eq!(fail_as(&mut new, 0, 0), Vec::<DecisionKind>::new());
         let tick = new.evaluate(Instant::now(), Scope::Tick);
         assert!(
             tick.iter()
-                .any(|d| d.rule == 1 && d.kind == DecisionKind::Firing),
+                .any(|d| d.rule == 1 && d.generation == 1 && d.kind == DecisionKind::Firing),
             "{tick:?}"
         );
         assert!(
@@ -170,7 +228,21 @@ mod tests {
         );
         let status = new.status(Instant::now());
         let json = serde_json::to_value(&status).unwrap();
-        assert_eq!(json["targets"][0]["consecutive_failures"], 4, "{json:#}");
+        assert_eq!(json["targets"][1]["consecutive_failures"], 4, "{json:#}");
+        assert_eq!(json["targets"][0]["consecutive_failures"], 0, "{json:#}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn samples_of_a_changed_target_or_an_older_generation_are_dropped() {
+        let old = engine(ONE, &format!("[{DOWN}]"));
+        let moved = ONE.replace("/h\"", "/healthz\"");
+        let (mut new, _) = reload(old, engine(&moved, &format!("[{DOWN}]")));
+        assert_eq!(new.record(&failure(0, 0)), None);
+        let (mut newer, _) = reload(new, engine(&moved, &format!("[{DOWN}]")));
+        assert_eq!(newer.record(&failure(0, 0)), None);
+        assert_eq!(newer.record(&failure(1, 0)), Some(0));
+        assert_eq!(newer.record(&failure(2, 0)), Some(0));
+        assert_eq!(newer.record(&failure(2, 7)), None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -180,11 +252,10 @@ mod tests {
             fail(&mut old);
         }
         let stricter = DOWN.replace("consecutive_failures: 3", "consecutive_failures: 5");
-        let mut new = engine(ONE, &format!("[{stricter}]"));
-        let (carried, dropped) = new.take_over(old);
-        assert_eq!((carried.targets, carried.rules), (1, 0));
-        assert_eq!(dropped.len(), 1);
-        assert_eq!(dropped[0].rule, 0);
+        let (mut new, carried) = reload(old, engine(ONE, &format!("[{stricter}]")));
+        assert_eq!((carried.targets_kept(), carried.rules_kept()), (1, 0));
+        assert_eq!(carried.dropped.len(), 1);
+        assert_eq!(carried.dropped[0].rule, 0);
         // The target's counter carried over: the fifth failure fires the new rule.
         assert_eq!(fail(&mut new), Vec::<DecisionKind>::new());
         assert_eq!(fail(&mut new), vec![DecisionKind::Fired]);
@@ -197,10 +268,9 @@ mod tests {
             fail(&mut old);
         }
         let moved = ONE.replace("/h\"", "/healthz\"");
-        let mut new = engine(&moved, &format!("[{DOWN}]"));
-        let (carried, dropped) = new.take_over(old);
-        assert_eq!((carried.targets, carried.rules), (0, 0));
-        assert_eq!(dropped.len(), 1);
+        let (mut new, carried) = reload(old, engine(&moved, &format!("[{DOWN}]")));
+        assert_eq!((carried.targets_kept(), carried.rules_kept()), (0, 0));
+        assert_eq!(carried.dropped.len(), 1);
         assert_eq!(fail(&mut new), Vec::<DecisionKind>::new());
     }
 }

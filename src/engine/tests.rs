@@ -27,6 +27,7 @@ rules: {rules}
 
 fn sample(target: usize, ok: bool, latency_ms: u64) -> Sample {
     Sample {
+        generation: 0,
         target,
         at: Instant::now(),
         latency: Duration::from_millis(latency_ms),

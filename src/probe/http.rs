@@ -113,6 +113,7 @@ impl Prober {
         };
         let latency = at.elapsed().min(t.timeout);
         Sample {
+            generation: 0,
             target,
             at,
             latency,

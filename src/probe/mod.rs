@@ -10,7 +10,7 @@ mod schedule;
 
 pub use expect::{check, json_path};
 pub use http::Prober;
-pub use schedule::{Warmup, spawn_all};
+pub use schedule::{Place, Probes, Warmup};
 
 use std::time::Duration;
 use tokio::time::Instant;
@@ -66,7 +66,9 @@ impl Outcome {
 /// One probe result, as it flows from a prober to the engine.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// Index of the target in the configuration.
+    /// The configuration generation `target` indexes into.
+    pub generation: u64,
+    /// Index of the target in that generation's configuration.
     pub target: usize,
     /// When the probe started (monotonic clock).
     pub at: Instant,

@@ -1,80 +1,184 @@
 //! Scheduling: one task per target. Ticks that pass while a probe runs are
 //! skipped, never queued, so a slow app cannot build a backlog; how late
 //! each probe started is measured as schedule lag.
+//!
+//! The tasks are keyed by target name: on a reload, a target that did not
+//! change keeps its task, and so its schedule and warm-up; it is only told
+//! its place in the new configuration (its generation and index), so its
+//! samples are read against the right target.
 
 use super::http::Request;
 use super::{Prober, Sample};
-use crate::config::Config;
+use crate::config::{Config, ConfigDiff, Target};
 use crate::telemetry::Telemetry;
 use rand::Rng;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-/// Spawn one probing task per target into `tasks`. Each stops when `stop`
-/// is cancelled or the engine hangs up.
-pub fn spawn_all(
-    config: &Arc<Config>,
-    prober: &Prober,
-    samples: &mpsc::Sender<Sample>,
-    telemetry: &Telemetry,
-    stop: &CancellationToken,
-    tasks: &mut JoinSet<()>,
-) -> Result<(), String> {
-    let start = Instant::now();
-    for (index, target) in config.targets.iter().enumerate() {
-        let request = Request::new(target)?;
-        let task = TargetLoop {
-            index,
-            config: config.clone(),
-            request,
-            prober: prober.clone(),
-            samples: samples.clone(),
-            telemetry: telemetry.clone(),
-            start,
+/// Where a target stands: the configuration generation and its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub generation: u64,
+    pub index: usize,
+}
+
+/// The running probe tasks, one per target.
+pub struct Probes {
+    prober: Prober,
+    samples: mpsc::Sender<Sample>,
+    telemetry: Telemetry,
+    /// Cancelled: every task stops.
+    stop: CancellationToken,
+    running: HashMap<String, Running>,
+    tasks: JoinSet<()>,
+}
+
+/// One target's task: how to stop it and how to tell it where it stands.
+struct Running {
+    stop: CancellationToken,
+    place: watch::Sender<Place>,
+}
+
+impl Probes {
+    /// Start probing every target of `config` (generation `generation`).
+    pub fn start(
+        config: &Config,
+        generation: u64,
+        prober: Prober,
+        samples: mpsc::Sender<Sample>,
+        telemetry: Telemetry,
+        stop: CancellationToken,
+    ) -> Result<Probes, String> {
+        let requests = requests(config)?;
+        let mut probes = Probes {
+            prober,
+            samples,
+            telemetry,
+            stop,
+            running: HashMap::new(),
+            tasks: JoinSet::new(),
         };
-        let stop = stop.clone();
-        tasks.spawn(async move {
+        for (index, (target, request)) in config.targets.iter().zip(requests).enumerate() {
+            probes.spawn(target, request, Place { generation, index });
+        }
+        Ok(probes)
+    }
+
+    /// Requests for every target of a configuration, checked before
+    /// anything changes.
+    pub fn check(config: &Config) -> Result<(), String> {
+        requests(config).map(drop)
+    }
+
+    /// Move to `config` (generation `generation`): targets `diff` says are
+    /// the same keep probing (told their new place), the others stop, new
+    /// and changed ones start (with `prober`, the new configuration's).
+    pub fn apply(
+        &mut self,
+        config: &Config,
+        diff: &ConfigDiff,
+        generation: u64,
+        prober: Prober,
+    ) -> Result<(), String> {
+        let requests = requests(config)?;
+        let mut kept = HashMap::new();
+        for (index, from) in diff.targets.iter().enumerate() {
+            let name = &config.targets[index].name;
+            if from.is_some()
+                && let Some(task) = self.running.remove(name)
+            {
+                task.place.send_replace(Place { generation, index });
+                kept.insert(name.clone(), task);
+            }
+        }
+        for (_, gone) in self.running.drain() {
+            gone.stop.cancel();
+        }
+        self.running = kept;
+        self.prober = prober;
+        for (index, (target, request)) in config.targets.iter().zip(requests).enumerate() {
+            if !self.running.contains_key(&target.name) {
+                self.spawn(target, request, Place { generation, index });
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop every task and wait for them.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    fn spawn(&mut self, target: &Target, request: Request, place: Place) {
+        let stop = self.stop.child_token();
+        let (place_tx, place_rx) = watch::channel(place);
+        let task = TargetLoop {
+            target: target.clone(),
+            place: place_rx,
+            request,
+            prober: self.prober.clone(),
+            samples: self.samples.clone(),
+            telemetry: self.telemetry.clone(),
+            warmup: Warmup::new(Instant::now(), target.warmup),
+        };
+        let cancelled = stop.clone();
+        self.tasks.spawn(async move {
             tokio::select! {
-                _ = stop.cancelled() => {}
+                _ = cancelled.cancelled() => {}
                 _ = task.run() => {}
             }
         });
+        // Finished tasks are reaped as new ones start, so the set stays small.
+        while self.tasks.try_join_next().is_some() {}
+        self.running.insert(
+            target.name.clone(),
+            Running {
+                stop,
+                place: place_tx,
+            },
+        );
     }
-    Ok(())
+}
+
+fn requests(config: &Config) -> Result<Vec<Request>, String> {
+    config.targets.iter().map(Request::new).collect()
 }
 
 struct TargetLoop {
-    index: usize,
-    config: Arc<Config>,
+    target: Target,
+    place: watch::Receiver<Place>,
     request: Request,
     prober: Prober,
     samples: mpsc::Sender<Sample>,
     telemetry: Telemetry,
-    start: Instant,
+    warmup: Warmup,
 }
 
 impl TargetLoop {
-    async fn run(self) {
-        let target = &self.config.targets[self.index];
+    async fn run(mut self) {
+        let target = &self.target;
         // The schedule starts when this task first runs, not when it was
         // spawned: the rest of start-up (building receivers' clients) must
         // not count as lag of the first probe.
         let mut ticker =
             tokio::time::interval_at(Instant::now() + phase(target.interval), target.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let mut warmup = Warmup::new(self.start, target.warmup);
         loop {
             let scheduled = ticker.tick().await;
             self.telemetry.probe_lag(
                 &target.name,
                 Instant::now().saturating_duration_since(scheduled),
             );
-            let mut sample = self.prober.probe(self.index, target, &self.request).await;
-            sample.counted = warmup.counts(sample.at, sample.outcome.is_success());
+            let mut sample = self.prober.probe(0, target, &self.request).await;
+            // Read after the probe: a reload while it ran has moved it.
+            let place = *self.place.borrow();
+            (sample.generation, sample.target) = (place.generation, place.index);
+            sample.counted = self.warmup.counts(sample.at, sample.outcome.is_success());
             self.telemetry.probe(target, &sample);
             if self.samples.send(sample).await.is_err() {
                 return;

@@ -9,7 +9,9 @@
 
 use super::app::{Answer, App, Endpoint};
 use super::oracle::Oracle;
-use crate::act::{ActionLog, Actor, Backend, Notice, Revision, WebhookBackend, retry};
+use crate::act::{
+    ActionLog, Actor, Backend, Notice, Receivers, Revision, ToActor, WebhookBackend, retry,
+};
 use crate::config::{Config, Target, Webhook};
 use crate::engine::{Decision, DecisionKind, Engine, Scope};
 use crate::probe::{Outcome, Reason, Sample, Warmup};
@@ -63,7 +65,7 @@ pub struct Sim {
     next_tick: Instant,
     next_poll: Instant,
     polled: Instant,
-    decisions: mpsc::Sender<Decision>,
+    decisions: mpsc::Sender<ToActor>,
     notices: mpsc::Receiver<Notice>,
     events: broadcast::Receiver<Event>,
     stop: CancellationToken,
@@ -107,7 +109,10 @@ impl Sim {
             revision,
             log.clone(),
         )
-        .with_pager(notice_tx);
+        .with_receivers(Receivers {
+            pagerduty: Some(notice_tx),
+            ..Receivers::default()
+        });
         let (decisions, rx) = mpsc::channel(256);
         let stop = CancellationToken::new();
         tokio::spawn(actor.run(rx, stop.clone(), Duration::from_millis(700)));
@@ -234,8 +239,9 @@ impl Sim {
             None => p.next,
         });
         let deadline = self.engine.next_deadline().unwrap_or(self.next_tick);
+        let batch = self.engine.batch_due().unwrap_or(self.next_tick);
         probes
-            .chain([self.next_tick, self.next_poll, deadline])
+            .chain([self.next_tick, self.next_poll, deadline, batch])
             .min()
             .expect("at least the tick")
     }
@@ -253,9 +259,9 @@ impl Sim {
                 } else {
                     self.samples.1 += 1;
                 }
-                self.engine.record(&s);
+                let target = self.engine.record(&s).expect("one generation");
                 self.oracle.record(&s);
-                let found = self.engine.evaluate(now, Scope::Target(i));
+                let found = self.engine.evaluate(now, Scope::Target(target));
                 self.act(found, now).await;
             }
         }
@@ -268,6 +274,7 @@ impl Sim {
                 let p = &mut self.probers[i];
                 let counted = p.warmup.counts(now, outcome.is_success());
                 p.in_flight = Some(Sample {
+                    generation: 0,
                     target: i,
                     at: now,
                     latency,
@@ -298,6 +305,9 @@ impl Sim {
             }
             let found = self.engine.evaluate(now, Scope::Tick);
             self.act(found, now).await;
+        } else if self.engine.batch_due().is_some_and(|d| d <= now) {
+            let found = self.engine.evaluate(now, Scope::Batch);
+            self.act(found, now).await;
         }
     }
 
@@ -312,7 +322,10 @@ impl Sim {
                 rule: self.config.rules[d.rule].name.clone(),
                 what: What::Decision(d.kind),
             });
-            self.decisions.send(d).await.expect("the actor runs");
+            self.decisions
+                .send(ToActor::Decision(d))
+                .await
+                .expect("the actor runs");
         }
         self.settle().await;
     }

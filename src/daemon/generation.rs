@@ -1,0 +1,174 @@
+//! One configuration generation: everything a loaded configuration needs
+//! (the probe client, the rollback backend, the receivers that changed),
+//! built before anything starts, so that a failure changes nothing. Start
+//! builds generation 0 and spawns it; a reload builds the next one against
+//! the running configuration's diff and hands it over.
+
+use super::{StartError, status_url};
+use crate::act::{ActionLog, Backend, Receivers, Revision, alertmanager, grafana, pagerduty};
+use crate::cluster::{self, RestartWatcher};
+use crate::config::{Config, ReceiverChanges};
+use crate::probe::{Prober, Probes};
+use crate::telemetry::Telemetry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A receiver's loop, to be started with its stop token.
+pub(super) type ReceiverRun = Box<dyn FnOnce(CancellationToken) -> BoxFuture + Send>;
+type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// What every generation is built from: the process, not the file.
+pub(super) struct Env<'a> {
+    pub options: &'a super::Options,
+    pub addr: SocketAddr,
+    pub telemetry: &'a Telemetry,
+    pub actions: &'a ActionLog,
+    pub revision: &'a Revision,
+}
+
+/// Everything one configuration needs, built and not yet running.
+pub(super) struct Generation {
+    pub number: u64,
+    pub config: Arc<Config>,
+    pub cluster: Option<(cluster::Context, cluster::Identity)>,
+    pub prober: Prober,
+    pub backend: Option<Backend>,
+    /// The receivers `built` names, and their loops.
+    pub receivers: Receivers,
+    pub receiver_runs: Vec<ReceiverRun>,
+    pub built: ReceiverChanges,
+}
+
+impl Generation {
+    /// Build generation `number` of `config`. Only the receivers `build`
+    /// names are made (a reload keeps the others running).
+    pub fn build(
+        number: u64,
+        config: Arc<Config>,
+        cluster: Option<(cluster::Context, cluster::Identity)>,
+        build: ReceiverChanges,
+        env: &Env,
+    ) -> Result<Generation, StartError> {
+        Probes::check(&config).map_err(StartError::Setup)?;
+        let prober = Prober::new(&config.tls).map_err(StartError::Setup)?;
+        let backend = Backend::from_config(&config, cluster.clone()).map_err(StartError::Setup)?;
+        let (receivers, receiver_runs) = build_receivers(&config, build, env)?;
+        Ok(Generation {
+            number,
+            config,
+            cluster,
+            prober,
+            backend,
+            receivers,
+            receiver_runs,
+            built: build,
+        })
+    }
+
+    /// The restart-count poll this generation needs, if any.
+    pub fn restart_watcher(&self, options: &super::Options) -> Option<RestartWatcher> {
+        let (ctx, id) = self.cluster.as_ref()?;
+        let window = self.config.restarts_window()?;
+        Some(RestartWatcher::new(
+            ctx.client.clone(),
+            &id.namespace,
+            &id.pod_selector,
+            options.restart_poll,
+            window,
+        ))
+    }
+}
+
+/// Build the configured receivers among `which` (Alertmanager, PagerDuty,
+/// Grafana) and the loops that run them; nothing runs yet.
+fn build_receivers(
+    config: &Config,
+    which: ReceiverChanges,
+    env: &Env,
+) -> Result<(Receivers, Vec<ReceiverRun>), StartError> {
+    let namespace = env.options.kubernetes.as_ref().map(|k| k.namespace.clone());
+    let mut receivers = Receivers::default();
+    let mut runs: Vec<ReceiverRun> = Vec::new();
+    if let Some(am) = config
+        .page
+        .alertmanager
+        .as_ref()
+        .filter(|_| which.alertmanager)
+    {
+        let context = alertmanager::Context {
+            service: config.service.clone(),
+            revision: env.revision.id.clone(),
+            namespace: namespace.clone(),
+            generator_url: status_url(env.addr),
+        };
+        let pager = alertmanager::Pager::new(
+            am.clone(),
+            &config.tls,
+            context,
+            env.telemetry.clone(),
+            env.actions.clone(),
+        )
+        .map_err(StartError::Setup)?;
+        receivers.alertmanager = Some(queue(&mut runs, |rx, stop| pager.run(rx, stop)));
+    }
+    if let Some(g) = config.grafana.as_ref().filter(|_| which.grafana) {
+        let annotator = grafana::Annotator::new(
+            g.clone(),
+            &config.tls,
+            &config.service,
+            &env.revision.id,
+            env.telemetry.clone(),
+        )
+        .map_err(StartError::Setup)?;
+        receivers.grafana = Some(queue(&mut runs, |rx, stop| annotator.run(rx, stop)));
+    }
+    if let Some(pd) = config.page.pagerduty.as_ref().filter(|_| which.pagerduty) {
+        let context = pagerduty::Context {
+            service: config.service.clone(),
+            revision: env.revision.id.clone(),
+            namespace,
+            source: env
+                .options
+                .kubernetes
+                .as_ref()
+                .map(|k| k.pod.clone())
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| config.service.clone()),
+            status_url: status_url(env.addr),
+            dashboard_url: config.grafana.as_ref().and_then(|g| {
+                // A link for the person paged: without Grafana's credentials.
+                let mut url = crate::redact::url(&g.url)
+                    .join("d/backstop-overview")
+                    .ok()?;
+                url.query_pairs_mut()
+                    .append_pair("var-service", &config.service);
+                Some(url.to_string())
+            }),
+        };
+        let pager = pagerduty::Pager::new(
+            pd.clone(),
+            &config.tls,
+            context,
+            env.telemetry.clone(),
+            env.actions.clone(),
+        )
+        .map_err(StartError::Setup)?;
+        receivers.pagerduty = Some(queue(&mut runs, |rx, stop| pager.run(rx, stop)));
+    }
+    Ok((receivers, runs))
+}
+
+/// A receiver's queue: the sender for the actions stage, and its loop
+/// (reading the other end) added to `runs`.
+fn queue<T, F, Fut>(runs: &mut Vec<ReceiverRun>, run: F) -> mpsc::Sender<T>
+where
+    T: Send + 'static,
+    F: FnOnce(mpsc::Receiver<T>, CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(64);
+    runs.push(Box::new(move |stop| Box::pin(run(rx, stop))));
+    tx
+}
