@@ -8,7 +8,7 @@ mod expect;
 mod http;
 mod schedule;
 
-pub use expect::{check, json_path};
+pub use expect::{Body, check, json_path};
 pub use http::Prober;
 pub use schedule::{Warmup, spawn_all};
 
@@ -32,6 +32,10 @@ pub enum Reason {
     Body,
     /// A JSON path is missing or holds another value, or the body is not JSON.
     Json,
+    /// The body is longer than the read cap (1 MiB), so an expectation on
+    /// it could not be checked: the JSON was not parsed, or the text was not
+    /// in the part read.
+    Truncated,
     /// Answered correctly but slower than `max_latency`.
     Latency,
 }
@@ -45,6 +49,7 @@ impl Reason {
             Reason::Status => "status",
             Reason::Body => "body",
             Reason::Json => "json",
+            Reason::Truncated => "truncated",
             Reason::Latency => "latency",
         }
     }

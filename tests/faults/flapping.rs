@@ -29,7 +29,7 @@ service: checkout
 targets:
   - name: health
     url: "{}"
-    interval: 50ms
+    interval: 100ms
 rules:
   - name: health-down
     when: {{ consecutive_failures: 1, target: health }}
@@ -41,7 +41,7 @@ page:
         key.path().display(),
         pd.url
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(50)).await;
+    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let queue = QueueWatch::start(&d, "pagerduty");
@@ -105,7 +105,7 @@ service: checkout
 targets:
   - name: health
     url: "{}"
-    interval: 50ms
+    interval: 100ms
 rules:
   - name: health-down
     when: {{ consecutive_failures: 1, target: health }}
@@ -116,7 +116,7 @@ page:
         app.url("/health"),
         am.url()
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(50)).await;
+    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let queue = QueueWatch::start(&d, "alertmanager");
@@ -235,7 +235,7 @@ service: checkout
 targets:
   - name: health
     url: "{}"
-    interval: 50ms
+    interval: 100ms
 rules:
   - name: health-down
     when: {{ consecutive_failures: 1, target: health }}
@@ -246,7 +246,7 @@ rollback:
         app.url("/health"),
         deployer.url()
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(50)).await;
+    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let mark = d.mark().await;
