@@ -253,14 +253,22 @@ rollback:
     flap(&mut d, &app, 20).await;
     d.assert_on_schedule(&mark).await;
     d.assert_serving().await;
-    let e = d
-        .wait_for(
-            "the rollback outcome",
-            Duration::from_secs(5),
-            action("rollback"),
-        )
-        .await;
-    let Event::Action(r) = e else { unreachable!() };
+    // The attempts may have run out while the rule was still flapping
+    // (probes every 100 ms, the floor, make twenty episodes take ~6 s).
+    let r = match d.actions.iter().find(|r| r.action == "rollback") {
+        Some(r) => r.clone(),
+        None => {
+            let e = d
+                .wait_for(
+                    "the rollback outcome",
+                    Duration::from_secs(5),
+                    action("rollback"),
+                )
+                .await;
+            let Event::Action(r) = e else { unreachable!() };
+            r
+        }
+    };
     assert_eq!(r.outcome, "failed", "{}", r.detail);
     sleep(Duration::from_millis(500)).await;
     let text = d.metrics().await;
