@@ -2,10 +2,11 @@
 //! validation into the typed `Config` (see `types`), or every problem found,
 //! each with the path of its field, in document order.
 //!
-//! Pipeline: `yaml` (text → value) → `expand` (`${VAR}`) → `raw` (contract
-//! shape, unknown keys kept) → `validate`, `targets`, `rules` (→ `Config`),
-//! which read leaves with `units` (durations, percentages, numbers) and
-//! `values` (text, names, URLs, secret files); `error` collects problems.
+//! Pipeline: `file` (a bounded read of a regular file) → `yaml` (text →
+//! value) → `expand` (`${VAR}`) → `raw` (contract shape, unknown keys kept)
+//! → `validate`, `targets`, `rules` (→ `Config`), which read leaves with
+//! `units` (durations, percentages, numbers) and `values` (text, names,
+//! URLs, secret files, read through `file` too); `error` collects problems.
 
 mod error;
 mod expand;

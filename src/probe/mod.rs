@@ -26,7 +26,8 @@ pub enum Reason {
     Tls,
     /// No complete answer within the timeout.
     Timeout,
-    /// Status code not among the expected ones.
+    /// Status code not among the expected ones (a redirect not followed
+    /// is judged as its 3xx).
     Status,
     /// Body does not contain the expected text (or could not be read).
     Body,
