@@ -2,14 +2,16 @@
 //! validation into the typed `Config` (see `types`), or every problem found,
 //! each with the path of its field, in document order.
 //!
-//! Pipeline: `yaml` (text → value) → `expand` (`${VAR}`) → `raw` (contract
-//! shape, unknown keys kept) → `validate`, `targets`, `rules` (→ `Config`),
-//! which read leaves with `units` (durations, percentages, numbers) and
-//! `values` (text, names, URLs, secret files); `error` collects problems.
+//! Pipeline: `file` (a bounded read of a regular file) → `yaml` (text →
+//! value) → `expand` (`${VAR}`) → `raw` (contract shape, unknown keys kept)
+//! → `validate`, `targets`, `rules` (→ `Config`), which read leaves with
+//! `units` (durations, percentages, numbers) and `values` (text, names,
+//! URLs, secret files, read through `file` too); `error` collects problems.
 
 mod diff;
 mod error;
 mod expand;
+mod file;
 mod raw;
 mod rules;
 mod security;
@@ -36,6 +38,7 @@ use std::time::Duration;
 
 pub use diff::{ConfigDiff, Mapping, ReceiverChanges};
 pub use error::{ConfigError, ConfigErrors};
+pub use file::MAX_CONFIG_BYTES;
 pub use types::*;
 
 /// Windows keep at least this much history, so `/status` can always show the
@@ -48,13 +51,28 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9464";
 /// Reads and validates the configuration file at `path`, expanding `${VAR}`
 /// from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigErrors(vec![ConfigError::new(
-            "",
-            format!("cannot read configuration file {}: {e}", path.display()),
-        )])
-    })?;
-    parse(&text, &|name| std::env::var(name).ok())
+    parse_file(path, &read_file(path)?)
+}
+
+/// The bytes of the configuration file at `path`: a regular file (or a
+/// symlink to one) of at most `MAX_CONFIG_BYTES`. Never blocks on a FIFO;
+/// may still block on a hung filesystem, like any read.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, ConfigErrors> {
+    file::read(path, MAX_CONFIG_BYTES).map_err(|e| cannot_read(path, e))
+}
+
+/// Validates what `read_file` returned, expanding `${VAR}` from the process
+/// environment. Reads the files it names (`header_files`, `*_file`).
+pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<Config, ConfigErrors> {
+    let text = std::str::from_utf8(bytes).map_err(|_| cannot_read(path, "it is not UTF-8 text"))?;
+    parse(text, &|name| std::env::var(name).ok())
+}
+
+fn cannot_read(path: &Path, why: impl std::fmt::Display) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError::new(
+        "",
+        format!("cannot read configuration file {}: {why}", path.display()),
+    )])
 }
 
 /// Validates configuration text. `env` looks up variables for `${VAR}`

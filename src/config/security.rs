@@ -3,8 +3,6 @@
 //! the configuration loads, so a missing or unusable file is reported with
 //! its path before anything starts.
 
-use std::io::Read;
-
 use super::error::{self, Problems};
 use super::raw::{self, RawAdmin, RawTls};
 use super::types::{Admin, CaBundle, Tls};
@@ -100,16 +98,9 @@ fn ca_bundle(p: &mut Problems, path: &str, value: &serde_json::Value) -> Option<
     }
 }
 
-fn read_limited(file: &str) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(file)?
-        .take(MAX_CA_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_CA_BYTES {
-        return Err(std::io::Error::other(format!(
-            "larger than {} MiB, which is too big for a CA bundle",
-            MAX_CA_BYTES / 1024 / 1024
-        )));
-    }
-    Ok(bytes)
+fn read_limited(file: &str) -> Result<Vec<u8>, String> {
+    super::file::read(std::path::Path::new(file), MAX_CA_BYTES).map_err(|e| match e {
+        super::file::ReadError::TooLarge(_) => format!("{e}, which is too big for a CA bundle"),
+        e => e.to_string(),
+    })
 }

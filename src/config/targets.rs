@@ -9,13 +9,18 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{self, RawExpect, RawTarget};
-use super::types::{Expect, HeaderValue, Target};
+use super::types::{Expect, HeaderValue, Redirects, Target};
 use super::units::{self, Zero, show};
 use super::values;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// The default timeout is this, or the interval when that is shorter.
 const DEFAULT_TIMEOUT_CAP: Duration = Duration::from_secs(2);
+/// Probes more often than this flood the app and the logs with failures;
+/// such a value is usually `1m` typed as `1ms`.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// Below this no answer arrives in time, not even from loopback.
+const MIN_TIMEOUT: Duration = Duration::from_millis(10);
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// `targets`: required, at least one, unique names.
@@ -60,15 +65,16 @@ fn target(p: &mut Problems, path: &str, t: &RawTarget) -> Option<Target> {
         values::required(p, &at("name"), &t.name).and_then(|v| values::name(p, &at("name"), v));
     let url =
         values::required(p, &at("url"), &t.url).and_then(|v| values::http_url(p, &at("url"), v));
-    let interval = units::duration_or(
-        p,
-        &at("interval"),
-        &t.interval,
-        DEFAULT_INTERVAL,
-        Zero::Forbidden,
-    );
+    let interval = match &t.interval {
+        Some(v) => floored(p, &at("interval"), v, MIN_INTERVAL, units::MAX_DURATION),
+        None => Some(DEFAULT_INTERVAL),
+    };
     let timeout = match (&t.timeout, interval) {
-        (Some(v), _) => units::duration(p, &at("timeout"), v, Zero::Forbidden),
+        (Some(v), _) => {
+            // A suggested fix must also fit within the interval.
+            let limit = interval.unwrap_or(units::MAX_DURATION);
+            floored(p, &at("timeout"), v, MIN_TIMEOUT, limit)
+        }
         (None, Some(interval)) => Some(interval.min(DEFAULT_TIMEOUT_CAP)),
         (None, None) => None,
     };
@@ -93,6 +99,10 @@ fn target(p: &mut Problems, path: &str, t: &RawTarget) -> Option<Target> {
         None => Some("GET".to_owned()),
     };
     let headers = headers(p, path, &t.headers, &t.header_files);
+    let follow_redirects = match &t.follow_redirects {
+        Some(v) => follow_redirects(p, &at("follow_redirects"), v),
+        None => Some(Redirects::default()),
+    };
     let expect = match &t.expect {
         Some(e) => expect(p, &at("expect"), e),
         None => Some(Expect::default()),
@@ -105,8 +115,85 @@ fn target(p: &mut Problems, path: &str, t: &RawTarget) -> Option<Target> {
         warmup: warmup?,
         method: method?,
         headers: headers?,
+        follow_redirects: follow_redirects?,
         expect: expect?,
     })
+}
+
+/// A duration of at least `floor`. Below it, the message suggests the
+/// likely intended unit (`1ms` → `1m`, `5ns` → `5s`) when that reading is
+/// within `floor..=limit`.
+fn floored(
+    p: &mut Problems,
+    path: &str,
+    value: &Value,
+    floor: Duration,
+    limit: Duration,
+) -> Option<Duration> {
+    let d = units::duration(p, path, value, Zero::Forbidden)?;
+    if d >= floor {
+        return Some(d);
+    }
+    // It parsed as a duration, so it is text, and safe to show as written.
+    let written = value.as_str().map(str::trim).unwrap_or_default();
+    let shown = if written.is_empty() || written.len() > 20 {
+        show(d)
+    } else {
+        written.to_owned()
+    };
+    let hint = intended_unit(written, floor, limit)
+        .map(|s| format!("; did you mean {s}?"))
+        .unwrap_or_default();
+    p.add(
+        path,
+        format!("{shown} is below the {} floor{hint}", show(floor)),
+    );
+    None
+}
+
+/// `1ms` read as `1m` (or `1s`), `5ns`/`5us` as `5s`: the first reading
+/// within `floor..=limit`, for a plain number with one small unit.
+fn intended_unit(written: &str, floor: Duration, limit: Duration) -> Option<String> {
+    let number_end = written
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(written.len());
+    let (number, unit) = written.split_at(number_end);
+    let units: &[&str] = match unit.trim() {
+        "ms" => &["m", "s"],
+        "ns" | "us" | "µs" => &["s"],
+        _ => return None,
+    };
+    units
+        .iter()
+        .map(|u| format!("{number}{u}"))
+        .find(|s| humantime::parse_duration(s).is_ok_and(|d| (floor..=limit).contains(&d)))
+}
+
+/// `none` or `same-origin`.
+fn follow_redirects(p: &mut Problems, path: &str, value: &Value) -> Option<Redirects> {
+    let choices = Redirects::NAMES.join(", ");
+    let Some(given) = value.as_str() else {
+        p.add(
+            path,
+            format!("expected one of {choices}, got {}", values::describe(value)),
+        );
+        return None;
+    };
+    match given.trim() {
+        "none" => Some(Redirects::None),
+        "same-origin" => Some(Redirects::SameOrigin),
+        other => {
+            p.add(
+                path,
+                format!(
+                    "{} is not one of {choices}{}",
+                    values::quote(other),
+                    error::did_you_mean(other, Redirects::NAMES)
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn method(p: &mut Problems, path: &str, value: &Value) -> Option<String> {

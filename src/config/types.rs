@@ -165,8 +165,33 @@ pub struct Target {
     pub method: String,
     /// Request headers (values may come from `header_files`, hence `Secret`).
     pub headers: BTreeMap<String, HeaderValue>,
+    /// Which redirects a probe follows. Default none.
+    pub follow_redirects: Redirects,
     /// What a good answer looks like.
     pub expect: Expect,
+}
+
+/// `targets[].follow_redirects`: which redirects a probe follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Redirects {
+    /// None: a 3xx is the answer, judged by `expect.status`.
+    #[default]
+    None,
+    /// Only to the same scheme, host and port, so configured headers never
+    /// leave the origin they were written for; a hop elsewhere is not taken.
+    SameOrigin,
+}
+
+impl Redirects {
+    /// The names the configuration accepts, in the order docs list them.
+    pub const NAMES: [&'static str; 2] = ["none", "same-origin"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Redirects::None => "none",
+            Redirects::SameOrigin => "same-origin",
+        }
+    }
 }
 
 /// A header value; secret ones are read from files and never printed.

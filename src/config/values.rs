@@ -2,8 +2,6 @@
 //! files, and how a bad value is shown in a message. Each reader records a
 //! problem naming the bad value and returns None, so validation goes on.
 
-use std::io::Read;
-
 use serde_json::Value;
 
 use super::error::{self, Problems};
@@ -176,18 +174,13 @@ pub(super) fn secret_file(p: &mut Problems, path: &str, value: &Value) -> Option
     }
 }
 
-fn read_limited(file: &str) -> std::io::Result<String> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(file)?
-        .take(MAX_SECRET_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_SECRET_BYTES {
-        return Err(std::io::Error::other(format!(
-            "larger than {} KiB, which is too big for a secret",
-            MAX_SECRET_BYTES / 1024
-        )));
-    }
-    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not valid UTF-8 text"))
+fn read_limited(file: &str) -> Result<String, String> {
+    let bytes =
+        super::file::read(std::path::Path::new(file), MAX_SECRET_BYTES).map_err(|e| match e {
+            super::file::ReadError::TooLarge(_) => format!("{e}, which is too big for a secret"),
+            e => e.to_string(),
+        })?;
+    String::from_utf8(bytes).map_err(|_| "not valid UTF-8 text".to_owned())
 }
 
 #[cfg(test)]
@@ -249,6 +242,19 @@ mod tests {
         assert!(
             missing.starts_with("cannot read ") && missing.contains("missing"),
             "{missing}"
+        );
+        // A FIFO would wait for a writer forever, /dev/zero never ends.
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.expect("mkfifo").success());
+        assert!(
+            read(&fifo)
+                .unwrap_err()
+                .ends_with("fifo: it is a FIFO, not a regular file")
+        );
+        assert_eq!(
+            read(std::path::Path::new("/dev/zero")).unwrap_err(),
+            "cannot read /dev/zero: it is a character device, not a regular file"
         );
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

@@ -6,6 +6,9 @@ use crate::config::ConfigErrors;
 use std::path::{Path, PathBuf};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::MissedTickBehavior;
+use watch::{Found, Reader, Trigger};
+
+mod watch;
 
 /// Why a new configuration was not applied (the old one keeps running).
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +130,9 @@ impl Running {
 /// Run until `shutdown` completes. With `config_file`, a new configuration
 /// is read from it on SIGHUP and whenever its contents change (a mounted
 /// ConfigMap is swapped, not edited, so the contents are compared, checked
-/// every `watch`); an invalid one is logged and the old one kept.
+/// every `watch`); an invalid one is logged and the old one kept. The file
+/// is read on the blocking pool, so a read that hangs (a FIFO, a hung
+/// network filesystem) never holds up shutdown.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -137,9 +142,11 @@ pub async fn run(
 ) -> Result<(), StartError> {
     // Before starting: a change made while starting is then seen, and a
     // SIGHUP while starting reloads instead of ending the process.
-    let mut seen = config_file
-        .as_ref()
-        .and_then(|(p, _)| std::fs::read(p).ok());
+    let mut reader = config_file.as_ref().map(|(p, _)| {
+        let mut reader = Reader::new(p.clone());
+        reader.start(Trigger::Start, None);
+        reader
+    });
     let mut hangup = match config_file.as_ref().map(|_| signal(SignalKind::hangup())) {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
@@ -150,31 +157,37 @@ pub async fn run(
     };
     let mut running = start(config, listener, options).await?;
     let mut shutdown = std::pin::pin!(shutdown);
-    let Some((path, watch)) = config_file else {
+    let (Some((path, watch)), Some(reader)) = (config_file, reader.as_mut()) else {
         shutdown.await;
         tracing::info!("shutting down");
         running.shutdown().await;
         return Ok(());
     };
+    let mut seen: Option<Vec<u8>> = None;
     let mut poll = tokio::time::interval(watch);
     poll.set_missed_tick_behavior(MissedTickBehavior::Skip);
     poll.reset();
     loop {
         tokio::select! {
+            // Shutdown first: nothing here may hold it up.
+            biased;
             _ = &mut shutdown => break,
-            Some(()) = async { match &mut hangup { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                seen = std::fs::read(&path).ok();
-                reload_from(&mut running, &path, "SIGHUP").await;
-            }
-            _ = poll.tick() => match std::fs::read(&path) {
-                Ok(now) if seen.as_ref() != Some(&now) => {
-                    seen = Some(now);
-                    reload_from(&mut running, &path, "file changed").await;
+            read = reader.finished() => {
+                // A poll that could not read keeps what it saw before.
+                if read.trigger != Trigger::Poll || read.bytes.is_some() {
+                    seen = read.bytes;
                 }
-                Ok(_) => {}
-                // A ConfigMap swap in progress; the next look will tell.
-                Err(e) => tracing::debug!(error = %e, file = %path.display(), "configuration file unreadable for now"),
-            },
+                match read.found {
+                    Found::Unchanged => {}
+                    Found::Unreadable(e) => tracing::debug!(error = %e, file = %path.display(), "configuration file unreadable for now"),
+                    Found::Loaded(loaded) => reload_from(&mut running, &path, read.trigger.why(), loaded).await,
+                }
+                reader.resume(seen.as_ref());
+            }
+            Some(()) = async { match &mut hangup { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                reader.start(Trigger::Hangup, seen.as_ref());
+            }
+            _ = poll.tick() => reader.start(Trigger::Poll, seen.as_ref()),
         }
     }
     tracing::info!("shutting down");
@@ -182,11 +195,16 @@ pub async fn run(
     Ok(())
 }
 
-/// Load, validate and apply the configuration at `path`; on any problem log
-/// every one of them and keep the running configuration.
-async fn reload_from(running: &mut Running, path: &Path, why: &'static str) {
-    let result = match crate::config::load(path) {
-        Ok(config) => running.reload(config).await,
+/// Apply the configuration loaded from `path`; on any problem log every one
+/// of them and keep the running configuration.
+async fn reload_from(
+    running: &mut Running,
+    path: &Path,
+    why: &'static str,
+    loaded: Result<Box<Config>, ConfigErrors>,
+) {
+    let result = match loaded {
+        Ok(config) => running.reload(*config).await,
         Err(errors) => Err(ReloadError::Invalid(errors)),
     };
     let file = path.display().to_string();

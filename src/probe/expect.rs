@@ -6,8 +6,33 @@ use super::{Outcome, Reason};
 use crate::config::Expect;
 use std::time::Duration;
 
+/// What was read of a body: at most the cap, and whether there was more.
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a> {
+    pub bytes: &'a [u8],
+    /// The body went on past the cap; `bytes` is its first `MAX_BODY` bytes.
+    pub truncated: bool,
+}
+
+impl<'a> Body<'a> {
+    /// A body read whole.
+    pub fn whole(bytes: &'a [u8]) -> Body<'a> {
+        Body {
+            bytes,
+            truncated: false,
+        }
+    }
+}
+
+/// How much of a body is read, and what a cut is called in messages.
+pub const MAX_BODY: usize = 1 << 20;
+const CAP: &str = "1 MiB";
+
 /// Judge one answer. Checks run cheapest first; the first failing one wins.
-pub fn check(expect: &Expect, status: u16, body: &[u8], latency: Duration) -> Outcome {
+/// A body cut at the cap fails only a check that needs what was cut: JSON
+/// always (a prefix is not the document), `body_contains` when the text is
+/// not in the part read.
+pub fn check(expect: &Expect, status: u16, body: Body<'_>, latency: Duration) -> Outcome {
     let status_ok = if expect.status.is_empty() {
         (200..300).contains(&status)
     } else {
@@ -25,12 +50,26 @@ pub fn check(expect: &Expect, status: u16, body: &[u8], latency: Duration) -> Ou
         );
     }
     if let Some(needle) = &expect.body_contains
-        && !contains(body, needle.as_bytes())
+        && !contains(body.bytes, needle.as_bytes())
     {
+        if body.truncated {
+            return failure(
+                Reason::Truncated,
+                format!(
+                    "body cut at {CAP}; body_contains not checked past it ({needle:?} is not in the first {CAP})"
+                ),
+            );
+        }
         return failure(Reason::Body, format!("body does not contain {needle:?}"));
     }
     if !expect.json.is_empty() {
-        let doc: serde_json::Value = match serde_json::from_slice(body) {
+        if body.truncated {
+            return failure(
+                Reason::Truncated,
+                format!("body cut at {CAP}; JSON not checked"),
+            );
+        }
+        let doc: serde_json::Value = match serde_json::from_slice(body.bytes) {
             Ok(doc) => doc,
             Err(e) => return failure(Reason::Json, format!("body is not JSON: {e}")),
         };
@@ -134,13 +173,13 @@ mod tests {
 
     #[test]
     fn default_status_is_any_2xx() {
-        assert_eq!(reason(check(&expect(), 204, b"", FAST)), None);
+        assert_eq!(reason(check(&expect(), 204, Body::whole(b""), FAST)), None);
         assert_eq!(
-            reason(check(&expect(), 301, b"", FAST)),
+            reason(check(&expect(), 301, Body::whole(b""), FAST)),
             Some(Reason::Status)
         );
         assert_eq!(
-            reason(check(&expect(), 500, b"", FAST)),
+            reason(check(&expect(), 500, Body::whole(b""), FAST)),
             Some(Reason::Status)
         );
     }
@@ -151,8 +190,11 @@ mod tests {
             status: vec![200, 404],
             ..expect()
         };
-        assert_eq!(reason(check(&e, 404, b"", FAST)), None);
-        assert_eq!(reason(check(&e, 201, b"", FAST)), Some(Reason::Status));
+        assert_eq!(reason(check(&e, 404, Body::whole(b""), FAST)), None);
+        assert_eq!(
+            reason(check(&e, 201, Body::whole(b""), FAST)),
+            Some(Reason::Status)
+        );
     }
 
     #[test]
@@ -161,9 +203,12 @@ mod tests {
             body_contains: Some("ok".into()),
             ..expect()
         };
-        assert_eq!(reason(check(&e, 200, b"all ok here", FAST)), None);
         assert_eq!(
-            reason(check(&e, 200, b"degraded", FAST)),
+            reason(check(&e, 200, Body::whole(b"all ok here"), FAST)),
+            None
+        );
+        assert_eq!(
+            reason(check(&e, 200, Body::whole(b"degraded"), FAST)),
             Some(Reason::Body)
         );
     }
@@ -175,9 +220,9 @@ mod tests {
         e.json.insert("checks.1.up".into(), json!(true));
         e.json.insert("count".into(), json!(3));
         let good = br#"{"status":"ok","checks":[{"up":false},{"up":true}],"count":3.0}"#;
-        assert_eq!(reason(check(&e, 200, good, FAST)), None);
+        assert_eq!(reason(check(&e, 200, Body::whole(good), FAST)), None);
         let bad = br#"{"status":"degraded","checks":[{"up":false},{"up":true}],"count":3}"#;
-        let out = check(&e, 200, bad, FAST);
+        let out = check(&e, 200, Body::whole(bad), FAST);
         assert_eq!(
             out,
             Outcome::Failure {
@@ -185,9 +230,12 @@ mod tests {
                 detail: "status: \"degraded\", expected \"ok\"".into()
             }
         );
-        assert_eq!(reason(check(&e, 200, b"<html>", FAST)), Some(Reason::Json));
         assert_eq!(
-            reason(check(&e, 200, br#"{"status":"ok"}"#, FAST)),
+            reason(check(&e, 200, Body::whole(b"<html>"), FAST)),
+            Some(Reason::Json)
+        );
+        assert_eq!(
+            reason(check(&e, 200, Body::whole(br#"{"status":"ok"}"#), FAST)),
             Some(Reason::Json)
         );
     }
@@ -197,7 +245,7 @@ mod tests {
         let matches = |want: serde_json::Value, body: &str| {
             let mut e = expect();
             e.json.insert("x".into(), want);
-            reason(check(&e, 200, body.as_bytes(), FAST)).is_none()
+            reason(check(&e, 200, Body::whole(body.as_bytes()), FAST)).is_none()
         };
         // Whole numbers written either way, inside lists and maps too.
         assert!(matches(json!(3), r#"{"x": 3.0}"#));
@@ -230,6 +278,46 @@ mod tests {
         assert_eq!(json_path(&doc, ""), Some(&doc));
     }
 
+    /// A 1 MiB prefix of a valid document is not JSON: saying "not JSON:
+    /// EOF" would send people looking for a broken app.
+    #[test]
+    fn a_cut_body_fails_only_the_checks_that_need_what_was_cut() {
+        let cut = |bytes: &'static [u8]| Body {
+            bytes,
+            truncated: true,
+        };
+        // Status only: the body is not needed.
+        assert_eq!(reason(check(&expect(), 200, cut(b"{\"a\":"), FAST)), None);
+        let mut e = expect();
+        e.json.insert("status".into(), json!("ok"));
+        // Even a prefix that parses is not the document.
+        assert_eq!(
+            check(&e, 200, cut(br#"{"status":"ok"}"#), FAST),
+            Outcome::Failure {
+                reason: Reason::Truncated,
+                detail: "body cut at 1 MiB; JSON not checked".into()
+            }
+        );
+        // A failed status is still the first word.
+        assert_eq!(
+            reason(check(&e, 503, cut(b"{"), FAST)),
+            Some(Reason::Status)
+        );
+        let e = Expect {
+            body_contains: Some("ok".into()),
+            ..expect()
+        };
+        assert_eq!(reason(check(&e, 200, cut(b"all ok, and more"), FAST)), None);
+        let Outcome::Failure { reason, detail } = check(&e, 200, cut(b"degraded..."), FAST) else {
+            panic!("a cut body without the text passed");
+        };
+        assert_eq!(reason, Reason::Truncated);
+        assert!(
+            detail.starts_with("body cut at 1 MiB; body_contains not checked"),
+            "{detail}"
+        );
+    }
+
     #[test]
     fn latency_is_checked_last() {
         let e = Expect {
@@ -237,15 +325,15 @@ mod tests {
             ..expect()
         };
         assert_eq!(
-            reason(check(&e, 200, b"", Duration::from_millis(100))),
+            reason(check(&e, 200, Body::whole(b""), Duration::from_millis(100))),
             None
         );
         assert_eq!(
-            reason(check(&e, 200, b"", Duration::from_millis(101))),
+            reason(check(&e, 200, Body::whole(b""), Duration::from_millis(101))),
             Some(Reason::Latency)
         );
         assert_eq!(
-            reason(check(&e, 500, b"", Duration::from_secs(1))),
+            reason(check(&e, 500, Body::whole(b""), Duration::from_secs(1))),
             Some(Reason::Status)
         );
     }

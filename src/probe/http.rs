@@ -1,21 +1,39 @@
-//! The HTTP side of a probe: one shared client (connection reuse across
-//! probes), a request built once per target, the whole exchange bounded by
-//! the target's timeout, and the body read up to a cap.
+//! The HTTP side of a probe: one shared client per redirect policy
+//! (connection reuse across probes), a request built once per target, the
+//! whole exchange bounded by the target's timeout, and the body read up to
+//! a cap.
+//!
+//! Redirects: by default none is followed, so a 3xx is the answer and is
+//! judged by `expect.status`. reqwest drops `Authorization` and cookies on a
+//! hop to another host, but not custom headers (an `X-Api-Key` from
+//! `header_files`), and the probe would then judge the other host's answer;
+//! so `same-origin` follows only hops within the scheme, host and port of
+//! the target's URL, and stops at the first hop elsewhere.
 
-use super::{Outcome, Reason, Sample, check};
-use crate::config::Target;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use super::expect::MAX_BODY;
+use super::{Body, Outcome, Reason, Sample, check};
+use crate::config::{Redirects, Target};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use reqwest::redirect;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-/// Bodies are read up to this many bytes; expectations see the prefix.
-const MAX_BODY: usize = 1 << 20;
+/// Most hops a `same-origin` probe follows (reqwest's default limit).
+const MAX_REDIRECTS: usize = 10;
 
-/// Runs probes; cheap to clone (the connection pool is shared).
+/// Longest redirect target shown in a probe's detail.
+const MAX_SHOWN_LOCATION: usize = 200;
+
+/// Runs probes; cheap to clone (the connection pools are shared).
 #[derive(Clone)]
 pub struct Prober {
-    client: reqwest::Client,
+    /// Follows no redirect.
+    direct: reqwest::Client,
+    /// Follows redirects within the first request's origin only. A second
+    /// client because reqwest's policy is per client and sees only URLs,
+    /// not which target asked.
+    same_origin: reqwest::Client,
 }
 
 /// What a target's probe needs, prepared once so each probe only clones it.
@@ -24,6 +42,7 @@ pub struct Request {
     method: reqwest::Method,
     url: reqwest::Url,
     headers: HeaderMap,
+    redirects: Redirects,
 }
 
 impl Request {
@@ -45,23 +64,62 @@ impl Request {
             method,
             url: target.url.clone(),
             headers,
+            redirects: target.follow_redirects,
         })
     }
 }
 
+/// What was read of an answer.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+    truncated: bool,
+    /// For a 3xx: where it pointed and why it was not followed.
+    redirect: Option<String>,
+}
+
+/// Same scheme, host and port (the port a scheme implies counts as given).
+fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Follow a hop only within the origin the chain started at; stop (the
+/// 3xx becomes the answer) at a hop elsewhere or past the limit.
+fn same_origin_policy() -> redirect::Policy {
+    redirect::Policy::custom(|attempt| {
+        let within = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| same_origin(first, attempt.url()));
+        if within && attempt.previous().len() <= MAX_REDIRECTS {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
 impl Prober {
     pub fn new(tls: &crate::config::Tls) -> Result<Prober, String> {
-        let builder = reqwest::Client::builder()
-            .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
-            // The app is on loopback next to us; a proxy from the environment
-            // would measure the proxy, not the app.
-            .no_proxy()
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true);
-        let client = crate::tls::trust(builder, tls)?
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
-        Ok(Prober { client })
+        let client = |policy: redirect::Policy| {
+            let builder = reqwest::Client::builder()
+                .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
+                // The app is on loopback next to us; a proxy from the
+                // environment would measure the proxy, not the app.
+                .no_proxy()
+                .redirect(policy)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .tcp_nodelay(true);
+            crate::tls::trust(builder, tls)?
+                .build()
+                .map_err(|e| format!("building the HTTP client: {e}"))
+        };
+        Ok(Prober {
+            direct: client(redirect::Policy::none())?,
+            same_origin: client(same_origin_policy())?,
+        })
     }
 
     /// Probe once. Never fails: every problem becomes a failed `Outcome`.
@@ -109,7 +167,22 @@ impl Prober {
                 detail: format!("no complete answer within {:?}", t.timeout),
             },
             Ok(Err(failure)) => failure,
-            Ok(Ok((status, body))) => check(&t.expect, status, &body, at.elapsed()),
+            Ok(Ok(answer)) => {
+                let body = Body {
+                    bytes: &answer.body,
+                    truncated: answer.truncated,
+                };
+                match check(&t.expect, answer.status, body, at.elapsed()) {
+                    Outcome::Failure {
+                        reason: Reason::Status,
+                        detail,
+                    } if answer.redirect.is_some() => Outcome::Failure {
+                        reason: Reason::Status,
+                        detail: format!("{detail}; {}", answer.redirect.unwrap_or_default()),
+                    },
+                    outcome => outcome,
+                }
+            }
         };
         let latency = at.elapsed().min(t.timeout);
         Sample {
@@ -122,9 +195,12 @@ impl Prober {
         }
     }
 
-    async fn exchange(&self, req: &Request) -> Result<(u16, Vec<u8>), Outcome> {
-        let mut resp = self
-            .client
+    async fn exchange(&self, req: &Request) -> Result<Answer, Outcome> {
+        let client = match req.redirects {
+            Redirects::None => &self.direct,
+            Redirects::SameOrigin => &self.same_origin,
+        };
+        let mut resp = client
             .request(req.method.clone(), req.url.clone())
             .headers(req.headers.clone())
             .send()
@@ -138,15 +214,24 @@ impl Prober {
                 detail: describe(&e),
             })?;
         let status = resp.status().as_u16();
+        let redirect = resp
+            .status()
+            .is_redirection()
+            .then(|| not_followed(req, &resp));
         let mut body = Vec::new();
+        let mut truncated = false;
+        // Read up to the cap and not further: what is past it is not
+        // needed, and an endless body must not hold the probe.
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     let room = MAX_BODY - body.len();
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if body.len() >= MAX_BODY {
+                    if chunk.len() > room {
+                        body.extend_from_slice(&chunk[..room]);
+                        truncated = true;
                         break;
                     }
+                    body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -157,8 +242,43 @@ impl Prober {
                 }
             }
         }
-        Ok((status, body))
+        Ok(Answer {
+            status,
+            body,
+            truncated,
+            redirect,
+        })
     }
+}
+
+/// Why the 3xx `resp` is the answer: where it pointed (without
+/// credentials, query or fragment, which may carry tokens) and why that
+/// was not followed.
+fn not_followed(req: &Request, resp: &reqwest::Response) -> String {
+    let location = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| resp.url().join(v.trim()).ok());
+    let Some(location) = location else {
+        return "no usable Location header".to_owned();
+    };
+    let mut bare = crate::redact::url(&location);
+    bare.set_query(None);
+    bare.set_fragment(None);
+    let mut shown: String = bare.as_str().chars().take(MAX_SHOWN_LOCATION).collect();
+    if shown.len() < bare.as_str().len() || location.query().is_some() {
+        shown.push('…');
+    }
+    let why = match req.redirects {
+        Redirects::None => "follow_redirects is none".to_owned(),
+        Redirects::SameOrigin if !same_origin(&req.url, &location) => format!(
+            "another origin than {}, and follow_redirects is same-origin",
+            req.url.origin().ascii_serialization()
+        ),
+        Redirects::SameOrigin => format!("more than {MAX_REDIRECTS} redirects"),
+    };
+    format!("redirect to {shown} not followed ({why})")
 }
 
 /// The handshake failed, as opposed to the connection: rustls's error is
@@ -190,3 +310,6 @@ fn describe(e: &reqwest::Error) -> String {
         None => "request failed".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,7 @@ mod expect;
 mod http;
 mod schedule;
 
-pub use expect::{check, json_path};
+pub use expect::{Body, check, json_path};
 pub use http::Prober;
 pub use schedule::{Place, Probes, Warmup};
 
@@ -26,12 +26,17 @@ pub enum Reason {
     Tls,
     /// No complete answer within the timeout.
     Timeout,
-    /// Status code not among the expected ones.
+    /// Status code not among the expected ones (a redirect not followed
+    /// is judged as its 3xx).
     Status,
     /// Body does not contain the expected text (or could not be read).
     Body,
     /// A JSON path is missing or holds another value, or the body is not JSON.
     Json,
+    /// The body is longer than the read cap (1 MiB), so an expectation on
+    /// it could not be checked: the JSON was not parsed, or the text was not
+    /// in the part read.
+    Truncated,
     /// Answered correctly but slower than `max_latency`.
     Latency,
 }
@@ -45,6 +50,7 @@ impl Reason {
             Reason::Status => "status",
             Reason::Body => "body",
             Reason::Json => "json",
+            Reason::Truncated => "truncated",
             Reason::Latency => "latency",
         }
     }

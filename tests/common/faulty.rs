@@ -123,6 +123,10 @@ pub enum Mode {
     Truncated,
     /// The healthy answer, this much later.
     Slow(Duration),
+    /// 302 to the same path on this other port of 127.0.0.1 (another origin).
+    RedirectTo(u16),
+    /// 200 with valid JSON `{"status":"ok",...}` just over the 1 MiB a probe reads.
+    Oversized,
 }
 
 const HEALTHY: &str = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}";
@@ -193,6 +197,26 @@ async fn answer(mut s: TcpStream, mode: Arc<Mutex<Mode>>) {
             let _ = s
                 .write_all(b"SSH-2.0-OpenSSH_9.6\r\n\x00\x01\x02garbage")
                 .await;
+        }
+        Mode::RedirectTo(port) => {
+            let path = String::from_utf8_lossy(&head)
+                .split(' ')
+                .nth(1)
+                .unwrap_or("/")
+                .to_owned();
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{port}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+        Mode::Oversized => {
+            let body = format!(r#"{{"status":"ok","padding":"{}"}}"#, "x".repeat(1 << 20));
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(body.as_bytes()).await;
         }
         Mode::Truncated => {
             let _ = s

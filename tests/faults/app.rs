@@ -154,3 +154,18 @@ async fn a4_app_answers_slowly_within_the_timeout() {
 async fn a5_app_refuses_connections() {
     app_misbehaves(AppFault::Refused, Reason::Connect, "").await;
 }
+
+/// A redirect to another origin is the answer, not followed: the probe
+/// fails on its status even though the other host answers healthy.
+#[tokio::test]
+async fn a6_app_redirects_to_another_origin() {
+    let other = FaultyApp::start().await;
+    let port = url::Url::parse(&other.url("/")).unwrap().port().unwrap();
+    app_misbehaves(AppFault::Answer(Mode::RedirectTo(port)), Reason::Status, "").await;
+}
+
+/// Valid JSON over the 1 MiB read cap: said as a cut, not as "not JSON".
+#[tokio::test]
+async fn a7_app_answers_a_body_over_the_cap() {
+    app_misbehaves(AppFault::Answer(Mode::Oversized), Reason::Truncated, "").await;
+}

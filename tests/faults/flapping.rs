@@ -29,7 +29,7 @@ service: checkout
 targets:
   - name: health
     url: "{}"
-    interval: 50ms
+    interval: 100ms
 rules:
   - name: health-down
     when: {{ consecutive_failures: 1, target: health }}
@@ -41,7 +41,7 @@ page:
         key.path().display(),
         pd.url
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(50)).await;
+    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let queue = QueueWatch::start(&d, "pagerduty");
@@ -105,7 +105,7 @@ service: checkout
 targets:
   - name: health
     url: "{}"
-    interval: 50ms
+    interval: 100ms
 rules:
   - name: health-down
     when: {{ consecutive_failures: 1, target: health }}
@@ -116,7 +116,7 @@ page:
         app.url("/health"),
         am.url()
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(50)).await;
+    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let queue = QueueWatch::start(&d, "alertmanager");
@@ -235,7 +235,7 @@ service: checkout
 targets:
   - name: health
     url: "{}"
-    interval: 50ms
+    interval: 100ms
 rules:
   - name: health-down
     when: {{ consecutive_failures: 1, target: health }}
@@ -246,21 +246,29 @@ rollback:
         app.url("/health"),
         deployer.url()
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(50)).await;
+    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let mark = d.mark().await;
     flap(&mut d, &app, 20).await;
     d.assert_on_schedule(&mark).await;
     d.assert_serving().await;
-    let e = d
-        .wait_for(
-            "the rollback outcome",
-            Duration::from_secs(5),
-            action("rollback"),
-        )
-        .await;
-    let Event::Action(r) = e else { unreachable!() };
+    // The attempts may have run out while the rule was still flapping
+    // (probes every 100 ms, the floor, make twenty episodes take ~6 s).
+    let r = match d.actions.iter().find(|r| r.action == "rollback") {
+        Some(r) => r.clone(),
+        None => {
+            let e = d
+                .wait_for(
+                    "the rollback outcome",
+                    Duration::from_secs(5),
+                    action("rollback"),
+                )
+                .await;
+            let Event::Action(r) = e else { unreachable!() };
+            r
+        }
+    };
     assert_eq!(r.outcome, "failed", "{}", r.detail);
     sleep(Duration::from_millis(500)).await;
     let text = d.metrics().await;

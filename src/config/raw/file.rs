@@ -64,9 +64,10 @@ pub(in crate::config) struct RawTarget {
     pub name: Option<Value>,
     /// Absolute http or https URL. Required.
     pub url: Option<Value>,
-    /// Time between probe starts. Default `5s`.
+    /// Time between probe starts, at least `100ms`. Default `5s`.
     pub interval: Option<Value>,
-    /// Per-probe timeout, at most `interval`. Default the smaller of `interval` and `2s`.
+    /// Per-probe timeout, at least `10ms` and at most `interval`. Default
+    /// the smaller of `interval` and `2s`.
     pub timeout: Option<Value>,
     /// Failures before the first success within this period after start are
     /// not counted (like a Kubernetes startupProbe). Default `0s`.
@@ -80,6 +81,12 @@ pub(in crate::config) struct RawTarget {
     /// value (never logged). A name may not also appear in `headers`.
     #[serde(default, deserialize_with = "present")]
     pub header_files: Option<BTreeMap<String, Value>>,
+    /// Which redirects a probe follows: `none` (default: a 3xx is the
+    /// answer, judged by `expect.status`, so it fails the default any-2xx)
+    /// or `same-origin` (up to 10 hops, each to the same scheme, host and
+    /// port as `url`; a hop elsewhere is not taken, so `headers` and
+    /// `header_files` never reach another host, and the 3xx is the answer).
+    pub follow_redirects: Option<Value>,
     /// What a good answer looks like. Default: any 2xx status.
     #[serde(default, deserialize_with = "present")]
     pub expect: Option<RawExpect>,
@@ -97,6 +104,7 @@ section!(
         "method",
         "headers",
         "header_files",
+        "follow_redirects",
         "expect"
     ]
 );
@@ -107,9 +115,13 @@ section!(
 pub(in crate::config) struct RawExpect {
     /// Accepted status codes (100-599): a list, or one code. Default any 2xx.
     pub status: Option<Value>,
-    /// Text the body must contain.
+    /// Text the body must contain, within its first 1 MiB (bodies are read
+    /// up to that; a longer body without the text fails with reason
+    /// `truncated`).
     pub body_contains: Option<Value>,
-    /// Dotted JSON path (`data.items.0.id`) → expected value.
+    /// Dotted JSON path (`data.items.0.id`) → expected value. The body must
+    /// be a JSON document of at most 1 MiB; a longer one is not parsed and
+    /// fails with reason `truncated`.
     #[serde(default, deserialize_with = "present")]
     pub json: Option<BTreeMap<String, Value>>,
     /// A slower answer counts as a failure.

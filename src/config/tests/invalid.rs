@@ -75,7 +75,7 @@ rollback:
         vec![
             "service: is required",
             r#"servce: unknown field (expected one of: service, listen, targets, slos, rules, rollback, page, annotate, otlp, admin, tls); did you mean "service"?"#,
-            r#"targets[0].intervall: unknown field (expected one of: name, url, interval, timeout, warmup, method, headers, header_files, expect); did you mean "interval"?"#,
+            r#"targets[0].intervall: unknown field (expected one of: name, url, interval, timeout, warmup, method, headers, header_files, follow_redirects, expect); did you mean "interval"?"#,
             r#"targets[0].expect.staus: unknown field (expected one of: status, body_contains, json, max_latency); did you mean "status"?"#,
             r#"rollback.webhook.timout: unknown field (expected one of: url, headers, header_files, timeout); did you mean "timeout"?"#,
             "rollback.colour: unknown field (expected one of: kubernetes, webhook, bake, cooldown, dry_run)",
@@ -157,6 +157,67 @@ fn durations_need_a_unit_a_positive_value_and_a_known_format() {
         "{MINIMAL}    interval: 1h30m\n    timeout: 1m 30s\n    warmup: 0s\n"
     ));
     assert_eq!(fine.targets[0].timeout, std::time::Duration::from_secs(90));
+}
+
+/// `1ns` is ~700 failed probes a second, each logged; `1ms` is mostly `1m`
+/// mistyped. Both are refused, with the likely unit suggested.
+#[test]
+fn interval_and_timeout_have_floors_and_suggest_the_unit() {
+    let target = |fields: &str| errors(&format!("{MINIMAL}    {fields}\n"));
+    assert_eq!(
+        target("interval: 1ns"),
+        vec!["targets[0].interval: 1ns is below the 100ms floor; did you mean 1s?"]
+    );
+    assert_eq!(
+        target("interval: 1ms"),
+        vec!["targets[0].interval: 1ms is below the 100ms floor; did you mean 1m?"]
+    );
+    assert_eq!(
+        target("interval: 99ms"),
+        vec!["targets[0].interval: 99ms is below the 100ms floor; did you mean 99m?"]
+    );
+    // The suggestion must fit below the interval: 1m would not.
+    assert_eq!(
+        target("interval: 5s\n    timeout: 1ms"),
+        vec!["targets[0].timeout: 1ms is below the 10ms floor; did you mean 1s?"]
+    );
+    assert_eq!(
+        target("interval: 500ms\n    timeout: 2ms"),
+        vec!["targets[0].timeout: 2ms is below the 10ms floor"]
+    );
+    assert_eq!(
+        target("interval: 50ms 40ms"),
+        vec!["targets[0].interval: 50ms 40ms is below the 100ms floor"]
+    );
+    let fine = super::ok(&format!(
+        "{MINIMAL}    interval: 100ms\n    timeout: 10ms\n"
+    ));
+    assert_eq!(
+        (fine.targets[0].interval, fine.targets[0].timeout),
+        (
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_millis(10)
+        )
+    );
+}
+
+#[test]
+fn follow_redirects_is_none_or_same_origin() {
+    let target = |value: &str| errors(&format!("{MINIMAL}    follow_redirects: {value}\n"));
+    assert_eq!(
+        target("same_origin"),
+        vec![
+            r#"targets[0].follow_redirects: "same_origin" is not one of none, same-origin; did you mean "same-origin"?"#
+        ]
+    );
+    assert_eq!(
+        target("always"),
+        vec![r#"targets[0].follow_redirects: "always" is not one of none, same-origin"#]
+    );
+    assert_eq!(
+        target("true"),
+        vec!["targets[0].follow_redirects: expected one of none, same-origin, got true"]
+    );
 }
 
 #[test]

@@ -23,6 +23,7 @@ targets:
     warmup: 10s
     method: GET
     headers: { Authorization: "Bearer ${APP_TOKEN}" }
+    follow_redirects: same-origin
     expect:
       status: [200]
       body_contains: "ok"

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::{EXAMPLE, MINIMAL, env, errors, ok};
 use crate::config::{
-    Action, Condition, DEFAULT_LISTEN, DEFAULT_STATUS_WINDOW, HeaderValue, RollbackBackend, load,
-    parse,
+    Action, Condition, DEFAULT_LISTEN, DEFAULT_STATUS_WINDOW, HeaderValue, Redirects,
+    RollbackBackend, load, parse,
 };
 
 const fn ms(n: u64) -> Duration {
@@ -45,6 +45,7 @@ fn example_parses_with_defaults_filled_in() {
         Some(&serde_json::json!("ok"))
     );
     assert_eq!(health.expect.max_latency, Some(secs(2)));
+    assert_eq!(health.follow_redirects, Redirects::SameOrigin);
     // timeout defaults to min(interval, 2s); method is stored upper case.
     assert_eq!(
         (analytics.timeout, analytics.method.as_str()),
@@ -124,6 +125,7 @@ fn minimal_file_gets_every_default() {
         (t.interval, t.timeout, t.warmup, t.method.as_str()),
         (secs(5), secs(2), Duration::ZERO, "GET")
     );
+    assert_eq!(t.follow_redirects, Redirects::None);
     assert!(c.slos.is_empty() && c.rules.is_empty());
     assert_eq!(c.rollback.backend, None);
     assert_eq!(

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Map, Value};
 
-use super::check;
+use super::{Body, check};
 use crate::config::Expect;
 use crate::probe::{Outcome, Reason};
 
@@ -177,7 +177,7 @@ fn other_than(want: &Value) -> Value {
 }
 
 fn verdict(expect: &Expect, body: &[u8]) -> Outcome {
-    check(expect, 200, body, FAST)
+    check(expect, 200, Body::whole(body), FAST)
 }
 
 proptest! {

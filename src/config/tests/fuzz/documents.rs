@@ -153,6 +153,7 @@ const KEYS: &[&str] = &[
     "method",
     "headers",
     "header_files",
+    "follow_redirects",
     "expect",
     "status",
     "body_contains",

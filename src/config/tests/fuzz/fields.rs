@@ -20,6 +20,7 @@ targets:
     warmup: 10s
     method: GET
     headers: { Authorization: "Bearer ${APP_TOKEN}", X-Team: checkout }
+    follow_redirects: same-origin
     expect:
       status: [200, 204]
       body_contains: ok
@@ -119,6 +120,12 @@ pub(super) enum Kind {
     Urls,
     Duration,
     DurationOrZero,
+    /// `targets[].interval`: at least 100ms.
+    Interval,
+    /// `targets[].timeout`: at least 10ms.
+    ProbeTimeout,
+    /// `none` or `same-origin`.
+    Redirects,
     Method,
     /// A map of header name → value.
     Headers,
@@ -162,12 +169,13 @@ const KINDS: &[(&str, Kind)] = &[
     ("targets[*]", Section),
     ("targets[*].name", Name),
     ("targets[*].url", Url),
-    ("targets[*].interval", Duration),
-    ("targets[*].timeout", Duration),
+    ("targets[*].interval", Interval),
+    ("targets[*].timeout", ProbeTimeout),
     ("targets[*].warmup", DurationOrZero),
     ("targets[*].method", Method),
     ("targets[*].headers", Headers),
     ("targets[*].headers.*", HeaderValue),
+    ("targets[*].follow_redirects", Redirects),
     ("targets[*].expect", Section),
     ("targets[*].expect.status", Statuses),
     ("targets[*].expect.status[*]", Status),
@@ -287,6 +295,9 @@ impl Kind {
             Urls => [URL, &["[]", "[5]", "[ftp://x]", "[http://ok, /rel]"]].concat(),
             Duration => [DURATION, &["0s", "0ms"]].concat(),
             DurationOrZero => DURATION.to_vec(),
+            Interval => [DURATION, &["0s", "1ns", "1ms", "99ms"]].concat(),
+            ProbeTimeout => [DURATION, &["0s", "1ns", "9ms"]].concat(),
+            Redirects => vec!["all", "same_origin", "''", "true", "5", "[none]"],
             Method => vec!["FETCH", "5", "''", "G E T"],
             Headers => vec!["{Bad Header: x}", "{X-Num: 5}", "{X-Line: \"a\\nb\"}"],
             HeaderValue => vec!["5", "true", "\"a\\nb\"", "\"a\\u0000b\"", "[x]"],
