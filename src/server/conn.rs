@@ -25,6 +25,10 @@ pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// scrape, which costs it one handshake on loopback or the pod network.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A connection this young that has not sent a request yet is closed for
+/// a newcomer only when no older idle connection can be.
+const FRESH: Duration = Duration::from_millis(500);
+
 /// Why the server closed a connection itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closed {
@@ -103,12 +107,6 @@ impl Activity {
             s.started += 1;
         });
         Busy(self.clone())
-    }
-
-    /// Since when the connection has been idle; None while it is busy.
-    fn idle_since(&self) -> Option<Instant> {
-        let s = *self.0.borrow();
-        (s.in_flight == 0).then_some(s.idle_since)
     }
 
     /// Resolves when the connection has been idle too long, saying which
@@ -195,8 +193,18 @@ pub enum Admission {
     Refused(Limit),
 }
 
-/// The pure decision, for a newcomer from `peer` among `open` connections
-/// (peer, idle since; None when busy).
+/// An open connection as admission sees it.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    peer: IpAddr,
+    /// None while a request is in flight: a busy connection is never closed.
+    idle_since: Option<Instant>,
+    /// Opened within `FRESH` and no request yet: its head is likely on its
+    /// way (the kubelet's probe), so it gives way only when nothing else can.
+    fresh: bool,
+}
+
+/// The pure decision for a newcomer from `peer`.
 #[derive(Debug, PartialEq)]
 enum Decision {
     Admit,
@@ -205,28 +213,27 @@ enum Decision {
     Refuse(Limit),
 }
 
-fn decide(open: &[(IpAddr, Option<Instant>)], peer: IpAddr, cap: usize) -> Decision {
-    let count = |p: IpAddr| open.iter().filter(|(q, _)| *q == p).count();
+fn decide(open: &[Candidate], peer: IpAddr, cap: usize) -> Decision {
+    let count = |p: IpAddr| open.iter().filter(|c| c.peer == p).count();
+    let idle = || {
+        open.iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c, c.idle_since?)))
+    };
     if count(peer) >= PER_PEER {
         // The peer's own longest-idle connection makes room.
-        return open
-            .iter()
-            .enumerate()
-            .filter(|(_, (p, _))| *p == peer)
-            .filter_map(|(i, (_, idle))| Some((i, (*idle)?)))
-            .min_by_key(|(_, since)| *since)
-            .map_or(Decision::Refuse(Limit::PerPeer), |(i, _)| {
+        return idle()
+            .filter(|(_, c, _)| c.peer == peer)
+            .min_by_key(|(_, c, since)| (c.fresh, *since))
+            .map_or(Decision::Refuse(Limit::PerPeer), |(i, _, _)| {
                 Decision::Evict(i)
             });
     }
     if open.len() >= cap {
         // The longest-idle connection of the address holding the most:
         // a client with one connection is the last to lose it.
-        return open
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (p, idle))| Some((i, count(*p), (*idle)?)))
-            .min_by_key(|(_, n, since)| (std::cmp::Reverse(*n), *since))
+        return idle()
+            .min_by_key(|(_, c, since)| (c.fresh, std::cmp::Reverse(count(c.peer)), *since))
             .map_or(Decision::Refuse(Limit::Total), |(i, _, _)| {
                 Decision::Evict(i)
             });
@@ -250,14 +257,23 @@ impl Table {
     /// allow, closing an idle connection to make room if need be.
     pub fn admit(self: &Arc<Self>, peer: IpAddr, cap: usize) -> Admission {
         let mut open = self.lock();
+        let now = Instant::now();
         let view: Vec<_> = open
             .entries
             .iter()
-            .map(|e| (e.peer, e.activity.idle_since()))
+            .map(|e| {
+                let s = *e.activity.0.borrow();
+                Candidate {
+                    peer: e.peer,
+                    idle_since: (s.in_flight == 0).then_some(s.idle_since),
+                    fresh: s.started == 0 && now < s.idle_since + FRESH,
+                }
+            })
             .collect();
         let victim = match decide(&view, peer, cap) {
             Decision::Refuse(limit) => {
-                self.telemetry.admin_connection_refused(limit.metric_label());
+                self.telemetry
+                    .admin_connection_refused(limit.metric_label());
                 return Admission::Refused(limit);
             }
             Decision::Admit => None,
@@ -341,16 +357,36 @@ mod tests {
         IpAddr::from([10, 0, 0, last])
     }
 
+    fn idle(peer: IpAddr, since: Instant) -> Candidate {
+        Candidate {
+            peer,
+            idle_since: Some(since),
+            fresh: false,
+        }
+    }
+
+    fn busy(peer: IpAddr) -> Candidate {
+        Candidate {
+            peer,
+            idle_since: None,
+            fresh: false,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_newcomer_takes_the_place_of_its_own_longest_idle_connection() {
         let t0 = Instant::now();
-        let at = |s: u64| Some(t0 + Duration::from_secs(s));
-        let mut open: Vec<_> = (0..PER_PEER as u64).map(|s| (ip(1), at(s + 1))).collect();
-        open.push((ip(2), at(0)));
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut open: Vec<_> = (0..PER_PEER as u64)
+            .map(|s| idle(ip(1), at(s + 1)))
+            .collect();
+        open.push(idle(ip(2), at(0)));
         // ip(2)'s connection is older, but ip(1) is over its own cap.
         assert_eq!(decide(&open, ip(1), 64), Decision::Evict(0));
+        open[0].fresh = true;
+        assert_eq!(decide(&open, ip(1), 64), Decision::Evict(1));
         for entry in &mut open[..PER_PEER] {
-            entry.1 = None;
+            *entry = busy(ip(1));
         }
         assert_eq!(decide(&open, ip(1), 64), Decision::Refuse(Limit::PerPeer));
         assert_eq!(decide(&open, ip(3), 64), Decision::Admit);
@@ -359,13 +395,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn at_the_total_cap_the_busiest_address_gives_way() {
         let t0 = Instant::now();
-        let at = |s: u64| Some(t0 + Duration::from_secs(s));
+        let at = |s: u64| t0 + Duration::from_secs(s);
         // One old idle connection of a lone client; three newer of another.
-        let open = vec![(ip(1), at(0)), (ip(2), at(3)), (ip(2), at(1)), (ip(2), None)];
+        let mut open = vec![
+            idle(ip(1), at(0)),
+            idle(ip(2), at(3)),
+            idle(ip(2), at(1)),
+            busy(ip(2)),
+        ];
         assert_eq!(decide(&open, ip(9), 4), Decision::Evict(2));
-        let busy = vec![(ip(1), None), (ip(2), None)];
-        assert_eq!(decide(&busy, ip(9), 2), Decision::Refuse(Limit::Total));
-        assert_eq!(decide(&busy, ip(9), 3), Decision::Admit);
+        // A connection whose request is on its way goes last.
+        open[1].fresh = true;
+        open[2].fresh = true;
+        assert_eq!(decide(&open, ip(9), 4), Decision::Evict(0));
+        let all_busy = vec![busy(ip(1)), busy(ip(2))];
+        assert_eq!(decide(&all_busy, ip(9), 2), Decision::Refuse(Limit::Total));
+        assert_eq!(decide(&all_busy, ip(9), 3), Decision::Admit);
     }
 
     #[tokio::test(start_paused = true)]
@@ -413,7 +458,13 @@ mod tests {
         assert_eq!(table.len(), PER_PEER - 1);
         slots.truncate(0);
         assert_eq!(table.len(), 0);
-        assert!(table.telemetry.metrics.encode().contains("backstop_admin_connections 0"));
+        assert!(
+            table
+                .telemetry
+                .metrics
+                .encode()
+                .contains("backstop_admin_connections 0")
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -36,7 +36,11 @@ const RAISE_CEILING: u64 = 1 << 20;
 pub fn reserve(config: &Config) -> u64 {
     let destinations = u64::from(config.rollback.backend.is_some())
         + u64::from(config.page.pagerduty.is_some())
-        + config.page.alertmanager.as_ref().map_or(0, |a| a.urls.len()) as u64
+        + config
+            .page
+            .alertmanager
+            .as_ref()
+            .map_or(0, |a| a.urls.len()) as u64
         + u64::from(config.grafana.is_some());
     BASE_RESERVE + PER_TARGET * config.targets.len() as u64 + PER_DESTINATION * destinations
 }

@@ -178,7 +178,8 @@ fn builder() -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(conn::FIRST_REQUEST_TIMEOUT)
+        // The connection's own deadlines (`conn`) govern, whatever the protocol.
+        .header_read_timeout(None)
         .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_HEADER_BYTES.max(8192));
     builder
@@ -224,6 +225,10 @@ async fn connection(
         _ = slot.evict.cancelled() => return,
         why = slot.activity.expired() => {
             telemetry.admin_connection_closed(why.metric_label());
+            if why == conn::Closed::NoRequest {
+                // Nothing was ever asked: nothing to finish.
+                return;
+            }
             CLOSE_GRACE
         }
         _ = stop.cancelled() => grace,
