@@ -77,13 +77,13 @@ impl Limits {
     /// Whether `peer` may make another request from `budget`.
     pub fn allow(&self, peer: IpAddr, budget: Budget) -> bool {
         // Forget idle peers now and then, so the tables stay small.
-        if self.requests.len() > 1024 {
-            for limiter in [
-                &self.requests,
-                &self.readiness,
-                &self.failures,
-                &self.commands,
-            ] {
+        for limiter in [
+            &self.requests,
+            &self.readiness,
+            &self.failures,
+            &self.commands,
+        ] {
+            if limiter.len() > 1024 {
                 limiter.retain_recent();
             }
         }

@@ -156,10 +156,10 @@ struct Entry {
     closed: oneshot::Receiver<()>,
 }
 
-#[derive(Default)]
 struct Open {
     next_id: u64,
     entries: Vec<Entry>,
+    refusals: Throttle,
 }
 
 /// Every open admin connection. A `Vec`: there are at most `MAX_CONNECTIONS`.
@@ -183,14 +183,6 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.table.remove(self.id);
     }
-}
-
-/// What the accept loop does with a newcomer.
-pub enum Admission {
-    /// Serve it; when it took an idle connection's place, wait for that
-    /// one's socket to close before accepting more.
-    Admitted(Slot, Option<oneshot::Receiver<()>>),
-    Refused(Limit),
 }
 
 /// An open connection as admission sees it.
@@ -242,9 +234,15 @@ fn decide(open: &[Candidate], peer: IpAddr, cap: usize) -> Decision {
 }
 
 impl Table {
-    pub fn new(telemetry: Telemetry) -> Arc<Table> {
+    /// `log_every`: at most one warning about refusals per this long.
+    pub fn new(telemetry: Telemetry, log_every: Duration) -> Arc<Table> {
+        let open = Open {
+            next_id: 0,
+            entries: Vec::new(),
+            refusals: Throttle::new(log_every),
+        };
         Arc::new(Table {
-            open: Mutex::default(),
+            open: Mutex::new(open),
             telemetry,
         })
     }
@@ -253,9 +251,17 @@ impl Table {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Admit a newcomer from `peer` (a `peer_key`) if `cap` and `PER_PEER`
-    /// allow, closing an idle connection to make room if need be.
-    pub fn admit(self: &Arc<Self>, peer: IpAddr, cap: usize) -> Admission {
+    /// Admit a newcomer from `ip` if `cap` and `PER_PEER` allow, closing an
+    /// idle connection to make room if need be. None: refused, counted and
+    /// logged. Some(slot, victim): serve it; when it took an idle
+    /// connection's place, wait for `victim` (that one's socket closing)
+    /// before accepting more.
+    pub fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        cap: usize,
+    ) -> Option<(Slot, Option<oneshot::Receiver<()>>)> {
+        let peer = peer_key(ip);
         let mut open = self.lock();
         let now = Instant::now();
         let view: Vec<_> = open
@@ -274,7 +280,16 @@ impl Table {
             Decision::Refuse(limit) => {
                 self.telemetry
                     .admin_connection_refused(limit.metric_label());
-                return Admission::Refused(limit);
+                if let Some(suppressed) = open.refusals.ready() {
+                    tracing::warn!(
+                        peer = %ip,
+                        limit = limit.metric_label(),
+                        open = open.entries.len(),
+                        suppressed,
+                        "admin connection refused: every connection under the cap is busy (suppressed: refusals not logged since the last line)"
+                    );
+                }
+                return None;
             }
             Decision::Admit => None,
             Decision::Evict(i) => {
@@ -303,7 +318,7 @@ impl Table {
         };
         open.entries.push(entry);
         self.telemetry.admin_connections(open.entries.len());
-        Admission::Admitted(slot, victim)
+        Some((slot, victim))
     }
 
     fn remove(&self, id: u64) {
@@ -315,8 +330,8 @@ impl Table {
         }
     }
 
-    /// Open connections now.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn open(&self) -> usize {
         self.lock().entries.len()
     }
 }
@@ -437,27 +452,27 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_table_counts_admits_evicts_and_refuses() {
-        let table = Table::new(Telemetry::new("s"));
+        let table = Table::new(Telemetry::new("s"), Duration::from_secs(10));
         let mut slots = Vec::new();
         for _ in 0..PER_PEER {
             match table.admit(ip(1), 64) {
-                Admission::Admitted(slot, None) => slots.push(slot),
+                Some((slot, None)) => slots.push(slot),
                 _ => panic!("under the caps"),
             }
         }
-        let Admission::Admitted(newcomer, Some(closed)) = table.admit(ip(1), 64) else {
+        let Some((newcomer, Some(closed))) = table.admit(ip(1), 64) else {
             panic!("an idle connection makes room");
         };
         assert!(slots[0].evict.is_cancelled());
-        assert_eq!(table.len(), PER_PEER);
+        assert_eq!(table.open(), PER_PEER);
         slots.remove(0);
         assert!(closed.await.is_err(), "the victim's socket is gone");
         let text = table.telemetry.metrics.encode();
         assert!(text.contains("backstop_admin_connections_closed_total{reason=\"evicted\"} 1"));
         drop(newcomer);
-        assert_eq!(table.len(), PER_PEER - 1);
+        assert_eq!(table.open(), PER_PEER - 1);
         slots.truncate(0);
-        assert_eq!(table.len(), 0);
+        assert_eq!(table.open(), 0);
         assert!(
             table
                 .telemetry

@@ -16,7 +16,7 @@ pub const MIN_CONNECTIONS: usize = 4;
 /// stdout and stderr (3), the admin listener (1), the runtime's epoll and
 /// wake-up descriptors and the signal pipe (4), the configuration file
 /// read on reload, the CA bundle read at start, the kube client's watch
-/// and its pooled connection, the OTLP exporter's channel, name lookups in
+/// and its pooled connection, name lookups in
 /// flight (getaddrinfo opens a socket and reads /etc files), the one
 /// socket just accepted while the server decides whether to keep it (a
 /// refused or an evicting newcomer), and the rest as margin.
@@ -24,8 +24,8 @@ const BASE_RESERVE: u64 = 64;
 /// Per target (at most one probe is in flight): its pooled connection, a
 /// new one being dialled after the app closed the old one, and a lookup.
 const PER_TARGET: u64 = 3;
-/// Per outbound destination (the rollback webhook, PagerDuty, each
-/// Alertmanager, Grafana): a pooled connection, a retry's new connection,
+/// Per outbound destination (the rollback webhook or the API server,
+/// PagerDuty, each Alertmanager, Grafana, the OTLP collector): a pooled connection, a retry's new connection,
 /// its lookup, and one spare.
 const PER_DESTINATION: u64 = 4;
 /// The soft limit is raised towards the hard one, but not past this (the
@@ -41,7 +41,8 @@ pub fn reserve(config: &Config) -> u64 {
             .alertmanager
             .as_ref()
             .map_or(0, |a| a.urls.len()) as u64
-        + u64::from(config.grafana.is_some());
+        + u64::from(config.grafana.is_some())
+        + u64::from(config.otlp.is_some());
     BASE_RESERVE + PER_TARGET * config.targets.len() as u64 + PER_DESTINATION * destinations
 }
 

@@ -96,8 +96,8 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection closed for idleness may finish what it was writing.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// At most one warning per this long about accept errors or refused
-/// connections: a flood must not become a flood of log lines.
+/// At most one warning per this long about accept errors, and one about
+/// refused connections: a flood must not become a flood of log lines.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (out of descriptors and the like): no spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -121,10 +121,9 @@ pub async fn serve(
     }
     tracing::debug!(limit = fd_limit, reserve, cap, "admin connections capped");
     let builder = Arc::new(builder());
-    let table = conn::Table::new(shared.telemetry.clone());
+    let table = conn::Table::new(shared.telemetry.clone(), LOG_EVERY);
     let mut conns = JoinSet::new();
     let mut accept_errors = conn::Throttle::new(LOG_EVERY);
-    let mut refusals = conn::Throttle::new(LOG_EVERY);
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => break,
@@ -143,15 +142,9 @@ pub async fn serve(
         };
         // The cap follows reloads (targets added or removed).
         let cap = fds::connection_cap(fd_limit, fds::reserve(&shared.config()));
-        let (slot, victim) = match table.admit(conn::peer_key(peer), cap) {
-            conn::Admission::Admitted(slot, victim) => (slot, victim),
-            conn::Admission::Refused(limit) => {
-                if let Some(suppressed) = refusals.ready() {
-                    tracing::warn!(%peer, limit = limit.metric_label(), open = table.len(), suppressed, "admin connection refused: every connection under the cap is busy");
-                }
-                // Dropping the stream closes it at once.
-                continue;
-            }
+        let Some((slot, victim)) = table.admit(peer, cap) else {
+            // Refused (counted and logged): dropping the stream closes it.
+            continue;
         };
         conns.spawn(connection(
             builder.clone(),
