@@ -89,9 +89,9 @@ impl Shared {
 /// Most request headers (HTTP/1) and bytes of headers (both versions).
 const MAX_HEADERS: usize = 64;
 const MAX_HEADER_BYTES: usize = 16 * 1024;
-/// HTTP/2 pings a connection with a request in flight this often, and
-/// closes it when a ping is not answered within `PING_TIMEOUT`: a peer
-/// that vanished does not hold its streams open.
+/// HTTP/2 pings its peer this often and closes the connection when a ping
+/// is not answered within `PING_TIMEOUT`: a peer that vanished does not
+/// hold streams open until the idle deadline.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection closed for idleness may finish what it was writing.
