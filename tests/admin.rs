@@ -1,9 +1,15 @@
 //! The admin API: read-only endpoints open, mutating ones behind the bearer
 //! token of `admin.token_file`; manual rollback once per revision; a pause
 //! holds automatic rollbacks and pages, which follow when it ends if the
-//! rule still fires; bad requests, oversized ones and floods are refused.
+//! rule still fires; bad requests, oversized ones and floods are refused,
+//! and no flood of requests or connections reaches the kubelet's
+//! endpoints, the right token, or the descriptors probes need.
 
 mod common;
+#[path = "admin/connections.rs"]
+mod connections;
+#[path = "admin/descriptors.rs"]
+mod descriptors;
 
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
@@ -298,7 +304,7 @@ async fn bad_requests_are_refused_with_a_reason() {
 }
 
 #[tokio::test]
-async fn mutating_requests_are_rate_limited_per_peer() {
+async fn only_wrong_tokens_count_toward_the_lock_out() {
     let a = setup(true).await;
     let mut codes = Vec::new();
     for _ in 0..12 {
@@ -310,9 +316,72 @@ async fn mutating_requests_are_rate_limited_per_peer() {
     }
     assert_eq!(&codes[..10], &[401; 10]);
     assert_eq!(&codes[10..], &[429, 429]);
-    // Even the right token waits now: guessing is bounded by the limit.
-    assert_eq!(post(&a.s, "/api/v1/resume", Some(TOKEN), "").await.0, 429);
-    // Read-only endpoints are limited separately and stay available.
+    // Behind a port-forward everyone is 127.0.0.1: someone else's guesses
+    // must not lock the operator out.
+    let (code, body) = post(&a.s, "/api/v1/resume", Some(TOKEN), "").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post(&a.s, "/api/v1/pause", Some(TOKEN), r#"{"duration": "5m"}"#).await;
+    assert_eq!(code, 200, "{body}");
+    // Wrong tokens stay locked out; reads are budgeted separately.
+    assert_eq!(post(&a.s, "/api/v1/resume", None, "").await.0, 429);
     assert_eq!(get(&a.s.admin("/healthz")).await.0, 200);
+    assert_eq!(get(&a.s.admin("/status")).await.0, 200);
+    a.s.daemon.shutdown().await;
+}
+
+#[tokio::test]
+async fn liveness_and_readiness_answer_while_scrapes_flood_from_the_same_address() {
+    let a = setup(false).await;
+    for _ in 0..100 {
+        if get(&a.s.admin("/readyz")).await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // 600 scrapes, eight at a time on keep-alive connections, while the
+    // "kubelet" (same address) asks /healthz and /readyz every 20 ms.
+    let scraper = reqwest::Client::new();
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, url) = (scraper.clone(), a.s.admin("/metrics"));
+        flood.spawn(async move {
+            let mut codes = Vec::new();
+            for _ in 0..75 {
+                codes.push(http.get(&url).send().await.unwrap().status().as_u16());
+            }
+            codes
+        });
+    }
+    let mut kubelet = Vec::new();
+    while !flood.is_empty() {
+        tokio::select! {
+            Some(done) = flood.join_next() => {
+                let codes = done.unwrap();
+                kubelet.push(("scrapes 429", codes.iter().filter(|c| **c == 429).count() as u16));
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                kubelet.push(("/healthz", get(&a.s.admin("/healthz")).await.0));
+                kubelet.push(("/readyz", get(&a.s.admin("/readyz")).await.0));
+            }
+        }
+    }
+    let limited: u16 = kubelet
+        .iter()
+        .filter(|(what, _)| *what == "scrapes 429")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(limited > 0, "the flood never reached the read budget");
+    let probes: Vec<_> = kubelet.iter().filter(|(w, _)| w.starts_with('/')).collect();
+    assert!(!probes.is_empty());
+    assert!(probes.iter().all(|(_, code)| *code == 200), "{probes:?}");
+    // Right after the flood the read budget is (nearly) spent; liveness
+    // does not draw on it.
+    for _ in 0..5 {
+        assert_eq!(get(&a.s.admin("/healthz")).await.0, 200);
+    }
+    println!(
+        "600 scrapes: {limited} answered 429; {} liveness and readiness checks meanwhile, all 200",
+        probes.len()
+    );
     a.s.daemon.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! The admin API's mutating endpoints: `POST /api/v1/rollback`,
 //! `/api/v1/pause` and `/api/v1/resume`. Each needs the bearer token of
 //! `admin.token_file`, compared in constant time; a peer that keeps
-//! presenting wrong tokens is slowed down; bodies are small JSON documents.
+//! presenting wrong tokens is refused for a while (its wrong tokens only);
+//! bodies are small JSON documents.
 
 use super::{Reply, Shared, json};
 use crate::act::{Command, MAX_PAUSE};
@@ -22,18 +23,41 @@ use tokio::sync::oneshot;
 pub const MAX_BODY: usize = 16 * 1024;
 /// Pause length when the request names none.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(3600);
-/// Admin requests per second from one address: Prometheus and the kubelet
-/// need a few per minute, a script polling `/status` a few per second; a
-/// flood beyond this cannot keep the engine answering snapshots.
+/// Requests per second from one address to the read-only endpoints:
+/// Prometheus and the kubelet need a few per minute, a script polling
+/// `/status` a few per second; a flood beyond this cannot keep the engine
+/// answering snapshots. `/healthz` costs no more to answer than a 429 and
+/// is never limited; `/readyz` has a budget of its own, so that scrapes
+/// cannot make the pod unready.
 const REQUESTS_PER_SECOND: u32 = 100;
-/// Mutating requests per minute from one address, right token or not.
-const MUTATING_PER_MINUTE: u32 = 10;
+const READINESS_PER_SECOND: u32 = 100;
+/// Wrong or missing tokens per minute from one address; more get 429.
+const FAILURES_PER_MINUTE: u32 = 10;
+/// Authenticated commands per minute from one address: a person or a
+/// deploy script needs a few; only a runaway loop needs more.
+const COMMANDS_PER_MINUTE: u32 = 60;
+/// A request body must arrive within this once its head has.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Per peer address: every admin request, and the mutating ones (which
-/// also bounds how fast a token can be guessed).
+/// Which budget a request spends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Budget {
+    /// Everything read-only but `/healthz` and `/readyz`.
+    Read,
+    Readiness,
+}
+
+/// Budgets per peer address (a `conn::peer_key`). Only failed
+/// authentications count toward the lock-out, so another client's wrong
+/// guesses never lock out the right token (behind `kubectl port-forward`
+/// every client is 127.0.0.1). The token's length (at least 16
+/// characters, `openssl rand -hex 32` advised) is what makes guessing
+/// hopeless.
 pub struct Limits {
     requests: DefaultKeyedRateLimiter<IpAddr>,
-    mutating: DefaultKeyedRateLimiter<IpAddr>,
+    readiness: DefaultKeyedRateLimiter<IpAddr>,
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    commands: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl Default for Limits {
@@ -42,21 +66,41 @@ impl Default for Limits {
         let per_minute = |n| Quota::per_minute(NonZeroU32::new(n).expect("non-zero"));
         Limits {
             requests: RateLimiter::keyed(per_second(REQUESTS_PER_SECOND)),
-            mutating: RateLimiter::keyed(per_minute(MUTATING_PER_MINUTE)),
+            readiness: RateLimiter::keyed(per_second(READINESS_PER_SECOND)),
+            failures: RateLimiter::keyed(per_minute(FAILURES_PER_MINUTE)),
+            commands: RateLimiter::keyed(per_minute(COMMANDS_PER_MINUTE)),
         }
     }
 }
 
 impl Limits {
-    /// Whether `peer` may make another request (mutating or not).
-    pub fn allow(&self, peer: IpAddr, mutating: bool) -> bool {
-        // Forget idle peers now and then, so the table stays small.
-        if self.requests.len() > 1024 {
-            self.requests.retain_recent();
-            self.mutating.retain_recent();
+    /// Whether `peer` may make another request from `budget`.
+    pub fn allow(&self, peer: IpAddr, budget: Budget) -> bool {
+        // Forget idle peers now and then, so the tables stay small.
+        for limiter in [
+            &self.requests,
+            &self.readiness,
+            &self.failures,
+            &self.commands,
+        ] {
+            if limiter.len() > 1024 {
+                limiter.retain_recent();
+            }
         }
-        self.requests.check_key(&peer).is_ok()
-            && (!mutating || self.mutating.check_key(&peer).is_ok())
+        let limiter = match budget {
+            Budget::Read => &self.requests,
+            Budget::Readiness => &self.readiness,
+        };
+        limiter.check_key(&peer).is_ok()
+    }
+
+    /// Whether `peer` may be told 401 once more; spends the read budget too.
+    fn allow_failure(&self, peer: IpAddr) -> bool {
+        self.allow(peer, Budget::Read) && self.failures.check_key(&peer).is_ok()
+    }
+
+    fn allow_command(&self, peer: IpAddr) -> bool {
+        self.commands.check_key(&peer).is_ok()
     }
 }
 
@@ -93,10 +137,10 @@ struct PauseBody {
 #[serde(deny_unknown_fields)]
 struct ResumeBody {}
 
-/// Handle `POST` to one of `ENDPOINTS`.
-pub async fn handle(shared: &Shared, peer: IpAddr, req: Request<Incoming>) -> Reply {
+/// Handle `POST` to one of `ENDPOINTS`; `key` is the peer's `conn::peer_key`.
+pub async fn handle(shared: &Shared, peer: IpAddr, key: IpAddr, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
-    if let Err(reply) = authorize(shared, peer, &req) {
+    if let Err(reply) = authorize(shared, peer, key, &req) {
         return *reply;
     }
     let body = match read_body(req).await {
@@ -199,17 +243,34 @@ impl<F: Future<Output = Reply> + Send + 'static> Boxed for F {
     }
 }
 
-/// The request carries the configured token, or the reply that says why not.
-fn authorize(shared: &Shared, peer: IpAddr, req: &Request<Incoming>) -> Result<(), Box<Reply>> {
+/// The request carries the configured token and its sender is within its
+/// budgets, or the reply that says why not.
+fn authorize(
+    shared: &Shared,
+    peer: IpAddr,
+    key: IpAddr,
+    req: &Request<Incoming>,
+) -> Result<(), Box<Reply>> {
     let config = shared.config();
+    let limits = &shared.limits;
     let Some(token) = &config.admin.token else {
+        if !limits.allow(key, Budget::Read) {
+            return Err(Box::new(too_many()));
+        }
         return Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "the admin API's mutating endpoints are off: set admin.token_file",
         )));
     };
     match presented(req) {
-        Some(t) if matches(t, token.expose()) => Ok(()),
+        Some(t) if matches(t, token.expose()) => {
+            if limits.allow_command(key) {
+                Ok(())
+            } else {
+                Err(Box::new(too_many()))
+            }
+        }
+        _ if !limits.allow_failure(key) => Err(Box::new(too_many())),
         found => {
             tracing::warn!(%peer, presented = found.is_some(), "admin API request with a missing or wrong token");
             let mut reply = error(
@@ -240,7 +301,14 @@ fn matches(presented: &[u8], token: &str) -> bool {
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, Box<Reply>> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+    let body = Limited::new(req.into_body(), MAX_BODY).collect();
+    let Ok(body) = tokio::time::timeout(BODY_TIMEOUT, body).await else {
+        return Err(Box::new(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
+        )));
+    };
+    match body {
         Ok(body) => Ok(body.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Box::new(error(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -2,9 +2,14 @@
 //! `/readyz` for the kubelet, `/status` (JSON) and `/` (a small HTML page)
 //! for the person on call, all open and read-only; and the token-guarded
 //! `POST /api/v1/...` endpoints (see `api`). Every peer is rate-limited;
-//! header counts, header sizes and bodies are capped.
+//! header counts, header sizes and bodies are capped. Connections are
+//! capped in all and per peer, within the descriptors left after the
+//! probes' and actions' reserve (`fds`), and closed when they carry no
+//! request for a few seconds (`conn`).
 
 mod api;
+mod conn;
+mod fds;
 mod html;
 
 use crate::act::{ActionLog, ActionRecord, Command, Maintenance, Revision};
@@ -18,13 +23,13 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -84,8 +89,18 @@ impl Shared {
 /// Most request headers (HTTP/1) and bytes of headers (both versions).
 const MAX_HEADERS: usize = 64;
 const MAX_HEADER_BYTES: usize = 16 * 1024;
-/// A client gets this long to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 pings its peer this often and closes the connection when a ping
+/// is not answered within `PING_TIMEOUT`: a peer that vanished does not
+/// hold streams open until the idle deadline.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection closed for idleness may finish what it was writing.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// At most one warning per this long about accept errors, and one about
+/// refused connections: a flood must not become a flood of log lines.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (out of descriptors and the like): no spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serve until `stop`, then let open requests finish within `grace`.
 pub async fn serve(
@@ -94,44 +109,127 @@ pub async fn serve(
     stop: CancellationToken,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
+    let fd_limit = fds::raise_soft_limit();
+    let reserve = fds::reserve(&shared.config());
+    let cap = fds::connection_cap(fd_limit, reserve);
+    if fd_limit.is_some_and(|l| l < reserve + fds::MIN_CONNECTIONS as u64) {
+        tracing::warn!(
+            limit = fd_limit,
+            reserve,
+            "the file-descriptor limit is too low to keep room for probes and actions beside the admin server; raise `ulimit -n`"
+        );
+    }
+    tracing::debug!(limit = fd_limit, reserve, cap, "admin connections capped");
+    let builder = Arc::new(builder());
+    let table = conn::Table::new(shared.telemetry.clone(), LOG_EVERY);
+    let mut conns = JoinSet::new();
+    let mut accept_errors = conn::Throttle::new(LOG_EVERY);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            // Reap finished connections so the set stays small.
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => (stream, peer.ip()),
+                Err(e) => {
+                    if let Some(suppressed) = accept_errors.ready() {
+                        tracing::warn!(error = %e, suppressed, "admin server accept failed (suppressed: failures not logged since the last line)");
+                    }
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        // The cap follows reloads (targets added or removed).
+        let cap = fds::connection_cap(fd_limit, fds::reserve(&shared.config()));
+        let Some((slot, victim)) = table.admit(peer, cap) else {
+            // Refused (counted and logged): dropping the stream closes it.
+            continue;
+        };
+        conns.spawn(connection(
+            builder.clone(),
+            stream,
+            peer,
+            shared.clone(),
+            slot,
+            stop.clone(),
+            grace,
+        ));
+        if let Some(closed) = victim {
+            // Admin sockets stay within the cap plus the newcomer: accept
+            // nothing more until the evicted one is closed (microseconds).
+            let _ = tokio::time::timeout(CLOSE_GRACE, closed).await;
+        }
+    }
+    drop(listener);
+    let drain = async { while conns.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(grace + CLOSE_GRACE, drain).await;
+}
+
+fn builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        // The connection's own deadlines (`conn`) govern, whatever the protocol.
+        .header_read_timeout(None)
         .max_headers(MAX_HEADERS)
         .max_buf_size(MAX_HEADER_BYTES.max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(PING_INTERVAL)
+        .keep_alive_timeout(PING_TIMEOUT)
         .max_header_list_size(MAX_HEADER_BYTES as u32)
         .max_concurrent_streams(32);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => (stream, peer.ip()),
-                Err(e) => {
-                    // Out of file descriptors and the like: pause, do not spin.
-                    tracing::warn!(error = %e, "admin server accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    builder
+}
+
+/// Serve one connection until it ends, is closed for idleness (no request
+/// head yet, whether or not the protocol was detected, or none for a
+/// while), gives its place to a newcomer, or the server stops.
+async fn connection(
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    peer: IpAddr,
+    shared: Arc<Shared>,
+    slot: conn::Slot,
+    stop: CancellationToken,
+    grace: Duration,
+) {
+    let activity = slot.activity.clone();
+    let telemetry = shared.telemetry.clone();
+    let service = hyper::service::service_fn(move |req| {
+        // Busy from the complete request head until the answer is ready.
+        let busy = activity.begin();
         let shared = shared.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let shared = shared.clone();
-            async move { Ok::<_, std::convert::Infallible>(route(&shared, peer, req).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        tokio::spawn(graceful.watch(conn));
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+        async move {
+            let reply = route(&shared, peer, req).await;
+            drop(busy);
+            Ok::<_, std::convert::Infallible>(reply)
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let wait = tokio::select! {
+        biased;
+        _ = conn.as_mut() => return,
+        // Its place is taken: close now, the newcomer waits for it.
+        _ = slot.evict.cancelled() => return,
+        why = slot.activity.expired() => {
+            telemetry.admin_connection_closed(why.metric_label());
+            if why == conn::Closed::NoRequest {
+                // Nothing was ever asked: nothing to finish.
+                return;
+            }
+            CLOSE_GRACE
+        }
+        _ = stop.cancelled() => grace,
+    };
+    // Cancels protocol detection, closes an idle HTTP/1 connection, sends
+    // HTTP/2 GOAWAY; whatever is still open after `wait` is dropped.
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(wait, conn).await;
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -139,11 +237,20 @@ type Reply = Response<Full<Bytes>>;
 async fn route(shared: &Shared, peer: IpAddr, req: Request<Incoming>) -> Reply {
     let path = req.uri().path();
     let endpoint = api::ENDPOINTS.iter().find(|e| **e == path).copied();
-    let reply = if !shared.limits.allow(peer, endpoint.is_some()) {
+    let key = conn::peer_key(peer);
+    let command = endpoint.is_some() && req.method() == Method::POST;
+    let allowed = match path {
+        "/healthz" => true,
+        // The token decides which budget a command spends: `api::handle`.
+        _ if command => true,
+        "/readyz" => shared.limits.allow(key, api::Budget::Readiness),
+        _ => shared.limits.allow(key, api::Budget::Read),
+    };
+    let reply = if !allowed {
         api::too_many()
     } else if endpoint.is_some() {
-        if req.method() == Method::POST {
-            api::handle(shared, peer, req).await
+        if command {
+            api::handle(shared, peer, key, req).await
         } else {
             let mut reply = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
             reply

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub page_deliveries: IntCounterVec,
     pub actions_paused: IntGaugeVec,
     pub admin_requests: IntCounterVec,
+    pub admin_connections: IntGauge,
+    pub admin_connections_rejected: IntCounterVec,
+    pub admin_connections_closed: IntCounterVec,
     pub config_reloads: IntCounterVec,
     pub config_last_reload_successful: IntGauge,
     pub page_queue: IntGaugeVec,
@@ -146,6 +149,21 @@ impl Metrics {
                 "Admin API requests by endpoint and HTTP status code (401/403: refused tokens, 429: rate limited).",
                 &["endpoint", "code"],
             ),
+            admin_connections: IntGauge::new(
+                "backstop_admin_connections",
+                "Open connections to the admin server.",
+            )
+            .expect("valid metric definition"),
+            admin_connections_rejected: counter(
+                "backstop_admin_connections_rejected_total",
+                "Admin connections refused at once because every connection under a cap (per_peer, total) was busy.",
+                &["reason"],
+            ),
+            admin_connections_closed: counter(
+                "backstop_admin_connections_closed_total",
+                "Admin connections the server closed: no_request (no request head within 5 s of connecting), idle (no request for 10 s), evicted (idle, and a newcomer over a cap took its place).",
+                &["reason"],
+            ),
             config_reloads: counter(
                 "backstop_config_reloads_total",
                 "Configuration reloads (SIGHUP or the file changing) by result: applied, unchanged, rejected (the running configuration stays).",
@@ -194,6 +212,9 @@ impl Metrics {
             Box::new(self.page_deliveries.clone()),
             Box::new(self.actions_paused.clone()),
             Box::new(self.admin_requests.clone()),
+            Box::new(self.admin_connections.clone()),
+            Box::new(self.admin_connections_rejected.clone()),
+            Box::new(self.admin_connections_closed.clone()),
             Box::new(self.config_reloads.clone()),
             Box::new(self.config_last_reload_successful.clone()),
             Box::new(self.page_queue.clone()),

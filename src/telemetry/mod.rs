@@ -261,6 +261,29 @@ impl Telemetry {
             .inc();
     }
 
+    /// Admin connections open now.
+    pub fn admin_connections(&self, open: usize) {
+        self.metrics
+            .admin_connections
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    /// An admin connection refused at accept; `reason` is the cap.
+    pub fn admin_connection_refused(&self, reason: &str) {
+        self.metrics
+            .admin_connections_rejected
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// An admin connection the server closed; `reason` says why.
+    pub fn admin_connection_closed(&self, reason: &str) {
+        self.metrics
+            .admin_connections_closed
+            .with_label_values(&[reason])
+            .inc();
+    }
+
     pub fn rollback_prevented(&self, rule: &str, why: Prevented) {
         self.metrics
             .rollbacks_prevented
