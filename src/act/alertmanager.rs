@@ -296,8 +296,12 @@ async fn post_all(
             telemetry.page_delivery("alertmanager", "held");
             continue;
         }
-        let (client, telemetry, body, newer) =
-            (client.clone(), telemetry.clone(), body.clone(), newer.clone());
+        let (client, telemetry, body, newer) = (
+            client.clone(),
+            telemetry.clone(),
+            body.clone(),
+            newer.clone(),
+        );
         posts.spawn(post_one(client, base, telemetry, body, newer));
     }
     let mut delivery = Delivery {

@@ -34,6 +34,8 @@ pub struct Annotation {
 pub struct Annotator {
     client: reqwest::Client,
     config: Grafana,
+    /// Where annotations go (`api/annotations` under the configured URL).
+    url: url::Url,
     service: String,
     revision: String,
     /// Marks not yet taken (those in flight too), oldest first.
@@ -72,9 +74,20 @@ impl Annotator {
         let client = retry::client(Duration::from_secs(5), tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
+        let url = config
+            .url
+            .join("api/annotations")
+            .map_err(|e| format!("annotate.grafana.url: {e}"))?;
+        // One Authorization header: the token wins over credentials in the
+        // URL (reqwest would send both, and Grafana reads only the first).
+        let url = match config.token {
+            Some(_) => crate::redact::url(&url),
+            None => url,
+        };
         Ok(Annotator {
             client,
             config,
+            url,
             service: service.to_string(),
             revision: revision.to_string(),
             queue: VecDeque::new(),
@@ -152,17 +165,10 @@ impl Annotator {
                 self.telemetry.page_delivery("grafana", "held");
                 return;
             }
-            let url = match self.config.url.join("api/annotations") {
-                Ok(url) => url,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot build the Grafana annotations URL");
-                    return;
-                }
-            };
             let (seq, rule) = (w.seq, rule.clone());
             let send = send(
                 self.client.clone(),
-                url,
+                self.url.clone(),
                 self.config.token.clone(),
                 self.body(&w.mark),
                 self.telemetry.clone(),
@@ -199,10 +205,7 @@ impl Annotator {
             Ok(answer) => {
                 self.telemetry.page_delivery("grafana", "ok");
                 if let Some(note) = answer.note() {
-                    tracing::warn!(
-                        rule = rule.as_str(),
-                        "Grafana took an annotation; {note}"
-                    );
+                    tracing::warn!(rule = rule.as_str(), "Grafana took an annotation; {note}");
                 }
             }
             Err(RetryError::Rejected(e)) => {
@@ -238,12 +241,6 @@ async fn send(
     body: serde_json::Value,
     telemetry: Telemetry,
 ) -> Result<Answer, RetryError> {
-    // One Authorization header: the token wins over credentials in the
-    // URL (reqwest would send both, and Grafana reads only the first).
-    let url = match token {
-        Some(_) => crate::redact::url(&url),
-        None => url,
-    };
     let backoff = Backoff {
         attempts: 3,
         base: Duration::from_millis(300),

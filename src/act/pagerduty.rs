@@ -292,8 +292,7 @@ impl Pager {
                 return;
             }
         };
-        if let Err(RetryError::Exhausted { last, .. } | RetryError::Superseded { last, .. }) =
-            &sent
+        if let Err(RetryError::Exhausted { last, .. } | RetryError::Superseded { last, .. }) = &sent
         {
             self.telemetry.page_delivery("pagerduty", "failed");
             tracing::warn!(

@@ -247,7 +247,10 @@ pub enum BodyEnd {
 impl Answer {
     /// The start of the body as text, for messages.
     pub fn snippet(&self) -> String {
-        String::from_utf8_lossy(&self.body).chars().take(200).collect()
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(200)
+            .collect()
     }
 
     /// What went wrong reading the body, if anything, for a record's detail.
@@ -521,7 +524,10 @@ mod tests {
         match send(fast, || client.post(&url), |_| {}).await {
             Err(RetryError::Exhausted { attempts: 2, last }) => {
                 assert!(last.starts_with("HTTP 503: xxx"), "{last}");
-                assert!(last.ends_with("was cut there, the rest not read)"), "{last}");
+                assert!(
+                    last.ends_with("was cut there, the rest not read)"),
+                    "{last}"
+                );
             }
             other => panic!("{other:?}"),
         }

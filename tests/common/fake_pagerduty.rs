@@ -149,9 +149,15 @@ async fn handle(
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let hung = {
         let s = state.lock().unwrap_or_else(|e| e.into_inner());
-        s.hung_keys.iter().any(|k| parsed["dedup_key"] == k.as_str())
+        s.hung_keys
+            .iter()
+            .any(|k| parsed["dedup_key"] == k.as_str())
     };
-    let fault = if hung { Some(Fault::Hang) } else { faults.take() };
+    let fault = if hung {
+        Some(Fault::Hang)
+    } else {
+        faults.take()
+    };
     if fault == Some(Fault::Hang) {
         state
             .lock()

@@ -93,7 +93,11 @@ async fn b_pagerduty_answers_an_endless_body() {
         format!("PagerDuty took the trigger ({DEDUP_KEY}); {CUT}")
     );
     let requests = pd.requests();
-    assert_eq!(requests.len(), 1, "taken once, not sent again: {requests:#?}");
+    assert_eq!(
+        requests.len(),
+        1,
+        "taken once, not sent again: {requests:#?}"
+    );
     assert_eq!(requests[0].body["event_action"], "trigger");
     assert_cut_off(&pd);
     let text = d.metrics().await;
@@ -135,7 +139,11 @@ async fn b_alertmanager_answers_an_endless_body() {
         format!("firing alert sent to 1 of 1 Alertmanager(s); {CUT}")
     );
     let requests = am.requests();
-    assert_eq!(requests.len(), 1, "taken once, not sent again: {requests:#?}");
+    assert_eq!(
+        requests.len(),
+        1,
+        "taken once, not sent again: {requests:#?}"
+    );
     assert_eq!(requests[0].path, "/api/v2/alerts");
     assert_cut_off(&am);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
@@ -172,7 +180,11 @@ async fn b_grafana_answers_an_endless_body() {
     })
     .await;
     let requests = grafana.requests();
-    assert_eq!(requests.len(), 1, "taken once, not sent again: {requests:#?}");
+    assert_eq!(
+        requests.len(),
+        1,
+        "taken once, not sent again: {requests:#?}"
+    );
     assert_eq!(requests[0].path, "/api/annotations");
     assert_cut_off(&grafana);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");

@@ -2,11 +2,11 @@
 //! reaches the receiver within one attempt's timeout, not after the hung
 //! post's retries. The delay is printed (`--nocapture`).
 
+use super::DEDUP_KEY;
 use super::common::fake_alertmanager::FakeAlertmanager;
 use super::common::fake_pagerduty::FakePagerDuty;
 use super::common::faulty::{Fault, Panics, RawAnswer, RawReceiver};
 use super::common::harness::*;
-use super::DEDUP_KEY;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::rules::State;
 use backstop::telemetry::Event;
@@ -136,9 +136,11 @@ async fn b_alertmanager_hung_delays_neither_its_peer_nor_another_rule() {
     // Every alert is recorded once both Alertmanagers had their try.
     for rule in [RULE, SECOND] {
         let e = d
-            .wait_for("the record", Duration::from_secs(8), |e| {
-                matches!(e, Event::Action(r) if r.rule == rule && r.action == "page")
-            })
+            .wait_for(
+                "the record",
+                Duration::from_secs(8),
+                |e| matches!(e, Event::Action(r) if r.rule == rule && r.action == "page"),
+            )
             .await;
         let Event::Action(r) = e else { unreachable!() };
         assert_eq!(r.outcome, "triggered", "{}", r.detail);
