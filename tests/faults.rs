@@ -11,7 +11,11 @@
 //!   are fine as long as the receiver takes the event once (a 500 or a hung
 //!   request is not taken) and every retry carries the same dedup or
 //!   idempotency key. Probing stays on schedule and what waits for delivery
-//!   stays within its bound.
+//!   stays within its bound. A receiver that answers with a body that never
+//!   ends is read a few KiB far and judged on its status; the record says
+//!   the answer was cut, and the real daemon stays small. A receiver that
+//!   hangs the post for one rule delays no other rule's page beyond one
+//!   attempt's timeout.
 //! - C: PagerDuty or Alertmanager down while a rule flaps fifty times, the
 //!   webhook down while it flaps: what waits stays at its bound, and after
 //!   recovery the receiver gets the last state. A receiver that hangs holds
@@ -23,8 +27,12 @@
 #[path = "faults/app.rs"]
 mod app;
 mod common;
+#[path = "faults/endless.rs"]
+mod endless;
 #[path = "faults/flapping.rs"]
 mod flapping;
+#[path = "faults/lanes.rs"]
+mod lanes;
 #[path = "faults/receivers.rs"]
 mod receivers;
 

@@ -7,7 +7,10 @@
 //! at the next interval with the current state, so nothing is lost and
 //! nothing queues up. Notices keep changing the state while a post is
 //! under way (the next post carries them), so a slow or hung Alertmanager
-//! neither fills the actor's channel nor delays shutdown.
+//! neither fills the actor's channel nor delays shutdown. The Alertmanagers
+//! are posted to side by side, and a post that fails while a newer state
+//! waits is not retried (the newer one goes instead): a hung Alertmanager
+//! delays no other, and holds up a newer alert by one attempt at most.
 
 use super::pagerduty::next;
 use super::retry::{self, Backoff};
@@ -18,8 +21,10 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -106,23 +111,36 @@ impl Pager {
             // Post until a post carried the current state.
             loop {
                 let carried = std::mem::take(&mut fresh);
+                // Set once a newer state waits: the post then stops retrying.
+                let newer = Arc::new(AtomicBool::new(false));
                 let post = post_all(
                     self.client.clone(),
                     self.config.urls.clone(),
                     self.limiters.clone(),
                     self.telemetry.clone(),
                     self.body(SystemTime::now()),
+                    newer.clone(),
                 );
                 tokio::pin!(post);
-                let delivered = loop {
+                let delivery = loop {
                     tokio::select! {
-                        delivered = &mut post => break delivered,
+                        delivery = &mut post => break delivery,
                         _ = stop.cancelled() => return,
-                        Some(n) = next(&mut inbox) => self.take(n, &mut fresh),
+                        Some(n) = next(&mut inbox) => {
+                            self.take(n, &mut fresh);
+                            newer.store(true, Ordering::Relaxed);
+                        }
                     }
                 };
-                for n in carried.into_values() {
-                    self.record(n, delivered);
+                if delivery.superseded {
+                    // The next post carries their state; it is theirs to record.
+                    for (k, n) in carried {
+                        fresh.entry(k).or_insert(n);
+                    }
+                } else {
+                    for n in carried.into_values() {
+                        self.record(n, &delivery);
+                    }
                 }
                 if fresh.is_empty() {
                     break;
@@ -214,10 +232,10 @@ impl Pager {
         serde_json::Value::Array(alerts)
     }
 
-    fn record(&self, n: Notice, delivered: usize) {
+    fn record(&self, n: Notice, delivery: &Delivery) {
         let firing = n.firing;
         let total = self.config.urls.len();
-        let (outcome, detail) = match delivered {
+        let (outcome, mut detail) = match delivery.delivered {
             0 => (
                 "failed",
                 format!(
@@ -233,6 +251,9 @@ impl Pager {
                 ),
             ),
         };
+        for note in &delivery.notes {
+            detail.push_str(&format!("; {note}"));
+        }
         let record = ActionRecord {
             at: super::rfc3339(SystemTime::now()),
             rule: n.rule,
@@ -247,51 +268,101 @@ impl Pager {
     }
 }
 
-/// Post `body` to every Alertmanager; returns how many took it. Owns what
-/// it needs, so the pager can apply notices meanwhile.
+/// How one post of the state to every Alertmanager went.
+struct Delivery {
+    /// How many took it.
+    delivered: usize,
+    /// Some gave up early because a newer state waits.
+    superseded: bool,
+    /// What went wrong reading the answers of those that took it.
+    notes: Vec<String>,
+}
+
+/// Post `body` to every Alertmanager at once, each retried until `newer`
+/// is set. Owns what it needs, so the pager can apply notices meanwhile.
 async fn post_all(
     client: reqwest::Client,
     urls: Vec<url::Url>,
     limiters: Arc<Vec<DefaultDirectRateLimiter>>,
     telemetry: Telemetry,
     body: serde_json::Value,
-) -> usize {
-    let mut delivered = 0;
-    for (i, base) in urls.iter().enumerate() {
+    newer: Arc<AtomicBool>,
+) -> Delivery {
+    let body = Arc::new(body);
+    // Dropped with this future (on stop), which cuts the posts in flight.
+    let mut posts = JoinSet::new();
+    for (i, base) in urls.into_iter().enumerate() {
         if limiters[i].check().is_err() {
             telemetry.page_delivery("alertmanager", "held");
             continue;
         }
-        let url = match base.join("api/v2/alerts") {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the Alertmanager alerts URL");
-                continue;
+        let (client, telemetry, body, newer) = (
+            client.clone(),
+            telemetry.clone(),
+            body.clone(),
+            newer.clone(),
+        );
+        posts.spawn(post_one(client, base, telemetry, body, newer));
+    }
+    let mut delivery = Delivery {
+        delivered: 0,
+        superseded: false,
+        notes: Vec::new(),
+    };
+    while let Some(done) = posts.join_next().await {
+        match done {
+            Ok(Ok(answer)) => {
+                delivery.delivered += 1;
+                delivery.notes.extend(answer.note());
             }
-        };
-        let backoff = Backoff {
-            attempts: 3,
-            base: Duration::from_millis(200),
-            max: Duration::from_secs(2),
-        };
-        let sent = retry::send(
-            backoff,
-            || client.post(url.clone()).json(&body),
-            |outcome| telemetry.action_attempt("page", outcome),
-        )
-        .await;
-        match sent {
-            Ok(_) => {
-                delivered += 1;
-                telemetry.page_delivery("alertmanager", "ok");
-            }
-            Err(e) => {
-                telemetry.page_delivery("alertmanager", "failed");
-                tracing::warn!(receiver = url.host_str().unwrap_or(""), error = %e, "Alertmanager did not take the alerts; they go out again at the next interval");
-            }
+            Ok(Err(retry::RetryError::Superseded { .. })) => delivery.superseded = true,
+            Ok(Err(_)) => {}
+            Err(e) => tracing::error!(error = %e, "an Alertmanager post failed"),
         }
     }
-    delivered
+    delivery.notes.dedup();
+    delivery
+}
+
+/// Post `body` to one Alertmanager, counting and logging how it went.
+async fn post_one(
+    client: reqwest::Client,
+    base: url::Url,
+    telemetry: Telemetry,
+    body: Arc<serde_json::Value>,
+    newer: Arc<AtomicBool>,
+) -> Result<retry::Answer, retry::RetryError> {
+    let url = base.join("api/v2/alerts").map_err(|e| {
+        tracing::error!(error = %e, "cannot build the Alertmanager alerts URL");
+        retry::RetryError::Rejected(e.to_string())
+    })?;
+    let backoff = Backoff {
+        attempts: 3,
+        base: Duration::from_millis(200),
+        max: Duration::from_secs(2),
+    };
+    let sent = retry::send_while(
+        backoff,
+        || client.post(url.clone()).json(&*body),
+        |outcome| telemetry.action_attempt("page", outcome),
+        || !newer.load(Ordering::Relaxed),
+    )
+    .await;
+    match &sent {
+        Ok(_) => telemetry.page_delivery("alertmanager", "ok"),
+        Err(retry::RetryError::Superseded { .. }) => {
+            telemetry.page_delivery("alertmanager", "failed");
+            tracing::warn!(
+                receiver = url.host_str().unwrap_or(""),
+                "Alertmanager did not take the alerts; a post of the newer state goes instead"
+            );
+        }
+        Err(e) => {
+            telemetry.page_delivery("alertmanager", "failed");
+            tracing::warn!(receiver = url.host_str().unwrap_or(""), error = %e, "Alertmanager did not take the alerts; they go out again at the next interval");
+        }
+    }
+    sent
 }
 
 #[cfg(test)]

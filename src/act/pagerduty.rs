@@ -5,18 +5,23 @@
 //! queue until PagerDuty takes them: retried with backoff (longer on 429,
 //! never on 400), then again every `RETRY_EVERY`, so none is dropped and
 //! the queue stays bounded (at most a trigger and a resolve per rule).
-//! Notices keep joining the queue while a post is under way, so a slow or
-//! hung PagerDuty neither fills the actor's channel nor delays shutdown.
+//! Rules are delivered independently: each has at most one post in flight
+//! (its oldest event, so a resolve never overtakes its trigger), and the
+//! posts of different rules run side by side, so a post that hangs for one
+//! rule never holds up another's page. Notices keep joining the queue while
+//! posts are under way, so a slow or hung PagerDuty neither fills the
+//! actor's channel nor delays shutdown.
 
-use super::retry::{self, Backoff, RetryError};
+use super::retry::{self, Answer, Backoff, RetryError};
 use super::{ActionLog, ActionRecord, Notice};
 use crate::config::{PagerDuty, Tls};
 use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroU32;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +50,11 @@ pub struct Pager {
     queue: BTreeMap<String, VecDeque<Event>>,
     /// Tells queued events apart, so the one posted is the one taken off.
     next_seq: u64,
+    /// The rule each post in flight is for (one post per rule at most).
+    in_flight: HashMap<Id, String>,
+    /// Rules whose last post PagerDuty did not take: tried again at the
+    /// next retry tick, not at once.
+    resting: BTreeSet<String>,
     limiter: DefaultDirectRateLimiter,
     telemetry: Telemetry,
     log: ActionLog,
@@ -55,6 +65,14 @@ struct Event {
     seq: u64,
     body: serde_json::Value,
     notice: Notice,
+}
+
+/// How the post of one event ended.
+struct Posted {
+    rule: String,
+    seq: u64,
+    notice: Notice,
+    sent: Result<Answer, RetryError>,
 }
 
 impl Pager {
@@ -74,6 +92,8 @@ impl Pager {
             ctx,
             queue: BTreeMap::new(),
             next_seq: 0,
+            in_flight: HashMap::new(),
+            resting: BTreeSet::new(),
             limiter: RateLimiter::direct(quota),
             telemetry,
             log,
@@ -82,18 +102,28 @@ impl Pager {
 
     pub async fn run(mut self, notices: mpsc::Receiver<Notice>, stop: CancellationToken) {
         let mut inbox = Some(notices);
+        // Dropping the set (on stop) cuts the posts in flight.
+        let mut posts = JoinSet::new();
         let mut retry_tick = tokio::time::interval(RETRY_EVERY);
         retry_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             tokio::select! {
+                // Stop first; a finished post before new notices, so its
+                // record and the rule's next event go out at once.
+                biased;
                 _ = stop.cancelled() => break,
-                n = next(&mut inbox) => match n {
-                    Some(n) => self.enqueue(n),
-                    None => break,
-                },
-                _ = retry_tick.tick() => {}
+                Some(done) = posts.join_next_with_id() => self.finish(done),
+                n = next(&mut inbox), if inbox.is_some() => {
+                    if let Some(n) = n {
+                        self.enqueue(n);
+                    }
+                }
+                _ = retry_tick.tick() => self.resting.clear(),
             }
-            if !self.deliver(&mut inbox, &stop).await || inbox.is_none() {
+            self.start(&mut posts);
+            // The actor let go (a reload replaced this pager): what is under
+            // way is handed on, then the pager ends.
+            if inbox.is_none() && posts.is_empty() {
                 break;
             }
         }
@@ -207,85 +237,109 @@ impl Pager {
         event
     }
 
-    /// Send what waits, oldest first per rule; stop a rule's queue at its
-    /// first failure so a resolve never overtakes its trigger. Notices that
-    /// come in meanwhile join the queue. False when `stop` cut it short.
-    async fn deliver(
-        &mut self,
-        inbox: &mut Option<mpsc::Receiver<Notice>>,
-        stop: &CancellationToken,
-    ) -> bool {
-        let rules: Vec<String> = self.queue.keys().cloned().collect();
-        for rule in rules {
-            while let Some(event) = self.queue.get(&rule).and_then(|q| q.front()) {
-                if self.limiter.check().is_err() {
-                    self.telemetry.page_delivery("pagerduty", "held");
-                    return true;
-                }
-                let (seq, notice) = (event.seq, event.notice.clone());
-                let post = post(
-                    self.client.clone(),
-                    self.config.url.clone(),
-                    event.body.clone(),
-                    self.telemetry.clone(),
-                );
-                tokio::pin!(post);
-                let sent = loop {
-                    tokio::select! {
-                        sent = &mut post => break sent,
-                        _ = stop.cancelled() => return false,
-                        Some(n) = next(inbox) => self.enqueue(n),
-                    }
-                };
-                if let Err(RetryError::Exhausted { last, .. }) = &sent {
-                    self.telemetry.page_delivery("pagerduty", "failed");
-                    tracing::warn!(
-                        rule = rule.as_str(),
-                        error = last.as_str(),
-                        "PagerDuty did not take the event; trying again in 10 s"
-                    );
-                    break;
-                }
-                // A newer event of its kind may have replaced it meanwhile;
-                // that one then goes next.
-                if let Some(q) = self.queue.get_mut(&rule)
-                    && let Some(i) = q.iter().position(|e| e.seq == seq)
-                {
-                    q.remove(i);
-                }
-                self.telemetry.page_queue("pagerduty", self.queued());
-                let record = match sent {
-                    Ok(_) => {
-                        self.telemetry.page_delivery("pagerduty", "ok");
-                        let (outcome, verb) = if notice.firing {
-                            ("triggered", "trigger")
-                        } else {
-                            ("resolved", "resolve")
-                        };
-                        self.record(
-                            &notice,
-                            outcome,
-                            format!("PagerDuty took the {verb} ({})", self.dedup_key(&rule)),
-                        )
-                    }
-                    Err(e) => {
-                        // 4xx: the event itself is wrong; repeating it cannot help.
-                        self.telemetry.page_delivery("pagerduty", "failed");
-                        self.record(
-                            &notice,
-                            "failed",
-                            format!("PagerDuty refused the event: {e}"),
-                        )
-                    }
-                };
-                self.telemetry.action(&record);
-                self.log.push(record);
+    /// Start a post for every rule that has an event waiting, no post in
+    /// flight and no failure since the last retry tick: its oldest event,
+    /// so a resolve never overtakes its trigger.
+    fn start(&mut self, posts: &mut JoinSet<Posted>) {
+        for (rule, q) in &self.queue {
+            if self.resting.contains(rule) || self.in_flight.values().any(|r| r == rule) {
+                continue;
             }
-            if self.queue.get(&rule).is_some_and(VecDeque::is_empty) {
+            let Some(event) = q.front() else { continue };
+            if self.limiter.check().is_err() {
+                self.telemetry.page_delivery("pagerduty", "held");
+                return;
+            }
+            let (client, url, body) = (
+                self.client.clone(),
+                self.config.url.clone(),
+                event.body.clone(),
+            );
+            let (name, seq, notice) = (rule.clone(), event.seq, event.notice.clone());
+            let telemetry = self.telemetry.clone();
+            let task = posts.spawn(async move {
+                let sent = post(client, url, body, telemetry).await;
+                Posted {
+                    rule: name,
+                    seq,
+                    notice,
+                    sent,
+                }
+            });
+            self.in_flight.insert(task.id(), rule.clone());
+        }
+    }
+
+    /// Take a finished post off: the event is done with unless PagerDuty
+    /// may still take it (then the rule rests until the next retry tick).
+    fn finish(&mut self, done: Result<(Id, Posted), JoinError>) {
+        let Posted {
+            rule,
+            seq,
+            notice,
+            sent,
+        } = match done {
+            Ok((id, posted)) => {
+                self.in_flight.remove(&id);
+                posted
+            }
+            Err(e) => {
+                // Only a panic ends a post this way; the event stays queued.
+                if let Some(rule) = self.in_flight.remove(&e.id()) {
+                    tracing::error!(rule = rule.as_str(), error = %e, "a PagerDuty post failed");
+                    self.resting.insert(rule);
+                }
+                return;
+            }
+        };
+        if let Err(RetryError::Exhausted { last, .. } | RetryError::Superseded { last, .. }) = &sent
+        {
+            self.telemetry.page_delivery("pagerduty", "failed");
+            tracing::warn!(
+                rule = rule.as_str(),
+                error = last.as_str(),
+                "PagerDuty did not take the event; trying again within 10 s"
+            );
+            self.resting.insert(rule);
+            return;
+        }
+        // A newer event of its kind may have replaced it meanwhile; that one
+        // then goes next.
+        if let Some(q) = self.queue.get_mut(&rule) {
+            if let Some(i) = q.iter().position(|e| e.seq == seq) {
+                q.remove(i);
+            }
+            if q.is_empty() {
                 self.queue.remove(&rule);
             }
         }
-        true
+        self.telemetry.page_queue("pagerduty", self.queued());
+        let record = match sent {
+            Ok(answer) => {
+                self.telemetry.page_delivery("pagerduty", "ok");
+                let (outcome, verb) = if notice.firing {
+                    ("triggered", "trigger")
+                } else {
+                    ("resolved", "resolve")
+                };
+                let mut detail = format!("PagerDuty took the {verb} ({})", self.dedup_key(&rule));
+                if let Some(note) = answer.note() {
+                    detail.push_str(&format!("; {note}"));
+                }
+                self.record(&notice, outcome, detail)
+            }
+            Err(e) => {
+                // 4xx: the event itself is wrong; repeating it cannot help.
+                self.telemetry.page_delivery("pagerduty", "failed");
+                self.record(
+                    &notice,
+                    "failed",
+                    format!("PagerDuty refused the event: {e}"),
+                )
+            }
+        };
+        self.telemetry.action(&record);
+        self.log.push(record);
     }
 
     fn record(&self, n: &Notice, outcome: &str, detail: String) -> ActionRecord {
@@ -308,7 +362,7 @@ async fn post(
     url: url::Url,
     body: serde_json::Value,
     telemetry: Telemetry,
-) -> Result<u16, RetryError> {
+) -> Result<Answer, RetryError> {
     let backoff = Backoff {
         attempts: 3,
         base: Duration::from_millis(500),

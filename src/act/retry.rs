@@ -1,10 +1,23 @@
 //! Retries for outbound calls: exponential backoff with jitter on what may
 //! pass (5xx, 429, connection errors, timeouts), none on what will not
 //! (other 4xx). A server's `Retry-After` is honoured within the cap.
+//!
+//! Every answer is read through [`read_capped`]: at most [`ANSWER_CAP`]
+//! bytes of its body, chunk by chunk; past that, or when the body breaks
+//! off or outlasts the timeout, the rest is left unread and the connection
+//! dropped, so nothing on the path can make backstop buffer an endless
+//! body. The status alone decides the outcome (the receiver has taken the
+//! request once it answers 2xx, whatever its body does next; repeating it
+//! would send it twice); the body only adds what it says, and a cut or
+//! unreadable one is named in the outcome's detail ([`Answer::note`]).
 
 use rand::Rng;
 use std::future::Future;
 use std::time::Duration;
+
+/// How much of an answer's body is read: PagerDuty's JSON answer and any
+/// receiver's error message fit, with room to spare.
+pub const ANSWER_CAP: usize = 8 * 1024;
 
 /// How one attempt went.
 #[derive(Debug)]
@@ -53,6 +66,9 @@ pub enum RetryError {
     Rejected(String),
     #[error("gave up after {attempts} attempts, last error: {last}")]
     Exhausted { attempts: u32, last: String },
+    /// Not retried: what it carried is out of date, a newer request goes instead.
+    #[error("stopped after {attempts} attempts for a newer request, last error: {last}")]
+    Superseded { attempts: u32, last: String },
 }
 
 impl RetryError {
@@ -60,6 +76,7 @@ impl RetryError {
         match self {
             RetryError::Rejected(_) => "rejected",
             RetryError::Exhausted { .. } => "exhausted",
+            RetryError::Superseded { .. } => "superseded",
         }
     }
 }
@@ -68,8 +85,25 @@ impl RetryError {
 /// `on_attempt` sees each attempt's outcome label (ok, retryable, rejected).
 pub async fn run<T, F, Fut>(
     policy: Backoff,
+    attempt: F,
+    on_attempt: impl FnMut(&'static str),
+) -> Result<T, RetryError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Attempt<T>>,
+{
+    run_while(policy, attempt, on_attempt, || true).await
+}
+
+/// Like [`run`], but before each retry (before its pause and after it) asks
+/// `wanted` whether the call is still worth making; when it is not, stops
+/// with `Superseded`. A caller with a newer request to send so waits for
+/// one attempt at most, never for the retries of an outdated one.
+pub async fn run_while<T, F, Fut>(
+    policy: Backoff,
     mut attempt: F,
     mut on_attempt: impl FnMut(&'static str),
+    mut wanted: impl FnMut() -> bool,
 ) -> Result<T, RetryError>
 where
     F: FnMut() -> Fut,
@@ -95,27 +129,39 @@ where
                         last: error,
                     });
                 }
+                if !wanted() {
+                    return Err(RetryError::Superseded {
+                        attempts: retry,
+                        last: error,
+                    });
+                }
                 tokio::time::sleep(policy.delay(retry - 1, after)).await;
+                if !wanted() {
+                    return Err(RetryError::Superseded {
+                        attempts: retry,
+                        last: error,
+                    });
+                }
             }
         }
     }
 }
 
-/// Classify an HTTP status: 2xx done, 429/5xx retry, the rest reject.
+/// Classify an HTTP status: 2xx done, 429/5xx retry, the rest reject;
+/// `error` describes the answer when it is not done.
 pub fn classify_status<T>(
     status: u16,
     retry_after: Option<Duration>,
     ok: T,
-    body: &str,
+    error: impl FnOnce() -> String,
 ) -> Attempt<T> {
-    let snippet: String = body.chars().take(200).collect();
     match status {
         200..=299 => Attempt::Done(ok),
         429 | 500..=599 => Attempt::Retry {
-            error: format!("HTTP {status}: {snippet}"),
+            error: error(),
             after: retry_after,
         },
-        _ => Attempt::Reject(format!("HTTP {status}: {snippet}")),
+        _ => Attempt::Reject(error()),
     }
 }
 
@@ -136,15 +182,25 @@ pub fn client(timeout: Duration, tls: &crate::config::Tls) -> Result<reqwest::Cl
 }
 
 /// Send the request `build` makes until it is answered 2xx, is refused, or
-/// the attempts run out; returns the final status. A 429 without
+/// the attempts run out; returns the final answer. A 429 without
 /// `Retry-After` waits at least `SLOW_DOWN`: rate-limited APIs want a real
 /// pause, not the quick first retry.
 pub async fn send(
     policy: Backoff,
     build: impl Fn() -> reqwest::RequestBuilder,
     on_attempt: impl FnMut(&'static str),
-) -> Result<u16, RetryError> {
-    run(
+) -> Result<Answer, RetryError> {
+    send_while(policy, build, on_attempt, || true).await
+}
+
+/// [`send`], retried only while `wanted` says so (see [`run_while`]).
+pub async fn send_while(
+    policy: Backoff,
+    build: impl Fn() -> reqwest::RequestBuilder,
+    on_attempt: impl FnMut(&'static str),
+    wanted: impl FnMut() -> bool,
+) -> Result<Answer, RetryError> {
+    run_while(
         policy,
         || async {
             match build().send().await {
@@ -156,14 +212,91 @@ pub async fn send(
                     let status = resp.status().as_u16();
                     let after =
                         retry_after(resp.headers()).or((status == 429).then_some(SLOW_DOWN));
-                    let body = resp.text().await.unwrap_or_default();
-                    classify_status(status, after, status, &body)
+                    let answer = read_capped(resp, ANSWER_CAP).await;
+                    let error = answer.describe();
+                    classify_status(status, after, answer, || error)
                 }
             }
         },
         on_attempt,
+        wanted,
     )
     .await
+}
+
+/// A receiver's answer: its status and at most a cap's worth of its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// The body as far as it was read (never more than the cap).
+    pub body: Vec<u8>,
+    pub end: BodyEnd,
+}
+
+/// How reading an answer's body ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// Read to its end.
+    Whole,
+    /// Longer than the cap (this many bytes): the rest was not read.
+    Cut(usize),
+    /// Broke off or timed out before its end.
+    Unreadable(String),
+}
+
+impl Answer {
+    /// The start of the body as text, for messages.
+    pub fn snippet(&self) -> String {
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(200)
+            .collect()
+    }
+
+    /// What went wrong reading the body, if anything, for a record's detail.
+    pub fn note(&self) -> Option<String> {
+        match &self.end {
+            BodyEnd::Whole => None,
+            BodyEnd::Cut(cap) => Some(format!(
+                "its answer was longer than {} KiB and was cut there, the rest not read",
+                cap / 1024
+            )),
+            BodyEnd::Unreadable(e) => Some(format!("its answer's body was unreadable: {e}")),
+        }
+    }
+
+    /// "HTTP 503: <the body's start>", and what went wrong reading it.
+    pub fn describe(&self) -> String {
+        let mut s = format!("HTTP {}: {}", self.status, self.snippet());
+        if let Some(note) = self.note() {
+            s.push_str(&format!(" ({note})"));
+        }
+        s
+    }
+}
+
+/// Read at most `cap` bytes of `resp`'s body, chunk by chunk, then drop the
+/// response: a body left unread closes its connection rather than going
+/// back to the pool. The client's timeout bounds a body that never ends.
+pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Answer {
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    let end = loop {
+        match resp.chunk().await {
+            Ok(None) => break BodyEnd::Whole,
+            Ok(Some(chunk)) => {
+                let room = cap - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    break BodyEnd::Cut(cap);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Err(e) => break BodyEnd::Unreadable(transport_error(&e)),
+        }
+    };
+    drop(resp);
+    Answer { status, body, end }
 }
 
 /// How long a 429 without `Retry-After` waits at least.
@@ -270,26 +403,188 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(2700));
     }
 
+    /// How the test server answers after its status line and headers.
+    #[derive(Clone, Copy)]
+    enum Body {
+        Short(&'static str),
+        /// 64 KiB chunks, as fast as the client reads, forever.
+        Endless,
+        /// One byte every 50 ms, forever.
+        Trickle,
+        /// Promises 100 bytes, sends 10, closes.
+        BrokenOff,
+    }
+
+    /// A raw-TCP server answering every request with `status` and `body`.
+    async fn server(status: u16, body: Body) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let line = format!("HTTP/1.1 {status} X\r\n");
+                    let head = match body {
+                        Body::Short(b) => format!("{line}Content-Length: {}\r\n\r\n{b}", b.len()),
+                        Body::BrokenOff => format!("{line}Content-Length: 100\r\n\r\n0123456789"),
+                        Body::Endless | Body::Trickle => format!("{line}Connection: close\r\n\r\n"),
+                    };
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    match body {
+                        Body::Endless => {
+                            let chunk = vec![b'x'; 64 * 1024];
+                            while s.write_all(&chunk).await.is_ok() {}
+                        }
+                        Body::Trickle => loop {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if s.write_all(b"x").await.is_err() {
+                                return;
+                            }
+                        },
+                        Body::Short(_) => {
+                            // Keep the connection for the client to reuse.
+                            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                        }
+                        Body::BrokenOff => {}
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    async fn answer(status: u16, body: Body) -> Answer {
+        crate::init_tls();
+        let url = server(status, body).await;
+        let client = client(Duration::from_millis(500), &Default::default()).unwrap();
+        let resp = client.get(url).send().await.unwrap();
+        read_capped(resp, ANSWER_CAP).await
+    }
+
+    #[tokio::test]
+    async fn a_short_answer_is_read_whole() {
+        let a = answer(202, Body::Short(r#"{"status":"success"}"#)).await;
+        assert_eq!(a.status, 202);
+        assert_eq!(a.body, br#"{"status":"success"}"#);
+        assert_eq!(a.end, BodyEnd::Whole);
+        assert_eq!(a.note(), None);
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_cap_at_once() {
+        let started = std::time::Instant::now();
+        let a = answer(200, Body::Endless).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.end, BodyEnd::Cut(ANSWER_CAP));
+        assert_eq!(a.body.len(), ANSWER_CAP);
+        assert!(a.note().unwrap().contains("cut"), "{:?}", a.note());
+        // Cut, not read until the 500 ms timeout.
+        assert!(started.elapsed() < Duration::from_millis(400));
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_trickles_on_or_breaks_off_is_unreadable() {
+        let a = answer(200, Body::Trickle).await;
+        assert_eq!(a.end, BodyEnd::Unreadable("timed out".into()), "{a:?}");
+        assert!(a.body.len() < 20, "{} bytes", a.body.len());
+        let a = answer(200, Body::BrokenOff).await;
+        assert!(matches!(a.end, BodyEnd::Unreadable(_)), "{a:?}");
+        assert_eq!(a.body, b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn the_status_decides_and_the_error_names_a_cut_answer() {
+        crate::init_tls();
+        let fast = Backoff {
+            attempts: 2,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+        };
+        let client = client(Duration::from_millis(500), &Default::default()).unwrap();
+        // A 2xx was taken, whatever its body does next: done, and not sent again.
+        let url = server(200, Body::Endless).await;
+        let mut attempts = Vec::new();
+        let a = send(fast, || client.post(&url), |o| attempts.push(o))
+            .await
+            .unwrap();
+        assert_eq!((a.status, &a.end), (200, &BodyEnd::Cut(ANSWER_CAP)));
+        assert_eq!(attempts, ["ok"]);
+        // A 503 whose body never ends is retried, and says so.
+        let url = server(503, Body::Endless).await;
+        match send(fast, || client.post(&url), |_| {}).await {
+            Err(RetryError::Exhausted { attempts: 2, last }) => {
+                assert!(last.starts_with("HTTP 503: xxx"), "{last}");
+                assert!(
+                    last.ends_with("was cut there, the rest not read)"),
+                    "{last}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let url = server(400, Body::Trickle).await;
+        match send(fast, || client.post(&url), |_| {}).await {
+            Err(RetryError::Rejected(e)) => assert!(e.contains("unreadable: timed out"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outdated_call_is_not_retried() {
+        let calls = AtomicU32::new(0);
+        let newer = std::cell::Cell::new(false);
+        let out: Result<(), _> = run_while(
+            policy(),
+            || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Attempt::Retry {
+                    error: "timed out".into(),
+                    after: None,
+                }
+            },
+            |_| newer.set(true),
+            || !newer.get(),
+        )
+        .await;
+        assert_eq!(
+            out,
+            Err(RetryError::Superseded {
+                attempts: 1,
+                last: "timed out".into()
+            })
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn status_classes() {
         assert!(matches!(
-            classify_status(204, None, (), ""),
+            classify_status(204, None, (), String::new),
             Attempt::Done(())
         ));
         assert!(matches!(
-            classify_status(429, None, (), ""),
+            classify_status(429, None, (), String::new),
             Attempt::Retry { .. }
         ));
         assert!(matches!(
-            classify_status(502, None, (), ""),
+            classify_status(502, None, (), String::new),
             Attempt::Retry { .. }
         ));
         assert!(matches!(
-            classify_status(404, None, (), ""),
+            classify_status(404, None, (), String::new),
             Attempt::Reject(_)
         ));
         assert!(matches!(
-            classify_status(409, None, (), ""),
+            classify_status(409, None, (), String::new),
             Attempt::Reject(_)
         ));
     }

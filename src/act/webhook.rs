@@ -54,7 +54,9 @@ impl WebhookBackend {
     }
 
     /// POST the request until the deployer accepts it (2xx) or it is clear
-    /// that it will not. Returns a short description of the answer.
+    /// that it will not. Returns a short description of the answer, which
+    /// says so when the deployer's answer was cut or unreadable: its 2xx
+    /// status already said it took the rollback.
     pub async fn rollback(
         &self,
         req: &RollbackRequest,
@@ -67,7 +69,7 @@ impl WebhookBackend {
                 req.revision
             )));
         }
-        let status = retry::send(
+        let answer = retry::send(
             self.backoff,
             || {
                 self.client
@@ -79,9 +81,13 @@ impl WebhookBackend {
             &mut on_attempt,
         )
         .await?;
-        Ok(Outcome::RolledBack(format!(
-            "webhook accepted the rollback of revision {} (HTTP {status})",
-            req.revision
-        )))
+        let mut detail = format!(
+            "webhook accepted the rollback of revision {} (HTTP {})",
+            req.revision, answer.status
+        );
+        if let Some(note) = answer.note() {
+            detail.push_str(&format!("; {note}"));
+        }
+        Ok(Outcome::RolledBack(detail))
     }
 }

@@ -331,3 +331,143 @@ pub async fn body(req: Request<Incoming>) -> Bytes {
         .map(|b| b.to_bytes())
         .unwrap_or_default()
 }
+
+/// What [`RawReceiver`] does with one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RawAnswer {
+    /// This status, with a small JSON body.
+    Status(u16),
+    /// This status, then a chunked body that never ends: 64 KiB chunks as
+    /// fast as the client takes them, until it hangs up.
+    Endless(u16),
+    /// Read the request, then never answer.
+    Hang,
+}
+
+/// One request a [`RawReceiver`] got.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub at: tokio::time::Instant,
+    pub path: String,
+    pub body: serde_json::Value,
+}
+
+/// A receiver on raw TCP for any path, one request per connection, that
+/// answers each request as `decide` says from its JSON body; it can do
+/// what no well-behaved API does (stream a body forever, never answer).
+/// It counts the body bytes it managed to write: a client that stops
+/// reading leaves it stuck at what the socket buffers hold.
+pub struct RawReceiver {
+    port: Port,
+    requests: Arc<Mutex<Vec<RawRequest>>>,
+    written: Arc<std::sync::atomic::AtomicU64>,
+}
+
+type Decide = Arc<dyn Fn(&serde_json::Value) -> RawAnswer + Send + Sync>;
+
+impl RawReceiver {
+    pub async fn start(
+        decide: impl Fn(&serde_json::Value) -> RawAnswer + Send + Sync + 'static,
+    ) -> RawReceiver {
+        let decide: Decide = Arc::new(decide);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (r, w) = (requests.clone(), written.clone());
+        let port = Port::start(move |s| raw_answer(s, decide.clone(), r.clone(), w.clone())).await;
+        RawReceiver {
+            port,
+            requests,
+            written,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.port.addr())
+    }
+
+    pub fn requests(&self) -> Vec<RawRequest> {
+        lock(&self.requests).clone()
+    }
+
+    /// Body bytes written so far, over all connections.
+    pub fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+async fn raw_answer(
+    mut s: TcpStream,
+    decide: Decide,
+    requests: Arc<Mutex<Vec<RawRequest>>>,
+    written: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body: serde_json::Value =
+        serde_json::from_slice(&data[head_end..head_end + length]).unwrap_or_default();
+    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+    let answer = decide(&body);
+    lock(&requests).push(RawRequest {
+        at: tokio::time::Instant::now(),
+        path,
+        body,
+    });
+    let count = |n: usize| written.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
+    match answer {
+        RawAnswer::Status(code) => {
+            let body = r#"{"status":"success"}"#;
+            let reply = format!(
+                "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            if s.write_all(reply.as_bytes()).await.is_ok() {
+                count(body.len());
+            }
+        }
+        RawAnswer::Endless(code) => {
+            let head = format!(
+                "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            if s.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let mut chunk = b"10000\r\n".to_vec();
+            chunk.extend(std::iter::repeat_n(b' ', 64 * 1024));
+            chunk.extend_from_slice(b"\r\n");
+            // Until the client hangs up.
+            while s.write_all(&chunk).await.is_ok() {
+                count(64 * 1024);
+            }
+            return;
+        }
+        RawAnswer::Hang => {
+            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            return;
+        }
+    }
+    let _ = s.shutdown().await;
+}
