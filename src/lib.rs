@@ -40,6 +40,6 @@ pub mod telemetry;
 pub mod tls;
 pub mod window;
 
-pub use daemon::{Options, Running, run, start};
+pub use daemon::{Event, Options, Running, run, start};
 
 pub use tls::init as init_tls;

@@ -11,8 +11,8 @@ mod connections;
 #[path = "admin/descriptors.rs"]
 mod descriptors;
 
+use backstop::Event;
 use backstop::demo::app::Behaviour;
-use backstop::telemetry::Event;
 use common::fake_pagerduty::FakePagerDuty;
 use common::{Setup, get, metric, start};
 use std::io::Write;

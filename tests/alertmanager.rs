@@ -5,8 +5,8 @@
 
 mod common;
 
+use backstop::Event;
 use backstop::demo::app::Behaviour;
-use backstop::telemetry::Event;
 use common::start;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};

@@ -3,10 +3,10 @@
 
 mod common;
 
+use backstop::Event;
 use backstop::demo::app::Behaviour;
 use backstop::probe::{Outcome, Reason};
 use backstop::rules::State;
-use backstop::telemetry::Event;
 use common::{get, metric, start};
 use std::time::Duration;
 use tokio::time::Instant;

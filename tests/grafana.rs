@@ -5,8 +5,8 @@
 
 mod common;
 
+use backstop::Event;
 use backstop::demo::app::Behaviour;
-use backstop::telemetry::Event;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};

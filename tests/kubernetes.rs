@@ -4,9 +4,9 @@
 
 mod common;
 
+use backstop::Event;
 use backstop::cluster::Context;
 use backstop::demo::app::{Behaviour, SampleApp};
-use backstop::telemetry::Event;
 use common::fake_kube::{FakeKube, checkout_cluster};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use std::time::Duration;
@@ -79,12 +79,7 @@ impl Sidecar {
     }
 
     fn prevented(&self, rule: &str, reason: &str) -> u64 {
-        self.daemon
-            .telemetry()
-            .metrics
-            .rollbacks_prevented
-            .with_label_values(&[rule, reason])
-            .get()
+        self.daemon.telemetry().act.prevented(rule, reason)
     }
 }
 

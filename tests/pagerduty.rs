@@ -4,8 +4,8 @@
 
 mod common;
 
+use backstop::Event;
 use backstop::demo::app::Behaviour;
-use backstop::telemetry::Event;
 use common::fake_pagerduty::FakePagerDuty;
 use common::{Setup, get, start};
 use std::io::Write;

@@ -5,8 +5,8 @@
 
 mod common;
 
+use backstop::Event;
 use backstop::demo::app::Behaviour;
-use backstop::telemetry::Event;
 use common::fake_pagerduty::FakePagerDuty;
 use common::{get, metric, start, wait_until};
 use std::io::Write;

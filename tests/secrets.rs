@@ -561,8 +561,10 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
     // Receivers fail at first (and one Alertmanager and one target are
     // unreachable): the error paths log what went wrong.
     r.webhook.fail_next(&[500]);
-    r.grafana.fail_next(&[500, 500, 500]);
-    r.pagerduty.fail_next(&[500, 500, 500]);
+    // Posts of different rules go side by side: enough failures that each
+    // rule's first post runs out of attempts.
+    r.grafana.fail_next(&[500; 9]);
+    r.pagerduty.fail_next(&[500; 6]);
 
     let dir = tempfile::tempdir().unwrap();
     let admin_port = free_port();

@@ -12,9 +12,9 @@
 
 mod common;
 
+use backstop::Event;
 use backstop::demo::app::{Behaviour, Noise};
 use backstop::probe::Outcome;
-use backstop::telemetry::Event;
 use common::fake_pagerduty::FakePagerDuty;
 use common::{Setup, start};
 use std::io::Write;

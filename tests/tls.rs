@@ -4,8 +4,8 @@
 
 mod common;
 
+use backstop::Event;
 use backstop::probe::{Outcome, Reason};
-use backstop::telemetry::Event;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;

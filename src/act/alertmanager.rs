@@ -12,11 +12,11 @@
 //! waits is not retried (the newer one goes instead): a hung Alertmanager
 //! delays no other, and holds up a newer alert by one attempt at most.
 
+use super::Telemetry;
 use super::pagerduty::next;
 use super::retry::{self, Backoff};
 use super::{ActionLog, ActionRecord, Notice};
 use crate::config::{Alertmanager, Tls};
-use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
@@ -389,7 +389,7 @@ mod tests {
             config,
             &Default::default(),
             ctx,
-            Telemetry::new("checkout"),
+            Telemetry::detached(),
             ActionLog::default(),
         )
         .unwrap()

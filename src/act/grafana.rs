@@ -6,9 +6,9 @@
 //! rule's marks go out one at a time, the rules' side by side, so a post
 //! that hangs for one rule holds up no other rule's mark.
 
+use super::Telemetry;
 use super::retry::{self, Answer, Backoff, RetryError};
 use crate::config::{Grafana, Secret, Tls};
-use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroU32;

@@ -17,6 +17,7 @@ pub mod pagerduty;
 mod record;
 mod reload;
 pub mod retry;
+mod telemetry;
 mod webhook;
 
 pub use admin::{Command, MAX_PAUSE, Maintenance};
@@ -26,12 +27,12 @@ pub use notify::Notice;
 use notify::annotate;
 pub use record::{ActionLog, ActionRecord};
 pub use reload::{Receivers, Reconfigure};
+pub use telemetry::{Acted, Telemetry};
 pub use webhook::{RollbackRequest, WebhookBackend};
 
 use crate::config::{Action, Config, ReceiverChanges, RollbackBackend};
 use crate::engine::{Decision, DecisionKind};
 use crate::rules::Evidence;
-use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
 use std::num::NonZeroU32;

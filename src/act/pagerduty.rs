@@ -12,10 +12,10 @@
 //! posts are under way, so a slow or hung PagerDuty neither fills the
 //! actor's channel nor delays shutdown.
 
+use super::Telemetry;
 use super::retry::{self, Answer, Backoff, RetryError};
 use super::{ActionLog, ActionRecord, Notice};
 use crate::config::{PagerDuty, Tls};
-use crate::telemetry::Telemetry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroU32;

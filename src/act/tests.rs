@@ -2,9 +2,9 @@
 //! time: guards, dry run, retries, and what is recorded.
 
 use super::*;
+use crate::daemon::{Event, Telemetry as Process};
 use crate::demo::app::SampleApp;
 use crate::rules::Evidence;
-use crate::telemetry::Event;
 
 fn config(webhook: &str, dry_run: bool) -> Arc<Config> {
     Arc::new(crate::config::for_tests(&format!(
@@ -54,7 +54,8 @@ async fn harness(dry_run: bool, revision_age: Duration) -> Harness {
     let app = SampleApp::start("v1").await.unwrap();
     app.deploy("v2", crate::demo::app::Behaviour::Status(500));
     let config = config(&app.url("/admin/rollback"), dry_run);
-    let telemetry = Telemetry::new("checkout");
+    let process = Process::new("checkout");
+    let telemetry = process.act.clone();
     let backend = Backend::from_config(&config, None).unwrap();
     let revision = Revision {
         id: "v2".into(),
@@ -68,7 +69,7 @@ async fn harness(dry_run: bool, revision_age: Duration) -> Harness {
     Harness {
         app,
         tx,
-        events: telemetry.subscribe(),
+        events: process.subscribe(),
         telemetry,
         log,
         stop,
@@ -88,11 +89,7 @@ impl Harness {
         }
     }
     fn counter(&self, result: &str) -> u64 {
-        self.telemetry
-            .metrics
-            .rollbacks
-            .with_label_values(&["health-down", result])
-            .get()
+        self.telemetry.rollbacks("health-down", result)
     }
 }
 
@@ -131,12 +128,8 @@ async fn webhook_rollback_carries_the_evidence_and_happens_once() {
     assert_eq!(h.app.rollbacks().len(), 1);
     assert_eq!(h.log.latest().len(), 2);
     assert_eq!(h.counter("succeeded"), 1);
-    let prevented = h
-        .telemetry
-        .metrics
-        .rollbacks_prevented
-        .with_label_values(&["health-down", "already_rolled_back"]);
-    assert_eq!(prevented.get(), 1);
+    let prevented = h.telemetry.prevented("health-down", "already_rolled_back");
+    assert_eq!(prevented, 1);
     h.stop.cancel();
 }
 
@@ -148,13 +141,7 @@ async fn retries_5xx_then_succeeds() {
     let r = h.next_action().await;
     assert_eq!(r.outcome, "succeeded");
     assert_eq!(h.app.rollbacks().len(), 3);
-    let attempts = |o| {
-        h.telemetry
-            .metrics
-            .action_attempts
-            .with_label_values(&["rollback", o])
-            .get()
-    };
+    let attempts = |o| h.telemetry.attempts("rollback", o);
     assert_eq!((attempts("retryable"), attempts("ok")), (2, 1));
     h.stop.cancel();
 }
@@ -201,12 +188,7 @@ async fn a_baked_revision_is_not_rolled_back() {
     assert_eq!(r.outcome, "prevented: baked");
     assert!(r.detail.contains("longer than bake 30m"), "{}", r.detail);
     assert!(h.app.rollbacks().is_empty());
-    let prevented = h
-        .telemetry
-        .metrics
-        .rollbacks_prevented
-        .with_label_values(&["health-down", "baked"])
-        .get();
+    let prevented = h.telemetry.prevented("health-down", "baked");
     assert_eq!(prevented, 1);
     h.stop.cancel();
 }
@@ -232,15 +214,15 @@ rollback:
 "#,
         app.url("/admin/rollback")
     )));
-    let telemetry = Telemetry::new("checkout");
+    let process = Process::new("checkout");
     let revision = Revision {
         id: "v2".into(),
         since: Instant::now(),
     };
     let log = ActionLog::default();
     let backend = Backend::from_config(&old, None).unwrap();
-    let mut events = telemetry.subscribe();
-    let actor = Actor::new(old, telemetry.clone(), backend, revision, log.clone());
+    let mut events = process.subscribe();
+    let actor = Actor::new(old, process.act.clone(), backend, revision, log.clone());
     let (tx, rx) = mpsc::channel(16);
     // Everything waits before the actor first looks: a decision of the old
     // generation, the reload, and reminders of the new one (the rule now

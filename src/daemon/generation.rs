@@ -4,12 +4,12 @@
 //! builds generation 0 and spawns it; a reload builds the next one against
 //! the running configuration's diff and hands it over.
 
+use super::Telemetry;
 use super::{StartError, status_url};
 use crate::act::{ActionLog, Backend, Receivers, Revision, alertmanager, grafana, pagerduty};
 use crate::cluster::{self, RestartWatcher};
 use crate::config::{Config, ReceiverChanges};
 use crate::probe::{Prober, Probes};
-use crate::telemetry::Telemetry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -107,7 +107,7 @@ fn build_receivers(
             am.clone(),
             &config.tls,
             context,
-            env.telemetry.clone(),
+            env.telemetry.act.clone(),
             env.actions.clone(),
         )
         .map_err(StartError::Setup)?;
@@ -119,7 +119,7 @@ fn build_receivers(
             &config.tls,
             &config.service,
             &env.revision.id,
-            env.telemetry.clone(),
+            env.telemetry.act.clone(),
         )
         .map_err(StartError::Setup)?;
         receivers.grafana = Some(queue(&mut runs, |rx, stop| annotator.run(rx, stop)));
@@ -151,7 +151,7 @@ fn build_receivers(
             pd.clone(),
             &config.tls,
             context,
-            env.telemetry.clone(),
+            env.telemetry.act.clone(),
             env.actions.clone(),
         )
         .map_err(StartError::Setup)?;

@@ -9,7 +9,6 @@ use crate::config::{Config, ConfigDiff, ReceiverChanges, RollbackBackend};
 use crate::engine::{Carried, Engine, Scope};
 use crate::probe::{Probes, Sample};
 use crate::server::{self, Shared};
-use crate::telemetry::{Event, Telemetry};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 mod generation;
 mod reload;
+mod telemetry;
 use generation::{Env, Generation};
-pub use reload::{ReloadError, run};
+pub use reload::{ReloadError, ReloadResult, run};
+pub use telemetry::{Event, Telemetry};
 
 /// How often rules are re-assessed without new samples (windows slide,
 /// `for:` elapses) and SLO gauges refreshed.
@@ -180,13 +181,13 @@ pub async fn start(
         built.number,
         built.prober.clone(),
         sample_tx,
-        telemetry.clone(),
+        telemetry.probe.clone(),
         stop.child_token(),
     )
     .map_err(StartError::Setup)?;
     let watcher = spawn_watcher(&built, &options, &restart_tx, &stop, &mut tasks);
 
-    let engine = Engine::new(config.clone(), telemetry.clone(), now);
+    let engine = Engine::new(config.clone(), telemetry.engine.clone(), now);
     let inputs = Inputs {
         samples: sample_rx,
         restarts: restart_rx,
@@ -201,7 +202,7 @@ pub async fn start(
     let (command_tx, command_rx) = mpsc::channel(8);
     let actor = Actor::new(
         config.clone(),
-        telemetry.clone(),
+        telemetry.act.clone(),
         built.backend,
         revision.clone(),
         actions.clone(),
@@ -213,7 +214,7 @@ pub async fn start(
 
     let shared = Arc::new(Shared::new(
         config.clone(),
-        telemetry.clone(),
+        telemetry.server.clone(),
         status_tx,
         actions.clone(),
         revision.clone(),

@@ -10,6 +10,26 @@ use watch::{Found, Reader, Trigger};
 
 mod watch;
 
+/// How a configuration reload ended: the `result` label of
+/// `backstop_config_reloads_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    Applied,
+    Unchanged,
+    /// Invalid or not appliable: the running configuration stays.
+    Rejected,
+}
+
+impl ReloadResult {
+    pub fn metric_label(self) -> &'static str {
+        match self {
+            ReloadResult::Applied => "applied",
+            ReloadResult::Unchanged => "unchanged",
+            ReloadResult::Rejected => "rejected",
+        }
+    }
+}
+
 /// Why a new configuration was not applied (the old one keeps running).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -209,13 +229,13 @@ async fn reload_from(
     };
     let file = path.display().to_string();
     match result {
-        Ok(true) => running.telemetry.config_reload("applied"),
+        Ok(true) => running.telemetry.config_reload(ReloadResult::Applied),
         Ok(false) => {
-            running.telemetry.config_reload("unchanged");
+            running.telemetry.config_reload(ReloadResult::Unchanged);
             tracing::info!(file, trigger = why, "configuration unchanged");
         }
         Err(ReloadError::Invalid(errors)) => {
-            running.telemetry.config_reload("rejected");
+            running.telemetry.config_reload(ReloadResult::Rejected);
             for e in &errors.0 {
                 tracing::error!(
                     file,
@@ -232,7 +252,7 @@ async fn reload_from(
             );
         }
         Err(e) => {
-            running.telemetry.config_reload("rejected");
+            running.telemetry.config_reload(ReloadResult::Rejected);
             tracing::error!(file, trigger = why, error = %e, "configuration reload rejected; the running one stays");
         }
     }

@@ -6,8 +6,8 @@
 
 pub mod app;
 
+use crate::daemon::Event;
 use crate::rules::State;
-use crate::telemetry::Event;
 use anyhow::{Context, bail};
 use app::{Behaviour, SampleApp};
 use std::time::Duration;

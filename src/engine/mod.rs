@@ -9,7 +9,6 @@ use crate::config::{Condition, Config};
 use crate::probe::{Outcome, Sample};
 use crate::rules::{self, Evidence, Machine, Observations, State, Transition};
 use crate::slo;
-use crate::telemetry::{TargetHealth, Telemetry};
 use crate::window::{Counts, Stats, Window};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -18,8 +17,10 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 mod reload;
+mod telemetry;
 use reload::Previous;
 pub use reload::{Carried, Dropped};
+pub use telemetry::{TargetHealth, Telemetry, Transitioned};
 
 /// A rule reading more targets than this is assessed in batches (at most
 /// `BATCH` after a sample), not on every sample: assessing it costs a read

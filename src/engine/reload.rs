@@ -143,9 +143,9 @@ pub(super) struct Previous {
 #[cfg(test)]
 mod tests {
     use crate::config::{ConfigDiff, for_tests};
+    use crate::engine::Telemetry;
     use crate::engine::{Carried, DecisionKind, Engine, Scope};
     use crate::probe::{Outcome, Reason, Sample};
-    use crate::telemetry::Telemetry;
     use std::sync::Arc;
     use std::time::Duration;
     use tokio::time::Instant;
@@ -155,7 +155,7 @@ mod tests {
             "service: checkout\ntargets: {targets}\nrollback: {{ webhook: {{ url: \"http://127.0.0.1:1/rb\" }} }}\nrules: {rules}\n"
         );
         let c = Arc::new(for_tests(&yaml));
-        Engine::new(c.clone(), Telemetry::new(&c.service), Instant::now())
+        Engine::new(c, Telemetry::detached(), Instant::now())
     }
 
     /// `old`'s successor with `new`'s configuration.

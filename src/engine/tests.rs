@@ -22,7 +22,7 @@ rules: {rules}
 "#
     );
     let c = Arc::new(crate::config::for_tests(&yaml));
-    Engine::new(c.clone(), Telemetry::new(&c.service), Instant::now())
+    Engine::new(c.clone(), Telemetry::detached(), Instant::now())
 }
 
 fn sample(target: usize, ok: bool, latency_ms: u64) -> Sample {

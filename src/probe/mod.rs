@@ -7,10 +7,12 @@
 mod expect;
 mod http;
 mod schedule;
+mod telemetry;
 
 pub use expect::{Body, check, json_path};
 pub use http::Prober;
 pub use schedule::{Place, Probes, Warmup};
+pub use telemetry::{Probed, Telemetry};
 
 use std::time::Duration;
 use tokio::time::Instant;

@@ -8,9 +8,8 @@
 //! samples are read against the right target.
 
 use super::http::Request;
-use super::{Prober, Sample};
+use super::{Prober, Sample, Telemetry};
 use crate::config::{Config, ConfigDiff, Target};
-use crate::telemetry::Telemetry;
 use rand::Rng;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -170,7 +169,7 @@ impl TargetLoop {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
             let scheduled = ticker.tick().await;
-            self.telemetry.probe_lag(
+            self.telemetry.lag(
                 &target.name,
                 Instant::now().saturating_duration_since(scheduled),
             );

@@ -4,7 +4,7 @@
 //! is refused when every connection is busy. Sockets thus stay bounded and
 //! an idle one never keeps the kubelet or Prometheus out.
 
-use crate::telemetry::Telemetry;
+use super::Telemetry;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -452,7 +452,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_table_counts_admits_evicts_and_refuses() {
-        let table = Table::new(Telemetry::new("s"), Duration::from_secs(10));
+        let table = Table::new(Telemetry::detached(), Duration::from_secs(10));
         let mut slots = Vec::new();
         for _ in 0..PER_PEER {
             match table.admit(ip(1), 64) {
@@ -467,7 +467,7 @@ mod tests {
         assert_eq!(table.open(), PER_PEER);
         slots.remove(0);
         assert!(closed.await.is_err(), "the victim's socket is gone");
-        let text = table.telemetry.metrics.encode();
+        let text = table.telemetry.encode();
         assert!(text.contains("backstop_admin_connections_closed_total{reason=\"evicted\"} 1"));
         drop(newcomer);
         assert_eq!(table.open(), PER_PEER - 1);
@@ -476,7 +476,6 @@ mod tests {
         assert!(
             table
                 .telemetry
-                .metrics
                 .encode()
                 .contains("backstop_admin_connections 0")
         );

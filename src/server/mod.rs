@@ -11,11 +11,13 @@ mod api;
 mod conn;
 mod fds;
 mod html;
+mod telemetry;
+
+pub use telemetry::Telemetry;
 
 use crate::act::{ActionLog, ActionRecord, Command, Maintenance, Revision};
 use crate::config::Config;
 use crate::engine::EngineStatus;
-use crate::telemetry::Telemetry;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -283,7 +285,7 @@ async fn read_only(shared: &Shared, path: &str) -> Reply {
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            shared.telemetry.metrics.encode(),
+            shared.telemetry.encode(),
         ),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => match snapshot(shared).await {

@@ -3,10 +3,10 @@
 //! numbers, and the checks every case shares (the probe schedule, the
 //! admin endpoints, the page queue's bound).
 
+use backstop::Event;
 use backstop::act::ActionRecord;
 use backstop::probe::Outcome;
 use backstop::rules::State;
-use backstop::telemetry::Event;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

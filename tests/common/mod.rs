@@ -9,8 +9,8 @@ pub mod faulty;
 pub mod harness;
 pub mod prometheus;
 
+use backstop::Event;
 use backstop::demo::app::SampleApp;
-use backstop::telemetry::Event;
 use std::time::Duration;
 use tokio::sync::broadcast;
 

@@ -3,9 +3,9 @@
 use super::common::fake_deployer::FakeDeployer;
 use super::common::faulty::{FaultyApp, Mode, Panics};
 use super::common::harness::*;
+use backstop::Event;
 use backstop::probe::{Outcome, Reason};
 use backstop::rules::State;
-use backstop::telemetry::Event;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::sleep;

@@ -7,9 +7,9 @@ use super::common::fake_pagerduty::FakePagerDuty;
 use super::common::faulty::{Fault, Panics};
 use super::common::harness::*;
 use super::{DEDUP_KEY, config};
+use backstop::Event;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::rules::State;
-use backstop::telemetry::Event;
 use std::io::Write;
 use std::time::Duration;
 

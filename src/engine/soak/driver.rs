@@ -13,10 +13,10 @@ use crate::act::{
     ActionLog, Actor, Backend, Notice, Receivers, Revision, ToActor, WebhookBackend, retry,
 };
 use crate::config::{Config, Target, Webhook};
+use crate::daemon::{Event, Telemetry};
 use crate::engine::{Decision, DecisionKind, Engine, Scope};
 use crate::probe::{Outcome, Reason, Sample, Warmup};
 use crate::rules::State;
-use crate::telemetry::{Event, Telemetry};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
@@ -86,7 +86,7 @@ impl Sim {
         let start = Instant::now();
         let telemetry = Telemetry::new(&config.service);
         let events = telemetry.subscribe();
-        let engine = Engine::new(config.clone(), telemetry.clone(), start);
+        let engine = Engine::new(config.clone(), telemetry.engine.clone(), start);
         let webhook = Webhook {
             url: "http://deployer.invalid/rollback".parse().expect("a URL"),
             headers: Default::default(),
@@ -104,7 +104,7 @@ impl Sim {
         let (notice_tx, notices) = mpsc::channel(1024);
         let actor = Actor::new(
             config.clone(),
-            telemetry,
+            telemetry.act.clone(),
             Some(Backend::Webhook(backend)),
             revision,
             log.clone(),
