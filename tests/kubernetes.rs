@@ -273,7 +273,7 @@ async fn three_racing_sidecars_roll_back_exactly_once() {
     app.set(Behaviour::Status(500));
     let mut outcomes = Vec::new();
     for s in &mut sidecars {
-        outcomes.push(s.rollback_outcome().await.outcome);
+        outcomes.push(s.rollback_outcome().await.outcome.to_string());
     }
     outcomes.sort();
     assert_eq!(

@@ -14,7 +14,7 @@ pub enum Command {
     /// the rollback started (its outcome follows in `/status`), or why not.
     Rollback {
         reason: String,
-        reply: oneshot::Sender<Result<String, String>>,
+        reply: oneshot::Sender<Result<String, Refused>>,
     },
     /// Hold automatic rollbacks and pages for `duration` (at most `MAX_PAUSE`).
     Pause {
@@ -26,6 +26,19 @@ pub enum Command {
     Resume {
         reply: oneshot::Sender<Option<Maintenance>>,
     },
+}
+
+/// Why a person's rollback did not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("no rollback backend is configured (rollback.webhook or rollback.kubernetes)")]
+    NoBackend,
+    #[error("a rollback is already in flight; see /status")]
+    InFlight,
+    #[error("revision {0} was already rolled back (or a dry run said it would be)")]
+    AlreadyRolledBack(String),
+    #[error("more than {ROLLBACKS_PER_MINUTE} rollbacks in a minute; try again shortly")]
+    RateLimited,
 }
 
 /// A pause of automatic actions (a maintenance window), as `/status` shows it.
@@ -96,27 +109,18 @@ impl Actor {
         &mut self,
         reason: String,
         tasks: &mut JoinSet<Finished>,
-    ) -> Result<String, String> {
+    ) -> Result<String, Refused> {
         let revision = &self.revision.id;
         let Some(backend) = &self.backend else {
-            return Err(
-                "no rollback backend is configured (rollback.webhook or rollback.kubernetes)"
-                    .into(),
-            );
+            return Err(Refused::NoBackend);
         };
         match self.guard.check_manual() {
-            Check::Wait => return Err("a rollback is already in flight; see /status".into()),
-            Check::Prevented(_) => {
-                return Err(format!(
-                    "revision {revision} was already rolled back (or a dry run said it would be)"
-                ));
-            }
+            Check::Wait => return Err(Refused::InFlight),
+            Check::Prevented(_) => return Err(Refused::AlreadyRolledBack(revision.clone())),
             Check::Go => {}
         }
         if self.limiter.check().is_err() {
-            return Err(format!(
-                "more than {ROLLBACKS_PER_MINUTE} rollbacks in a minute; try again shortly"
-            ));
+            return Err(Refused::RateLimited);
         }
         let started = format!(
             "rolling back revision {revision} through {}",

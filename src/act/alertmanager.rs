@@ -15,7 +15,7 @@
 use super::Telemetry;
 use super::pagerduty::next;
 use super::retry::{self, Backoff};
-use super::{ActionLog, ActionRecord, Notice};
+use super::{ActionLog, ActionOutcome, ActionRecord, Notice};
 use crate::config::{Alertmanager, Tls};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::BTreeMap;
@@ -65,7 +65,7 @@ impl Pager {
         ctx: Context,
         telemetry: Telemetry,
         log: ActionLog,
-    ) -> Result<Pager, String> {
+    ) -> Result<Pager, crate::tls::ClientError> {
         let client = retry::client(config.timeout, tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
@@ -237,14 +237,18 @@ impl Pager {
         let total = self.config.urls.len();
         let (outcome, mut detail) = match delivery.delivered {
             0 => (
-                "failed",
+                ActionOutcome::Failed,
                 format!(
                     "no Alertmanager took the alert (of {total}); re-sent every {}",
                     humantime::format_duration(self.config.resend)
                 ),
             ),
             n => (
-                if firing { "triggered" } else { "resolved" },
+                if firing {
+                    ActionOutcome::Triggered
+                } else {
+                    ActionOutcome::Resolved
+                },
                 format!(
                     "{} alert sent to {n} of {total} Alertmanager(s)",
                     if firing { "firing" } else { "resolved" }
@@ -258,7 +262,7 @@ impl Pager {
             at: super::rfc3339(SystemTime::now()),
             rule: n.rule,
             action: "page",
-            outcome: outcome.to_string(),
+            outcome,
             detail,
             revision: self.ctx.revision.clone(),
             evidence: n.evidence,

@@ -70,14 +70,14 @@ impl Annotator {
         service: &str,
         revision: &str,
         telemetry: Telemetry,
-    ) -> Result<Annotator, String> {
+    ) -> Result<Annotator, crate::tls::ClientError> {
         let client = retry::client(Duration::from_secs(5), tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
         let url = config
             .url
             .join("api/annotations")
-            .map_err(|e| format!("annotate.grafana.url: {e}"))?;
+            .map_err(|e| crate::tls::ClientError::invalid("annotate.grafana.url", e))?;
         // One Authorization header: the token wins over credentials in the
         // URL (reqwest would send both, and Grafana reads only the first).
         let url = match config.token {

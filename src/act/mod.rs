@@ -20,12 +20,12 @@ pub mod retry;
 mod telemetry;
 mod webhook;
 
-pub use admin::{Command, MAX_PAUSE, Maintenance};
+pub use admin::{Command, MAX_PAUSE, Maintenance, Refused};
 use admin::{next_command, sleep_until_some};
 pub use guard::{Check, Done, Guard, Prevented};
 pub use notify::Notice;
 use notify::annotate;
-pub use record::{ActionLog, ActionRecord};
+pub use record::{ActionLog, ActionOutcome, ActionRecord};
 pub use reload::{Receivers, Reconfigure};
 pub use telemetry::{Acted, Telemetry};
 pub use webhook::{RollbackRequest, WebhookBackend};
@@ -53,15 +53,24 @@ pub struct Revision {
     pub since: Instant,
 }
 
-/// How a rollback ended (errors aside).
+/// What a rollback backend did (errors aside).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    RolledBack(String),
+pub enum Rolled {
+    Back(String),
     /// Dry run: what would have been done.
     DryRun(String),
     /// The backend looked and would not (no previous revision, paused,
     /// another replica already did it, ...).
     Refused(Prevented, String),
+}
+
+/// Why the rollback backend could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Client(#[from] crate::tls::ClientError),
+    #[error("rollback.kubernetes needs the pod's identity in the cluster")]
+    NoIdentity,
 }
 
 /// Where rollbacks go.
@@ -76,7 +85,7 @@ impl Backend {
     pub fn from_config(
         config: &Config,
         cluster: Option<(crate::cluster::Context, crate::cluster::Identity)>,
-    ) -> Result<Option<Backend>, String> {
+    ) -> Result<Option<Backend>, BackendError> {
         Ok(match (&config.rollback.backend, cluster) {
             (None, _) => None,
             (Some(RollbackBackend::Webhook(w)), _) => {
@@ -90,9 +99,7 @@ impl Backend {
             (Some(RollbackBackend::Kubernetes(k)), Some((ctx, id))) => Some(Backend::Kubernetes(
                 kube::KubeBackend::new(ctx, id, k.timeout, retry::Backoff::default()),
             )),
-            (Some(RollbackBackend::Kubernetes(_)), None) => {
-                return Err("rollback.kubernetes needs the pod's identity in the cluster".into());
-            }
+            (Some(RollbackBackend::Kubernetes(_)), None) => return Err(BackendError::NoIdentity),
         })
     }
 
@@ -108,7 +115,7 @@ impl Backend {
         req: &RollbackRequest,
         dry_run: bool,
         on_attempt: impl FnMut(&'static str),
-    ) -> Result<Outcome, retry::RetryError> {
+    ) -> Result<Rolled, retry::RetryError> {
         match self {
             Backend::Webhook(w) => w.rollback(req, dry_run, on_attempt).await,
             Backend::Kubernetes(k) => k.rollback(req, dry_run, on_attempt).await,
@@ -117,6 +124,9 @@ impl Backend {
 }
 
 /// What the actions stage reads from the engine, in the order it was sent.
+// Decisions are the common message and the large one; boxing them would
+// allocate for every decision to save room on the rare reload.
+#[allow(clippy::large_enum_variant)]
 pub enum ToActor {
     Decision(Decision),
     /// A new configuration generation: every decision before it belongs to
@@ -334,7 +344,8 @@ impl Actor {
                 let detail = "automatic actions are paused (maintenance window); paged if \
                               the rule still fires when the pause ends"
                     .to_string();
-                self.record(d, "page", "prevented: maintenance", detail);
+                let outcome = ActionOutcome::Prevented(Prevented::Maintenance);
+                self.record(d, "page", outcome, detail);
             }
             DecisionKind::Fired => {
                 e.open = true;
@@ -383,12 +394,7 @@ impl Actor {
                     let rule = &self.config.rules[d.rule].name;
                     self.telemetry.rollback_prevented(rule, why);
                     let detail = self.prevented_detail(why, now);
-                    self.record(
-                        d,
-                        "rollback",
-                        &format!("prevented: {}", why.metric_label()),
-                        detail,
-                    );
+                    self.record(d, "rollback", ActionOutcome::Prevented(why), detail);
                 }
             }
             Check::Go => {
@@ -425,21 +431,13 @@ impl Actor {
             idempotency_key: format!("backstop/{}/{}", self.config.service, self.revision.id),
         };
         let Some(backend) = self.backend.clone() else {
-            self.record(
-                d,
-                "rollback",
-                "failed",
-                "no rollback backend configured".into(),
-            );
+            let detail = "no rollback backend configured".into();
+            self.record(d, "rollback", ActionOutcome::Failed, detail);
             return;
         };
         self.guard.started();
         self.telemetry.rollback_started(&rule, &request);
-        let telemetry = self.telemetry.clone();
-        let log = self.log.clone();
-        let decided = d.clone();
         let dry_run = self.config.rollback.dry_run;
-        let annotator = self.receivers.grafana.clone();
         let span = tracing::info_span!(
             "rollback",
             backstop.rule = rule.as_str(),
@@ -449,64 +447,17 @@ impl Actor {
             backstop.dry_run = dry_run,
             backstop.outcome = tracing::field::Empty,
         );
-        let task_span = span.clone();
-        tasks.spawn(
-            async move {
-                let started = Instant::now();
-                let result = backend
-                    .rollback(&request, dry_run, |outcome| {
-                        telemetry.action_attempt("rollback", outcome)
-                    })
-                    .await;
-                let took = started.elapsed();
-                let rule = request.rule.as_str();
-                let (label, detail, done) = match result {
-                    Ok(Outcome::RolledBack(detail)) => {
-                        telemetry.rollback_result(rule, "succeeded", took);
-                        let text = format!("backstop: {detail}. Rule {rule}: {}", request.reason);
-                        annotate(&annotator, rule, text, SystemTime::now());
-                        ("succeeded".to_string(), detail, Done::RolledBack)
-                    }
-                    Ok(Outcome::DryRun(detail)) => {
-                        telemetry.rollback_result(rule, "dry_run", took);
-                        ("dry_run".to_string(), detail, Done::Settled)
-                    }
-                    Ok(Outcome::Refused(why, detail)) => {
-                        telemetry.rollback_prevented(rule, why);
-                        let label = format!("prevented: {}", why.metric_label());
-                        (label, detail, Done::Settled)
-                    }
-                    Err(e) => {
-                        telemetry.rollback_result(rule, "failed", took);
-                        let detail = format!("{}: {e}", backend.label());
-                        ("failed".to_string(), detail, Done::Failed)
-                    }
-                };
-                task_span.record("backstop.outcome", label.as_str());
-            if let Some((mut notice, pagers)) = follow_up {
-                let outcome = format!("{label}: {detail}");
-                notice.description = format!("{} Rollback: {outcome}.", notice.description);
-                notice.rollback = Some(outcome);
-                for pager in &pagers {
-                    if let Err(e) = pager.try_send(notice.clone()) {
-                        tracing::warn!(rule, error = %e, "rollback outcome not queued for a receiver");
-                    }
-                }
-            }
-                let record = ActionRecord::new(
-                    &request.rule,
-                    "rollback",
-                    &label,
-                    detail,
-                    &request.revision,
-                    &decided,
-                );
-                telemetry.action(&record);
-                log.push(record);
-                Finished { done }
-            }
-            .instrument(span),
-        );
+        let run = RollbackRun {
+            backend,
+            request,
+            dry_run,
+            telemetry: self.telemetry.clone(),
+            log: self.log.clone(),
+            decided: d.clone(),
+            annotator: self.receivers.grafana.clone(),
+            follow_up,
+        };
+        tasks.spawn(run.run(span.clone()).instrument(span));
     }
 
     /// Why the guard held a rollback back, in words for records and logs.
@@ -540,11 +491,90 @@ impl Actor {
         }
     }
 
-    fn record(&self, d: &Decision, action: &'static str, outcome: &str, detail: String) {
+    fn record(&self, d: &Decision, action: &'static str, outcome: ActionOutcome, detail: String) {
         let rule = &self.config.rules[d.rule].name;
         let record = ActionRecord::new(rule, action, outcome, detail, &self.revision.id, d);
         self.telemetry.action(&record);
         self.log.push(record);
+    }
+}
+
+/// One rollback under way, in its own task: the backend's call with its
+/// retries, then what it did told everywhere (metrics, the record, the
+/// incident's update, a Grafana mark).
+struct RollbackRun {
+    backend: Arc<Backend>,
+    request: RollbackRequest,
+    dry_run: bool,
+    telemetry: Telemetry,
+    log: ActionLog,
+    decided: Decision,
+    annotator: Option<mpsc::Sender<grafana::Annotation>>,
+    /// A rule that also pages updates its incident with the outcome.
+    follow_up: Option<(Notice, Vec<mpsc::Sender<Notice>>)>,
+}
+
+impl RollbackRun {
+    async fn run(self, span: tracing::Span) -> Finished {
+        let RollbackRun {
+            backend,
+            request,
+            dry_run,
+            telemetry,
+            log,
+            decided,
+            annotator,
+            follow_up,
+        } = self;
+        let started = Instant::now();
+        let result = backend
+            .rollback(&request, dry_run, |outcome| {
+                telemetry.action_attempt("rollback", outcome)
+            })
+            .await;
+        let took = started.elapsed();
+        let rule = request.rule.as_str();
+        let (outcome, detail, done) = match result {
+            Ok(Rolled::Back(detail)) => {
+                let text = format!("backstop: {detail}. Rule {rule}: {}", request.reason);
+                annotate(&annotator, rule, text, SystemTime::now());
+                (ActionOutcome::Succeeded, detail, Done::RolledBack)
+            }
+            Ok(Rolled::DryRun(detail)) => (ActionOutcome::DryRun, detail, Done::Settled),
+            Ok(Rolled::Refused(why, detail)) => {
+                telemetry.rollback_prevented(rule, why);
+                (ActionOutcome::Prevented(why), detail, Done::Settled)
+            }
+            Err(e) => {
+                let detail = format!("{}: {e}", backend.label());
+                (ActionOutcome::Failed, detail, Done::Failed)
+            }
+        };
+        if let Some(label) = outcome.rollback_label() {
+            telemetry.rollback_result(rule, label, took);
+        }
+        span.record("backstop.outcome", outcome.as_str());
+        if let Some((mut notice, pagers)) = follow_up {
+            let said = format!("{outcome}: {detail}");
+            notice.description = format!("{} Rollback: {said}.", notice.description);
+            notice.rollback = Some(said);
+            for pager in &pagers {
+                if let Err(e) = pager.try_send(notice.clone()) {
+                    tracing::warn!(rule, error = %e, "rollback outcome not queued for a receiver");
+                }
+            }
+        }
+        let record = ActionRecord::new(
+            rule,
+            "rollback",
+            outcome,
+            detail,
+            &request.revision,
+            &decided,
+        );
+        telemetry.action(&record);
+        log.push(record);
+        Finished { done }
     }
 }
 

@@ -45,7 +45,8 @@ impl Actor {
         if !self.receivers.has_pager() {
             // Configuration refuses `page` without a receiver; should one
             // slip through, say so rather than drop the incident.
-            self.record(d, "page", "failed", "no page receiver is configured".into());
+            let detail = "no page receiver is configured".into();
+            self.record(d, "page", super::ActionOutcome::Failed, detail);
             return;
         }
         let notice = self.notice(d, firing);
@@ -72,7 +73,7 @@ impl Actor {
             if let Err(e) = pager.try_send(notice.clone()) {
                 tracing::error!(rule = rule.name.as_str(), error = %e, "page notice not queued");
                 let detail = format!("a receiver's queue is full or closed: {e}");
-                self.record(d, "page", "failed", detail);
+                self.record(d, "page", super::ActionOutcome::Failed, detail);
             }
         }
     }

@@ -14,7 +14,7 @@
 
 use super::Telemetry;
 use super::retry::{self, Answer, Backoff, RetryError};
-use super::{ActionLog, ActionRecord, Notice};
+use super::{ActionLog, ActionOutcome, ActionRecord, Notice};
 use crate::config::{PagerDuty, Tls};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -82,7 +82,7 @@ impl Pager {
         ctx: Context,
         telemetry: Telemetry,
         log: ActionLog,
-    ) -> Result<Pager, String> {
+    ) -> Result<Pager, crate::tls::ClientError> {
         let client = retry::client(config.timeout, tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
@@ -151,7 +151,7 @@ impl Pager {
             // Rolled back: the incident stays open for a person.
             let record = self.record(
                 &n,
-                "left_open",
+                ActionOutcome::LeftOpen,
                 "rolled back; the incident stays open for a person to close".into(),
             );
             self.telemetry.action(&record);
@@ -318,9 +318,9 @@ impl Pager {
             Ok(answer) => {
                 self.telemetry.page_delivery("pagerduty", "ok");
                 let (outcome, verb) = if notice.firing {
-                    ("triggered", "trigger")
+                    (ActionOutcome::Triggered, "trigger")
                 } else {
-                    ("resolved", "resolve")
+                    (ActionOutcome::Resolved, "resolve")
                 };
                 let mut detail = format!("PagerDuty took the {verb} ({})", self.dedup_key(&rule));
                 if let Some(note) = answer.note() {
@@ -333,7 +333,7 @@ impl Pager {
                 self.telemetry.page_delivery("pagerduty", "failed");
                 self.record(
                     &notice,
-                    "failed",
+                    ActionOutcome::Failed,
                     format!("PagerDuty refused the event: {e}"),
                 )
             }
@@ -342,12 +342,12 @@ impl Pager {
         self.log.push(record);
     }
 
-    fn record(&self, n: &Notice, outcome: &str, detail: String) -> ActionRecord {
+    fn record(&self, n: &Notice, outcome: ActionOutcome, detail: String) -> ActionRecord {
         ActionRecord {
             at: super::rfc3339(std::time::SystemTime::now()),
             rule: n.rule.clone(),
             action: "page",
-            outcome: outcome.to_string(),
+            outcome,
             detail,
             revision: self.ctx.revision.clone(),
             evidence: n.evidence.clone(),

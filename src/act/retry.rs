@@ -172,13 +172,14 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// An HTTP client for outbound calls (webhook, receivers).
-pub fn client(timeout: Duration, tls: &crate::config::Tls) -> Result<reqwest::Client, String> {
+pub fn client(
+    timeout: Duration,
+    tls: &crate::config::Tls,
+) -> Result<reqwest::Client, crate::tls::ClientError> {
     let builder = reqwest::Client::builder()
         .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
         .timeout(timeout);
-    crate::tls::trust(builder, tls)?
-        .build()
-        .map_err(|e| format!("building the HTTP client: {e}"))
+    crate::tls::client(builder, tls)
 }
 
 /// Send the request `build` makes until it is answered 2xx, is refused, or

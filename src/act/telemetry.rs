@@ -8,6 +8,8 @@ use prometheus::{HistogramVec, IntCounterVec, IntGaugeVec};
 use std::time::Duration;
 
 /// Something the actions stage did.
+// Records are the common event and the large one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Acted {
     RollbackStarted { rule: String, revision: String },
@@ -149,11 +151,11 @@ impl Telemetry {
     /// methods above) and pass it to subscribers.
     pub fn action(&self, r: &ActionRecord) {
         let evidence = serde_json::to_string(&r.evidence).unwrap_or_default();
-        if r.outcome == "failed" {
+        if r.outcome == super::ActionOutcome::Failed {
             tracing::error!(
                 rule = r.rule,
                 action = r.action,
-                outcome = r.outcome,
+                outcome = r.outcome.as_str(),
                 revision = r.revision,
                 detail = r.detail,
                 evidence,
@@ -163,7 +165,7 @@ impl Telemetry {
             tracing::warn!(
                 rule = r.rule,
                 action = r.action,
-                outcome = r.outcome,
+                outcome = r.outcome.as_str(),
                 revision = r.revision,
                 detail = r.detail,
                 evidence,

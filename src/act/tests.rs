@@ -275,7 +275,7 @@ rollback:
     let records: Vec<(String, String)> = log
         .latest()
         .into_iter()
-        .map(|r| (r.rule, r.outcome))
+        .map(|r| (r.rule, r.outcome.to_string()))
         .collect();
     assert_eq!(
         records,

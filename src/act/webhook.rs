@@ -2,10 +2,11 @@
 //! backoff on 5xx, 429 and connection errors. The body carries everything a
 //! deployer or a person needs: service, revision, rule, reason, evidence.
 
-use super::Outcome;
+use super::Rolled;
 use super::retry::{self, Backoff, RetryError};
 use crate::config::Webhook;
 use crate::rules::Evidence;
+use crate::tls::ClientError;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 
@@ -34,14 +35,18 @@ pub struct WebhookBackend {
 }
 
 impl WebhookBackend {
-    pub fn new(client: reqwest::Client, config: Webhook, backoff: Backoff) -> Result<Self, String> {
+    pub fn new(
+        client: reqwest::Client,
+        config: Webhook,
+        backoff: Backoff,
+    ) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
+            let field = || format!("rollback.webhook.headers.{name}");
             let n = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| format!("rollback.webhook.headers.{name}: {e}"))?;
-            let mut v = HeaderValue::from_str(value.expose()).map_err(|_| {
-                format!("rollback.webhook.headers.{name}: not a valid header value")
-            })?;
+                .map_err(|e| ClientError::invalid(field(), e))?;
+            let mut v = HeaderValue::from_str(value.expose())
+                .map_err(|_| ClientError::invalid(field(), "not a valid header value"))?;
             v.set_sensitive(true);
             headers.insert(n, v);
         }
@@ -62,9 +67,9 @@ impl WebhookBackend {
         req: &RollbackRequest,
         dry_run: bool,
         mut on_attempt: impl FnMut(&'static str),
-    ) -> Result<Outcome, RetryError> {
+    ) -> Result<Rolled, RetryError> {
         if dry_run {
-            return Ok(Outcome::DryRun(format!(
+            return Ok(Rolled::DryRun(format!(
                 "would ask the webhook to roll back revision {}",
                 req.revision
             )));
@@ -88,6 +93,6 @@ impl WebhookBackend {
         if let Some(note) = answer.note() {
             detail.push_str(&format!("; {note}"));
         }
-        Ok(Outcome::RolledBack(detail))
+        Ok(Rolled::Back(detail))
     }
 }

@@ -51,9 +51,9 @@ impl Generation {
         build: ReceiverChanges,
         env: &Env,
     ) -> Result<Generation, StartError> {
-        Probes::check(&config).map_err(StartError::Setup)?;
-        let prober = Prober::new(&config.tls).map_err(StartError::Setup)?;
-        let backend = Backend::from_config(&config, cluster.clone()).map_err(StartError::Setup)?;
+        Probes::check(&config)?;
+        let prober = Prober::new(&config.tls)?;
+        let backend = Backend::from_config(&config, cluster.clone())?;
         let (receivers, receiver_runs) = build_receivers(&config, build, env)?;
         Ok(Generation {
             number,
@@ -109,8 +109,7 @@ fn build_receivers(
             context,
             env.telemetry.act.clone(),
             env.actions.clone(),
-        )
-        .map_err(StartError::Setup)?;
+        )?;
         receivers.alertmanager = Some(queue(&mut runs, |rx, stop| pager.run(rx, stop)));
     }
     if let Some(g) = config.grafana.as_ref().filter(|_| which.grafana) {
@@ -120,8 +119,7 @@ fn build_receivers(
             &config.service,
             &env.revision.id,
             env.telemetry.act.clone(),
-        )
-        .map_err(StartError::Setup)?;
+        )?;
         receivers.grafana = Some(queue(&mut runs, |rx, stop| annotator.run(rx, stop)));
     }
     if let Some(pd) = config.page.pagerduty.as_ref().filter(|_| which.pagerduty) {
@@ -153,8 +151,7 @@ fn build_receivers(
             context,
             env.telemetry.act.clone(),
             env.actions.clone(),
-        )
-        .map_err(StartError::Setup)?;
+        )?;
         receivers.pagerduty = Some(queue(&mut runs, |rx, stop| pager.run(rx, stop)));
     }
     Ok((receivers, runs))

@@ -38,8 +38,15 @@ const SERVER_GRACE: Duration = Duration::from_millis(200);
 pub enum StartError {
     #[error("admin listener: {0}")]
     Listener(#[source] std::io::Error),
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Client(#[from] crate::tls::ClientError),
+    #[error("rollback: {0}")]
+    Backend(#[from] crate::act::BackendError),
+    #[error(
+        "rollback.kubernetes: backstop is not running in a pod; set POD_NAME and \
+         POD_NAMESPACE from the downward API (see k8s/base/deployment.yaml)"
+    )]
+    NotInPod,
     #[error("Kubernetes: {0}")]
     Cluster(#[from] cluster::ClusterError),
 }
@@ -183,8 +190,7 @@ pub async fn start(
         sample_tx,
         telemetry.probe.clone(),
         stop.child_token(),
-    )
-    .map_err(StartError::Setup)?;
+    )?;
     let watcher = spawn_watcher(&built, &options, &restart_tx, &stop, &mut tasks);
 
     let engine = Engine::new(config.clone(), telemetry.engine.clone(), now);
@@ -294,13 +300,7 @@ async fn identify(
         };
         return Ok((revision, None));
     };
-    let ctx = options.kubernetes.clone().ok_or_else(|| {
-        StartError::Setup(
-            "rollback.kubernetes: backstop is not running in a pod; set POD_NAME and \
-             POD_NAMESPACE from the downward API (see k8s/base/deployment.yaml)"
-                .into(),
-        )
-    })?;
+    let ctx = options.kubernetes.clone().ok_or(StartError::NotInPod)?;
     let id =
         cluster::Identity::discover(&ctx, k.deployment.as_deref(), k.namespace.as_deref()).await?;
     id.check_permissions(&ctx).await?;

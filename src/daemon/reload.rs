@@ -117,7 +117,7 @@ impl Running {
         // The engine reads the new generation: probes move to it.
         live.probes
             .apply(&config, &diff, number, prober)
-            .map_err(StartError::Setup)?;
+            .map_err(StartError::from)?;
         if new_watcher {
             if let Some(old) = live.watcher.take() {
                 old.cancel();

@@ -13,6 +13,7 @@
 use super::expect::MAX_BODY;
 use super::{Body, Outcome, Reason, Sample, check};
 use crate::config::{Redirects, Target};
+use crate::tls::ClientError;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::redirect;
 use std::time::Duration;
@@ -48,15 +49,17 @@ pub struct Request {
 impl Request {
     /// Validation already checked method and header names/values, so these
     /// conversions only fail on a bug; the error says which target.
-    pub fn new(target: &Target) -> Result<Request, String> {
+    pub fn new(target: &Target) -> Result<Request, ClientError> {
+        let field = |what: &str| format!("targets {:?}.{what}", target.name);
         let method = reqwest::Method::from_bytes(target.method.as_bytes())
-            .map_err(|e| format!("target {}: method: {e}", target.name))?;
+            .map_err(|e| ClientError::invalid(field("method"), e))?;
         let mut headers = HeaderMap::new();
         for (name, value) in &target.headers {
+            let header = || field(&format!("headers.{name}"));
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| format!("target {}: header {name}: {e}", target.name))?;
+                .map_err(|e| ClientError::invalid(header(), e))?;
             let mut value = HeaderValue::from_str(value.expose())
-                .map_err(|_| format!("target {}: header {name}: invalid value", target.name))?;
+                .map_err(|_| ClientError::invalid(header(), "not a valid header value"))?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
@@ -102,7 +105,7 @@ fn same_origin_policy() -> redirect::Policy {
 }
 
 impl Prober {
-    pub fn new(tls: &crate::config::Tls) -> Result<Prober, String> {
+    pub fn new(tls: &crate::config::Tls) -> Result<Prober, ClientError> {
         let client = |policy: redirect::Policy| {
             let builder = reqwest::Client::builder()
                 .user_agent(concat!("backstop/", env!("CARGO_PKG_VERSION")))
@@ -112,9 +115,7 @@ impl Prober {
                 .redirect(policy)
                 .pool_idle_timeout(Duration::from_secs(90))
                 .tcp_nodelay(true);
-            crate::tls::trust(builder, tls)?
-                .build()
-                .map_err(|e| format!("building the HTTP client: {e}"))
+            crate::tls::client(builder, tls)
         };
         Ok(Prober {
             direct: client(redirect::Policy::none())?,

@@ -10,6 +10,7 @@
 use super::http::Request;
 use super::{Prober, Sample, Telemetry};
 use crate::config::{Config, ConfigDiff, Target};
+use crate::tls::ClientError;
 use rand::Rng;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -51,7 +52,7 @@ impl Probes {
         samples: mpsc::Sender<Sample>,
         telemetry: Telemetry,
         stop: CancellationToken,
-    ) -> Result<Probes, String> {
+    ) -> Result<Probes, ClientError> {
         let requests = requests(config)?;
         let mut probes = Probes {
             prober,
@@ -69,7 +70,7 @@ impl Probes {
 
     /// Requests for every target of a configuration, checked before
     /// anything changes.
-    pub fn check(config: &Config) -> Result<(), String> {
+    pub fn check(config: &Config) -> Result<(), ClientError> {
         requests(config).map(drop)
     }
 
@@ -82,7 +83,7 @@ impl Probes {
         diff: &ConfigDiff,
         generation: u64,
         prober: Prober,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClientError> {
         let requests = requests(config)?;
         let mut kept = HashMap::new();
         for (index, from) in diff.targets.iter().enumerate() {
@@ -144,7 +145,7 @@ impl Probes {
     }
 }
 
-fn requests(config: &Config) -> Result<Vec<Request>, String> {
+fn requests(config: &Config) -> Result<Vec<Request>, ClientError> {
     config.targets.iter().map(Request::new).collect()
 }
 

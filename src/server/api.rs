@@ -5,7 +5,7 @@
 //! bodies are small JSON documents.
 
 use super::{Reply, Shared, json};
-use crate::act::{Command, MAX_PAUSE};
+use crate::act::{Command, MAX_PAUSE, Refused};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::{BodyExt, Limited};
@@ -156,14 +156,14 @@ pub async fn handle(shared: &Shared, peer: IpAddr, key: IpAddr, req: Request<Inc
             };
             let reason = body.reason.unwrap_or_else(|| "no reason given".into());
             tracing::warn!(%peer, reason = reason.as_str(), "manual rollback requested");
-            let (reply, rx) = oneshot::channel::<Result<String, String>>();
+            let (reply, rx) = oneshot::channel::<Result<String, Refused>>();
             let answer = async move {
                 match rx.await {
                     Ok(Ok(detail)) => json(
                         StatusCode::ACCEPTED,
                         &serde_json::json!({ "started": detail }),
                     ),
-                    Ok(Err(why)) => error(StatusCode::CONFLICT, &why),
+                    Ok(Err(why)) => error(StatusCode::CONFLICT, &why.to_string()),
                     Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
                 }
             };

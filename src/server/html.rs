@@ -65,7 +65,7 @@ pub fn page(s: &Status) -> String {
             esc(&a.at),
             esc(&a.rule),
             a.action,
-            esc(&a.outcome),
+            esc(a.outcome.as_str()),
             esc(&a.detail)
         );
     }

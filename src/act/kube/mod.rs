@@ -9,7 +9,7 @@ mod events;
 pub mod plan;
 
 use super::retry::{self, Attempt, Backoff, RetryError};
-use super::{Outcome, RollbackRequest};
+use super::{RollbackRequest, Rolled};
 use crate::cluster::{Context, Identity};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams};
@@ -44,7 +44,7 @@ impl KubeBackend {
         req: &RollbackRequest,
         dry_run: bool,
         on_attempt: impl FnMut(&'static str),
-    ) -> Result<Outcome, RetryError> {
+    ) -> Result<Rolled, RetryError> {
         let result = retry::run(
             self.backoff,
             || async {
@@ -67,11 +67,11 @@ impl KubeBackend {
         )
         .await;
         let (reason, kind, message) = match &result {
-            Ok(Outcome::RolledBack(m)) => ("BackstopRollback", "Warning", m.clone()),
-            Ok(Outcome::DryRun(m)) => ("BackstopRollbackDryRun", "Normal", m.clone()),
+            Ok(Rolled::Back(m)) => ("BackstopRollback", "Warning", m.clone()),
+            Ok(Rolled::DryRun(m)) => ("BackstopRollbackDryRun", "Normal", m.clone()),
             // The replica that did roll back has recorded it already.
-            Ok(Outcome::Refused(super::Prevented::AlreadyRolledBack, _)) => return result,
-            Ok(Outcome::Refused(why, m)) => (
+            Ok(Rolled::Refused(super::Prevented::AlreadyRolledBack, _)) => return result,
+            Ok(Rolled::Refused(why, m)) => (
                 "BackstopRollbackRefused",
                 "Warning",
                 format!("{}: {m}", why.metric_label()),
@@ -90,7 +90,7 @@ impl KubeBackend {
     }
 
     /// One read-decide-write round.
-    async fn attempt(&self, req: &RollbackRequest, dry_run: bool) -> Result<Outcome, kube::Error> {
+    async fn attempt(&self, req: &RollbackRequest, dry_run: bool) -> Result<Rolled, kube::Error> {
         let ns = self.identity.namespace.as_str();
         let deployments: Api<Deployment> = Api::namespaced(self.ctx.client.clone(), ns);
         let replicasets: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), ns);
@@ -111,7 +111,7 @@ impl KubeBackend {
             at: &req.fired_at,
         };
         match plan::plan(&deployment, &ours, &all.items, &why) {
-            Plan::Refuse(prevented, detail) => Ok(Outcome::Refused(prevented, detail)),
+            Plan::Refuse(prevented, detail) => Ok(Rolled::Refused(prevented, detail)),
             Plan::Patch {
                 patch,
                 from,
@@ -123,14 +123,14 @@ impl KubeBackend {
                     "Deployment {ns}/{name} from revision {from} to revision {to} (ReplicaSet {to_replicaset})"
                 );
                 if dry_run {
-                    return Ok(Outcome::DryRun(format!("would roll back {what}")));
+                    return Ok(Rolled::DryRun(format!("would roll back {what}")));
                 }
                 let patch: json_patch::Patch =
                     serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
                 deployments
                     .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
                     .await?;
-                Ok(Outcome::RolledBack(format!("rolled back {what}")))
+                Ok(Rolled::Back(format!("rolled back {what}")))
             }
         }
     }
@@ -139,7 +139,7 @@ impl KubeBackend {
 /// 409: someone wrote in between; re-read and re-decide. 429/5xx and
 /// transport errors: back off and retry. Anything else will not pass by
 /// repeating it.
-fn classify(e: kube::Error) -> Attempt<Outcome> {
+fn classify(e: kube::Error) -> Attempt<Rolled> {
     match &e {
         kube::Error::Api(s) if s.code == 409 => Attempt::Retry {
             error: format!("conflict: {}", s.message),

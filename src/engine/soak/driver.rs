@@ -344,7 +344,10 @@ impl Sim {
                     ..
                 }) => (rule, What::Pending),
                 Ok(Event::RollbackStarted { rule, .. }) => (rule, What::RollbackStarted),
-                Ok(Event::Action(r)) => (r.rule.clone(), What::Action(r.action, r.outcome)),
+                Ok(Event::Action(r)) => (
+                    r.rule.clone(),
+                    What::Action(r.action, r.outcome.to_string()),
+                ),
                 Ok(_) => continue,
                 Err(broadcast::error::TryRecvError::Lagged(n)) => {
                     panic!("the soak lost {n} events")
