@@ -90,6 +90,8 @@ struct LastProbe {
 struct RuleState {
     machine: Machine,
     evidence: Option<Evidence>,
+    /// The last assessment: None while there were too few samples to judge.
+    breached: Option<bool>,
     /// Reads more than `WIDE` targets: assessed in batches.
     wide: bool,
 }
@@ -166,6 +168,7 @@ impl Engine {
             .map(|r| RuleState {
                 machine: Machine::new(now),
                 evidence: None,
+                breached: None,
                 wide: read_targets(&config, &r.when).len() > WIDE,
             })
             .collect();
@@ -322,6 +325,7 @@ impl Engine {
                     at: SystemTime::now(),
                 });
             }
+            state.breached = verdict.breached;
             state.evidence = Some(verdict.evidence);
         }
         decisions
