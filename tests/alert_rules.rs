@@ -16,7 +16,11 @@ fn alert_rules(args: &[&str]) -> std::process::Output {
 
 fn assert_generated(args: &[&str], file: &str) {
     let out = alert_rules(args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
         .unwrap_or_else(|e| panic!("{file}: {e}"));
     assert!(
@@ -36,7 +40,10 @@ fn the_bundled_slo_alerts_are_generated() {
 
 #[test]
 fn the_99_percent_test_rules_are_generated() {
-    assert_generated(&["alerts/tests/slo-99.yaml"], "alerts/tests/slo-99.rules.yml");
+    assert_generated(
+        &["alerts/tests/slo-99.yaml"],
+        "alerts/tests/slo-99.rules.yml",
+    );
 }
 
 #[test]
