@@ -18,6 +18,7 @@
 //! - [`rules`]: condition kinds, evidence, the ok → pending → firing machine.
 //! - [`engine`]: windows + rule states; samples in, decisions out.
 //! - [`act`]: rollback (webhook) behind guards, retries, action records.
+//! - [`alert_rules`]: Prometheus SLO recording rules and burn-rate alerts (`backstop alert-rules`).
 //! - [`telemetry`]: Prometheus metrics, logs, the event stream.
 //! - [`server`]: the admin HTTP server (`/metrics`, `/status`, ...).
 //! - [`tls`]: which CAs outbound HTTPS trusts.
@@ -26,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod act;
+pub mod alert_rules;
 pub mod cluster;
 pub mod config;
 pub mod daemon;

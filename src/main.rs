@@ -36,6 +36,18 @@ enum Command {
     },
     /// Start a sample app, break it, and watch backstop roll it back.
     Demo,
+    /// Print Prometheus recording rules and multi-window burn-rate alerts
+    /// for the SLOs in a configuration file.
+    AlertRules {
+        /// The YAML file whose SLOs to alert on.
+        file: PathBuf,
+        /// Wrap the rule groups in a prometheus-operator PrometheusRule.
+        #[arg(long)]
+        prometheus_rule: bool,
+        /// Rules for every service's sidecars, not only the file's `service`.
+        #[arg(long)]
+        all_services: bool,
+    },
 }
 
 #[derive(clap::Args, Clone)]
@@ -69,6 +81,17 @@ fn main() -> ExitCode {
         Some(Command::Demo) => {
             runtime(async { backstop::demo::run().await.map(|()| ExitCode::SUCCESS) })
         }
+        Some(Command::AlertRules {
+            file,
+            prometheus_rule,
+            all_services,
+        }) => alert_rules(
+            &file,
+            backstop::alert_rules::Options {
+                prometheus_rule,
+                all_services,
+            },
+        ),
         Some(Command::Run(args)) => run(args),
         None => run(cli.run),
     }
@@ -84,6 +107,22 @@ fn check_config(file: &Path) -> ExitCode {
                 c.slos.len(),
                 c.rules.len()
             );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{}: {} problem(s):", file.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn alert_rules(file: &Path, options: backstop::alert_rules::Options) -> ExitCode {
+    match backstop::config::load(file) {
+        Ok(c) => {
+            print!("{}", backstop::alert_rules::generate(&c, options));
             ExitCode::SUCCESS
         }
         Err(errors) => {

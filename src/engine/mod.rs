@@ -91,6 +91,8 @@ struct LastProbe {
 struct RuleState {
     machine: Machine,
     evidence: Option<Evidence>,
+    /// The last assessment: None while there were too few samples to judge.
+    breached: Option<bool>,
     /// Reads more than `WIDE` targets: assessed in batches.
     wide: bool,
 }
@@ -167,6 +169,7 @@ impl Engine {
             .map(|r| RuleState {
                 machine: Machine::new(now),
                 evidence: None,
+                breached: None,
                 wide: read_targets(&config, &r.when).len() > WIDE,
             })
             .collect();
@@ -323,6 +326,7 @@ impl Engine {
                     at: SystemTime::now(),
                 });
             }
+            state.breached = verdict.breached;
             state.evidence = Some(verdict.evidence);
         }
         decisions

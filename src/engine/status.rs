@@ -70,6 +70,7 @@ impl Engine {
                     .saturating_duration_since(s.machine.since())
                     .as_secs_f64(),
                 actions: r.actions.iter().map(|a| a.as_str()).collect(),
+                breached: s.breached,
                 summary: s.evidence.as_ref().map(|e| e.to_string()),
                 evidence: s.evidence.clone(),
             })
@@ -125,6 +126,9 @@ pub struct RuleStatus {
     pub for_seconds: f64,
     pub state_seconds: f64,
     pub actions: Vec<&'static str>,
+    /// The last assessment: true breached, false clear, None too few
+    /// samples to judge (or not assessed yet).
+    pub breached: Option<bool>,
     pub summary: Option<String>,
     pub evidence: Option<Evidence>,
 }

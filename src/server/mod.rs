@@ -12,6 +12,7 @@ mod conn;
 mod fds;
 mod html;
 mod telemetry;
+mod verdict;
 
 pub use telemetry::Telemetry;
 
@@ -260,6 +261,9 @@ async fn route(shared: &Shared, peer: IpAddr, req: Request<Incoming>) -> Reply {
                 .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
             reply
         }
+    } else if path == verdict::PATH {
+        // Read-only, but Flagger's webhooks POST: both are answered.
+        verdict::handle(shared, req.uri().query()).await
     } else if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut reply = text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -314,7 +318,7 @@ async fn read_only(shared: &Shared, path: &str) -> Reply {
         },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found; try /status, /metrics, /healthz, /readyz, POST /api/v1/{rollback,pause,resume}\n",
+            "not found; try /status, /metrics, /healthz, /readyz, /api/v1/verdict, POST /api/v1/{rollback,pause,resume}\n",
         ),
     }
 }
