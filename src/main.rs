@@ -180,7 +180,7 @@ fn run(args: RunArgs) -> ExitCode {
 }
 
 /// This pod, from the downward API, and the in-cluster client.
-async fn in_cluster() -> anyhow::Result<backstop::cluster::Context> {
+async fn in_cluster() -> anyhow::Result<backstop::cluster::Connection> {
     let var = |name: &str| {
         std::env::var(name).with_context(|| {
             format!(
@@ -193,7 +193,7 @@ async fn in_cluster() -> anyhow::Result<backstop::cluster::Context> {
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in-cluster service account or kubeconfig)")?;
-    Ok(backstop::cluster::Context {
+    Ok(backstop::cluster::Connection {
         client,
         namespace,
         pod,

@@ -5,7 +5,7 @@
 mod common;
 
 use backstop::Event;
-use backstop::cluster::Context;
+use backstop::cluster::Connection;
 use backstop::demo::app::{Behaviour, SampleApp};
 use common::fake_kube::{FakeKube, checkout_cluster};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -51,7 +51,7 @@ async fn sidecar(
     let config = backstop::config::parse(&yaml, &|_| None).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut options = backstop::Options::new("ignored-in-a-pod");
-    options.kubernetes = Some(Context {
+    options.kubernetes = Some(Connection {
         client: fake.client(NS),
         namespace: NS.into(),
         pod: pod.into(),

@@ -40,7 +40,7 @@ struct Alert {
 }
 
 /// Everything the pager needs besides its configuration.
-pub struct Context {
+pub struct AlertLabels {
     pub service: String,
     pub revision: String,
     pub namespace: Option<String>,
@@ -48,24 +48,24 @@ pub struct Context {
     pub generator_url: String,
 }
 
-pub struct Pager {
+pub struct AlertSender {
     client: reqwest::Client,
     config: Alertmanager,
-    ctx: Context,
+    ctx: AlertLabels,
     alerts: BTreeMap<String, Alert>,
     limiters: Arc<Vec<DefaultDirectRateLimiter>>,
     telemetry: Telemetry,
     log: ActionLog,
 }
 
-impl Pager {
+impl AlertSender {
     pub fn new(
         config: Alertmanager,
         tls: &Tls,
-        ctx: Context,
+        ctx: AlertLabels,
         telemetry: Telemetry,
         log: ActionLog,
-    ) -> Result<Pager, crate::tls::ClientError> {
+    ) -> Result<AlertSender, crate::tls::ClientError> {
         let client = retry::client(config.timeout, tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
@@ -74,7 +74,7 @@ impl Pager {
             .iter()
             .map(|_| RateLimiter::direct(quota))
             .collect();
-        Ok(Pager {
+        Ok(AlertSender {
             client,
             config,
             ctx,
@@ -375,7 +375,7 @@ mod tests {
     use crate::config::Severity;
     use crate::rules::Evidence;
 
-    fn pager() -> Pager {
+    fn pager() -> AlertSender {
         crate::init_tls();
         let config = Alertmanager {
             urls: vec!["http://127.0.0.1:9".parse().unwrap()],
@@ -383,13 +383,13 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_per_minute: 30,
         };
-        let ctx = Context {
+        let ctx = AlertLabels {
             service: "checkout".into(),
             revision: "3".into(),
             namespace: Some("shop".into()),
             generator_url: "http://pod:9464/status".into(),
         };
-        Pager::new(
+        AlertSender::new(
             config,
             &Default::default(),
             ctx,

@@ -84,7 +84,7 @@ impl Backend {
     /// at start-up (`cluster`).
     pub fn from_config(
         config: &Config,
-        cluster: Option<(crate::cluster::Context, crate::cluster::Identity)>,
+        cluster: Option<(crate::cluster::Connection, crate::cluster::Identity)>,
     ) -> Result<Option<Backend>, BackendError> {
         Ok(match (&config.rollback.backend, cluster) {
             (None, _) => None,

@@ -32,7 +32,7 @@ const MAX_SUMMARY: usize = 1024;
 const MAX_EVENT_BYTES: usize = 512 * 1024;
 
 /// Where the events come from.
-pub struct Context {
+pub struct EventSource {
     pub service: String,
     pub revision: String,
     pub namespace: Option<String>,
@@ -43,10 +43,10 @@ pub struct Context {
     pub dashboard_url: Option<String>,
 }
 
-pub struct Pager {
+pub struct EventSender {
     client: reqwest::Client,
     config: PagerDuty,
-    ctx: Context,
+    ctx: EventSource,
     queue: BTreeMap<String, VecDeque<Event>>,
     /// Tells queued events apart, so the one posted is the one taken off.
     next_seq: u64,
@@ -75,18 +75,18 @@ struct Posted {
     sent: Result<Answer, RetryError>,
 }
 
-impl Pager {
+impl EventSender {
     pub fn new(
         config: PagerDuty,
         tls: &Tls,
-        ctx: Context,
+        ctx: EventSource,
         telemetry: Telemetry,
         log: ActionLog,
-    ) -> Result<Pager, crate::tls::ClientError> {
+    ) -> Result<EventSender, crate::tls::ClientError> {
         let client = retry::client(config.timeout, tls)?;
         let quota =
             Quota::per_minute(NonZeroU32::new(config.max_per_minute).unwrap_or(NonZeroU32::MIN));
-        Ok(Pager {
+        Ok(EventSender {
             client,
             config,
             ctx,

@@ -25,7 +25,7 @@ pub const TEMPLATE_HASH: &str = "pod-template-hash";
 
 /// Where backstop runs: enough to find itself in the cluster.
 #[derive(Clone)]
-pub struct Context {
+pub struct Connection {
     pub client: kube::Client,
     pub namespace: String,
     pub pod: String,
@@ -119,7 +119,7 @@ impl Identity {
     /// Follow pod → ReplicaSet → Deployment. `deployment`/`namespace` from
     /// the configuration, when given, must match what owns this pod.
     pub async fn discover(
-        ctx: &Context,
+        ctx: &Connection,
         deployment: Option<&str>,
         namespace: Option<&str>,
     ) -> Result<Identity, ClusterError> {
@@ -222,7 +222,7 @@ impl Identity {
 
     /// Ask the API server whether this service account may do everything
     /// backstop needs; the first refusal names the missing verb and resource.
-    pub async fn check_permissions(&self, ctx: &Context) -> Result<(), ClusterError> {
+    pub async fn check_permissions(&self, ctx: &Connection) -> Result<(), ClusterError> {
         let needs: [(&str, &str, &str, Option<&str>); 6] = [
             ("get", "apps", "deployments", Some(&self.deployment)),
             ("patch", "apps", "deployments", Some(&self.deployment)),

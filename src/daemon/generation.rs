@@ -32,7 +32,7 @@ pub(super) struct Env<'a> {
 pub(super) struct Generation {
     pub number: u64,
     pub config: Arc<Config>,
-    pub cluster: Option<(cluster::Context, cluster::Identity)>,
+    pub cluster: Option<(cluster::Connection, cluster::Identity)>,
     pub prober: Prober,
     pub backend: Option<Backend>,
     /// The receivers `built` names, and their loops.
@@ -47,7 +47,7 @@ impl Generation {
     pub fn build(
         number: u64,
         config: Arc<Config>,
-        cluster: Option<(cluster::Context, cluster::Identity)>,
+        cluster: Option<(cluster::Connection, cluster::Identity)>,
         build: ReceiverChanges,
         env: &Env,
     ) -> Result<Generation, StartError> {
@@ -97,13 +97,13 @@ fn build_receivers(
         .as_ref()
         .filter(|_| which.alertmanager)
     {
-        let context = alertmanager::Context {
+        let context = alertmanager::AlertLabels {
             service: config.service.clone(),
             revision: env.revision.id.clone(),
             namespace: namespace.clone(),
             generator_url: status_url(env.addr),
         };
-        let pager = alertmanager::Pager::new(
+        let pager = alertmanager::AlertSender::new(
             am.clone(),
             &config.tls,
             context,
@@ -123,7 +123,7 @@ fn build_receivers(
         receivers.grafana = Some(queue(&mut runs, |rx, stop| annotator.run(rx, stop)));
     }
     if let Some(pd) = config.page.pagerduty.as_ref().filter(|_| which.pagerduty) {
-        let context = pagerduty::Context {
+        let context = pagerduty::EventSource {
             service: config.service.clone(),
             revision: env.revision.id.clone(),
             namespace,
@@ -145,7 +145,7 @@ fn build_receivers(
                 Some(url.to_string())
             }),
         };
-        let pager = pagerduty::Pager::new(
+        let pager = pagerduty::EventSender::new(
             pd.clone(),
             &config.tls,
             context,

@@ -58,7 +58,7 @@ pub struct Options {
     /// `BACKSTOP_REVISION`); in a pod it comes from the ReplicaSet.
     pub revision: String,
     /// Where this pod runs, when it runs in one (needed by `rollback.kubernetes`).
-    pub kubernetes: Option<cluster::Context>,
+    pub kubernetes: Option<cluster::Connection>,
     /// How often the revision's pods are listed for restart counts.
     pub restart_poll: Duration,
 }
@@ -94,7 +94,7 @@ struct Live {
     options: Options,
     revision: Revision,
     /// This pod in the cluster, once found (rollback.kubernetes).
-    cluster: Option<(cluster::Context, cluster::Identity)>,
+    cluster: Option<(cluster::Connection, cluster::Identity)>,
     probes: Probes,
     /// The restart-count poll of this configuration, and what stops it.
     watcher: Option<CancellationToken>,
@@ -291,7 +291,7 @@ fn status_url(addr: SocketAddr) -> String {
 async fn identify(
     config: &Config,
     options: &Options,
-) -> Result<(Revision, Option<(cluster::Context, cluster::Identity)>), StartError> {
+) -> Result<(Revision, Option<(cluster::Connection, cluster::Identity)>), StartError> {
     let now = Instant::now();
     let Some(RollbackBackend::Kubernetes(k)) = &config.rollback.backend else {
         let revision = Revision {

@@ -338,7 +338,7 @@ async fn kubernetes_misbehaves(trouble: Trouble) {
     let mut kube_config = kube::Config::new(fake.url().parse().unwrap());
     kube_config.default_namespace = NS.into();
     let mut options = backstop::Options::new("ignored-in-a-pod");
-    options.kubernetes = Some(backstop::cluster::Context {
+    options.kubernetes = Some(backstop::cluster::Connection {
         client: kube::Client::try_from(kube_config).unwrap(),
         namespace: NS.into(),
         pod: "checkout-5f7c9d8e4b-abcde".into(),

@@ -2,7 +2,7 @@
 //! it would not. Best effort: a failed Event is logged, never retried in a
 //! way that delays the rollback report.
 
-use crate::cluster::{Context, Identity};
+use crate::cluster::{Connection, Identity};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
@@ -10,7 +10,7 @@ use kube::api::{Api, PostParams};
 /// The API limits an Event's message to 1 KiB.
 const MAX_MESSAGE: usize = 1024;
 
-pub async fn record(ctx: &Context, id: &Identity, reason: &str, kind: &str, message: &str) {
+pub async fn record(ctx: &Connection, id: &Identity, reason: &str, kind: &str, message: &str) {
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let mut message = message.to_string();
     if message.len() > MAX_MESSAGE {

@@ -10,14 +10,14 @@ pub mod plan;
 
 use super::retry::{self, Attempt, Backoff, RetryError};
 use super::{RollbackRequest, Rolled};
-use crate::cluster::{Context, Identity};
+use crate::cluster::{Connection, Identity};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use plan::{Plan, Why};
 use std::time::Duration;
 
 pub struct KubeBackend {
-    ctx: Context,
+    ctx: Connection,
     identity: Identity,
     /// Bounds one read-decide-write round.
     timeout: Duration,
@@ -26,7 +26,7 @@ pub struct KubeBackend {
 
 impl KubeBackend {
     pub fn new(
-        ctx: Context,
+        ctx: Connection,
         identity: Identity,
         timeout: Duration,
         backoff: Backoff,

@@ -30,10 +30,10 @@ pub(in crate::config) struct RawConfig {
     /// How to roll back, and the guards around it.
     #[serde(default, deserialize_with = "present")]
     pub rollback: Option<RawRollback>,
-    /// Where incidents go (not supported by this build yet).
+    /// Where incidents go: PagerDuty, Alertmanager.
     #[serde(default, deserialize_with = "present")]
     pub page: Option<RawPage>,
-    /// Where annotations go (not supported by this build yet).
+    /// Where annotations go: Grafana.
     #[serde(default, deserialize_with = "present")]
     pub annotate: Option<RawAnnotate>,
     /// OpenTelemetry trace export.
@@ -159,7 +159,7 @@ section!(
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a map of rollback settings")]
 pub(in crate::config) struct RawRollback {
-    /// Roll back a Deployment (not supported by this build yet).
+    /// Roll back the pod's Deployment like `kubectl rollout undo`.
     #[serde(default, deserialize_with = "present")]
     pub kubernetes: Option<RawKubernetes>,
     /// Ask a deployer to roll back with a JSON POST.
@@ -279,7 +279,7 @@ section!(
     ["url", "resend_interval", "timeout", "max_per_minute"]
 );
 
-/// `annotate` (not supported by this build yet).
+/// `annotate`: where rollbacks and incidents are marked.
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a map of annotation targets")]
 pub(in crate::config) struct RawAnnotate {
@@ -306,7 +306,7 @@ pub(in crate::config) struct RawGrafana {
 }
 section!(RawGrafana, ["url", "token_file", "max_per_minute"]);
 
-/// `otlp` (not supported by this build yet).
+/// `otlp`: OpenTelemetry trace export.
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a map of OTLP settings")]
 pub(in crate::config) struct RawOtlp {

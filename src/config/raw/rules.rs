@@ -131,7 +131,7 @@ section!(
     ["target", "percentile", "above", "window", "min_samples"]
 );
 
-/// `when.restarts` (needs Kubernetes, not supported by this build yet).
+/// `when.restarts` (needs `rollback.kubernetes`: it counts the revision's pods' restarts).
 #[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "a map of restarts settings")]
 pub(in crate::config) struct RawRestarts {

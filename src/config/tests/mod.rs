@@ -9,9 +9,9 @@ mod valid;
 
 use super::{Config, parse};
 
-/// The DESIGN.md example without the sections this build does not support
-/// (Kubernetes rollback, restarts, paging, annotations, OTLP), plus a few
-/// defaults to fill in.
+/// The README's running example without the sections that need the
+/// environment (Kubernetes rollback, restarts, paging, annotations, OTLP),
+/// plus a few defaults to fill in.
 const EXAMPLE: &str = r#"
 service: checkout
 listen: 0.0.0.0:9464

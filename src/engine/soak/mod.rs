@@ -4,7 +4,8 @@
 //! must be caught no later than their rule's arithmetic says (plus a tick).
 //!
 //! The targets and SLOs are `examples/checkout.yaml`'s; the rules are the
-//! runbook's as DESIGN.md writes them, with a fast and a slow burn.
+//! runbook's, as the README's running example writes them, with a fast
+//! and a slow burn.
 
 mod app;
 mod driver;
@@ -263,7 +264,7 @@ async fn a_crash_loop_rolls_back() {
 
 #[tokio::test(start_paused = true)]
 async fn three_failures_in_a_row_without_for_roll_back_on_a_three_second_blip() {
-    // DESIGN.md's `health-down` has no `for:`: a 3 s outage at a 1 s
+    // The running example's `health-down` has no `for:`: a 3 s outage at a 1 s
     // interval is exactly three failures in a row, and it rolls back. The
     // soak's rules hold it for 30 s (RULES), which the six hours pass.
     let design = RULES.replacen("    for: 30s\n", "", 1);
