@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 mod generation;
 mod reload;
+#[cfg(test)]
+mod reload_props;
 mod telemetry;
 use generation::{Env, Generation};
 pub use reload::{ReloadError, ReloadResult, run};
