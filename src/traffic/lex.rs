@@ -1,0 +1,265 @@
+//! Scanning that both text formats share: a cursor over one line, metric
+//! and label names, quoted label values, numbers. The cursor only ever stops
+//! on an ASCII byte or at the end, so every slice it takes is on a character
+//! boundary.
+
+use std::borrow::Cow;
+
+pub(super) struct Cursor<'a> {
+    pub line: &'a str,
+    pub pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(line: &'a str) -> Self {
+        Cursor { line, pos: 0 }
+    }
+
+    pub fn peek(&self) -> Option<u8> {
+        self.line.as_bytes().get(self.pos).copied()
+    }
+
+    pub fn at_end(&self) -> bool {
+        self.pos >= self.line.len()
+    }
+
+    pub fn rest(&self) -> &'a str {
+        self.line.get(self.pos..).unwrap_or("")
+    }
+
+    pub fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn eat_str(&mut self, s: &str) -> bool {
+        if self.rest().starts_with(s) {
+            self.pos += s.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Skips spaces and tabs (text 0.0.4's whitespace).
+    pub fn skip_blanks(&mut self) {
+        self.take_while(|b| b == b' ' || b == b'\t');
+    }
+
+    /// The longest run of ASCII bytes that satisfy `f` (possibly empty).
+    pub fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let start = self.pos;
+        let bytes = self.line.as_bytes();
+        while let Some(&b) = bytes.get(self.pos) {
+            if !b.is_ascii() || !f(b) {
+                break;
+            }
+            self.pos += 1;
+        }
+        &self.line[start..self.pos]
+    }
+
+    /// Everything up to the next byte in `stops` (ASCII) or the end.
+    pub fn take_until(&mut self, stops: &[u8]) -> &'a str {
+        let start = self.pos;
+        let rest = &self.line.as_bytes()[start..];
+        let len = rest
+            .iter()
+            .position(|b| stops.contains(b))
+            .unwrap_or(rest.len());
+        self.pos += len;
+        &self.line[start..self.pos]
+    }
+
+    /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
+    pub fn metric_name(&mut self) -> Option<&'a str> {
+        match self.peek() {
+            Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {
+                Some(self.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'))
+            }
+            _ => None,
+        }
+    }
+
+    /// `[a-zA-Z_][a-zA-Z0-9_]*`
+    pub fn label_name(&mut self) -> Option<&'a str> {
+        match self.peek() {
+            Some(b) if b.is_ascii_alphabetic() || b == b'_' => {
+                Some(self.take_while(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            }
+            _ => None,
+        }
+    }
+
+    /// A label value after its opening quote, up to and past the closing
+    /// one. `\n`, `\"` and `\\` are unescaped; a backslash before any other
+    /// character stays as it is (as Prometheus and the OpenMetrics parsers
+    /// do). `None`: no closing quote on the line.
+    pub fn quoted(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.pos;
+        let bytes = self.line.as_bytes();
+        let mut escaped = false;
+        let mut i = start;
+        loop {
+            match bytes.get(i)? {
+                b'"' => break,
+                // Skip the escaped byte; a multi-byte character's other
+                // bytes are never `"` or `\`, so scanning on is safe.
+                b'\\' => {
+                    bytes.get(i + 1)?;
+                    escaped = true;
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        }
+        self.pos = i + 1;
+        let raw = &self.line[start..i];
+        Some(if escaped {
+            Cow::Owned(unescape(raw, true))
+        } else {
+            Cow::Borrowed(raw)
+        })
+    }
+}
+
+/// Undoes the formats' escaping: `\\` and `\n` always, `\"` when `quotes`
+/// (label values and OpenMetrics HELP; text 0.0.4 HELP keeps it).
+pub(super) fn unescape(raw: &str, quotes: bool) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('\\') => out.push('\\'),
+            Some('"') if quotes => out.push('"'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// `text` unescaped, borrowed when it has nothing to unescape.
+pub(super) fn unescaped(text: &str, quotes: bool) -> Cow<'_, str> {
+    if text.contains('\\') {
+        Cow::Owned(unescape(text, quotes))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// OpenMetrics `realnumber`: `[sign] digits [. digits] [e [sign] digits]`
+/// with at least one mantissa digit; no NaN or infinities. A number too big
+/// for an f64 is refused (the specification says it must fit).
+pub(super) fn om_real(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let int = count_digits(&b[i..]);
+    i += int;
+    let mut frac = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        frac = count_digits(&b[i..]);
+        i += frac;
+    }
+    if int + frac == 0 {
+        return None;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp = count_digits(&b[i..]);
+        if exp == 0 {
+            return None;
+        }
+        i += exp;
+    }
+    if i != b.len() {
+        return None;
+    }
+    finite(s)
+}
+
+/// OpenMetrics `number`: a `realnumber`, `[sign]inf`/`infinity` or `nan`
+/// (case-insensitive).
+pub(super) fn om_number(s: &str) -> Option<f64> {
+    if let Some(v) = om_real(s) {
+        return Some(v);
+    }
+    let (neg, word) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("infinity") {
+        Some(if neg {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        })
+    } else if s.eq_ignore_ascii_case("nan") {
+        Some(f64::NAN)
+    } else {
+        None
+    }
+}
+
+/// A text 0.0.4 value, as Prometheus reads it (Go's float syntax without
+/// hexadecimal floats or `_`): decimals, `Inf`/`Infinity` with a sign, `NaN`,
+/// any case. A finite number too big for an f64 is refused, as Go does.
+pub(super) fn text_float(s: &str) -> Option<f64> {
+    if let Some(v) = fast_integer(s) {
+        return Some(v);
+    }
+    let v: f64 = s.parse().ok()?;
+    if v.is_infinite() && !s.bytes().any(|b| b == b'i' || b == b'I') {
+        return None;
+    }
+    Some(v)
+}
+
+/// Plain unsigned integers of up to 15 digits (most counters and bucket
+/// counts) convert exactly without the general float parser.
+pub(super) fn fast_integer(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 15 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(c - b'0');
+    }
+    // Below 2^53, so the conversion is exact.
+    Some(n as f64)
+}
+
+fn finite(s: &str) -> Option<f64> {
+    if let Some(v) = fast_integer(s) {
+        return Some(v);
+    }
+    s.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+fn count_digits(b: &[u8]) -> usize {
+    b.iter().take_while(|c| c.is_ascii_digit()).count()
+}
