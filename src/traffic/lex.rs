@@ -1,9 +1,11 @@
 //! Scanning that both text formats share: a cursor over one line, metric
-//! and label names, quoted label values, numbers. The cursor only ever stops
-//! on an ASCII byte or at the end, so every slice it takes is on a character
-//! boundary.
+//! and label names, quoted label values, numbers, and the wording of the
+//! errors they have in common. The cursor only ever stops on an ASCII byte
+//! or at the end, so every slice it takes is on a character boundary.
 
 use std::borrow::Cow;
+
+use super::exposition::{ErrorKind, Exposition, ParseError, excerpt};
 
 pub(super) struct Cursor<'a> {
     pub line: &'a str,
@@ -262,4 +264,54 @@ fn finite(s: &str) -> Option<f64> {
 
 fn count_digits(b: &[u8]) -> usize {
     b.iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// A label name twice on one sample: Prometheus's scrape refuses it, and it
+/// would make matching ambiguous.
+pub(super) fn check_unique(
+    out: &Exposition<'_>,
+    from: usize,
+    n: usize,
+    c: &Cursor<'_>,
+) -> Result<(), ParseError> {
+    let labels = &out.labels[from..];
+    let dup = if labels.len() <= 16 {
+        labels
+            .iter()
+            .enumerate()
+            .find(|(i, l)| labels[..*i].iter().any(|m| m.name == l.name))
+            .map(|(_, l)| l.name)
+    } else {
+        let mut names: Vec<&str> = labels.iter().map(|l| l.name).collect();
+        names.sort_unstable();
+        names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+    };
+    match dup {
+        Some(name) => Err(ParseError::at(
+            ErrorKind::Content,
+            n,
+            c.line,
+            0,
+            format!("the label `{name}` appears twice on one sample"),
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn not_a_number(what: &str, token: &str) -> String {
+    if token.ends_with('\r') {
+        return format!(
+            "the {what} ends with a carriage return (\\r): lines must end with \\n alone"
+        );
+    }
+    format!("the {what} {} is not a number", excerpt(token))
+}
+
+/// What the cursor found, for an error message.
+pub(super) fn describe(rest: &str) -> String {
+    if rest.is_empty() {
+        "the end of the line".to_owned()
+    } else {
+        excerpt(rest)
+    }
 }

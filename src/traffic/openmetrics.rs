@@ -11,9 +11,8 @@ use std::collections::HashMap;
 use super::exposition::{
     ErrorKind, Exposition, Format, MetricType, ParseError, Role, Sample, excerpt,
 };
-use super::lex::{Cursor, om_number, om_real, unescaped};
+use super::lex::{Cursor, check_unique, describe, not_a_number, om_number, om_real, unescaped};
 use super::points::{Points, check_sample};
-use super::text::{check_unique, describe, not_a_number};
 
 /// The exemplar's label names and values together, in characters.
 const EXEMPLAR_MAX_CHARS: usize = 128;

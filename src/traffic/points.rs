@@ -317,8 +317,8 @@ impl<'a> Points<'a> {
             timestamp,
             ..Point::default()
         };
-        self.quantiles.clear();
-        self.states.clear();
+        reset(&mut self.quantiles);
+        reset(&mut self.states);
     }
 
     /// Why the sample `index` cannot join the current point, if it repeats
@@ -480,9 +480,25 @@ impl<'a> Points<'a> {
     ) -> Result<(), ParseError> {
         self.close_point(out, f)?;
         self.metric = None;
-        self.seen.clear();
         self.collided.clear();
+        // As `reset`: a big family must not make every later one pay.
+        self.seen.clear();
+        if self.seen.capacity() > SMALL {
+            self.seen.shrink_to(SMALL);
+        }
         Ok(())
+    }
+}
+
+/// Capacity a cleared set keeps.
+const SMALL: usize = 64;
+
+/// Empties a set. Clearing costs its capacity, not its length, so one big
+/// point (or family) would make every later one as slow: shrink it back.
+fn reset(set: &mut HashSet<u64>) {
+    set.clear();
+    if set.capacity() > SMALL {
+        set.shrink_to(SMALL);
     }
 }
 

@@ -10,7 +10,7 @@
 use super::exposition::{
     ErrorKind, Exposition, Format, MetricType, ParseError, Role, Sample, excerpt,
 };
-use super::lex::{Cursor, text_float, unescaped};
+use super::lex::{Cursor, check_unique, describe, not_a_number, text_float, unescaped};
 
 pub(super) fn parse(body: &str) -> Result<Exposition<'_>, ParseError> {
     let mut out = Exposition::new(Format::Text, body.len());
@@ -246,38 +246,6 @@ fn labels<'a>(out: &mut Exposition<'a>, c: &mut Cursor<'a>, n: usize) -> Result<
     }
 }
 
-/// A label name twice on one sample: Prometheus's scrape refuses it, and it
-/// would make matching ambiguous.
-pub(super) fn check_unique(
-    out: &Exposition<'_>,
-    from: usize,
-    n: usize,
-    c: &Cursor<'_>,
-) -> Result<(), ParseError> {
-    let labels = &out.labels[from..];
-    let dup = if labels.len() <= 16 {
-        labels
-            .iter()
-            .enumerate()
-            .find(|(i, l)| labels[..*i].iter().any(|m| m.name == l.name))
-            .map(|(_, l)| l.name)
-    } else {
-        let mut names: Vec<&str> = labels.iter().map(|l| l.name).collect();
-        names.sort_unstable();
-        names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
-    };
-    match dup {
-        Some(name) => Err(ParseError::at(
-            ErrorKind::Content,
-            n,
-            c.line,
-            0,
-            format!("the label `{name}` appears twice on one sample"),
-        )),
-        None => Ok(()),
-    }
-}
-
 /// A sample's role in the current family, if its name belongs to it.
 fn role(kind: MetricType, family: &str, name: &str, has_quantile: bool) -> Option<Role> {
     let suffix = name.strip_prefix(family)?;
@@ -291,22 +259,4 @@ fn role(kind: MetricType, family: &str, name: &str, has_quantile: bool) -> Optio
         (MetricType::Histogram, "_bucket") => Role::Bucket,
         _ => return None,
     })
-}
-
-pub(super) fn not_a_number(what: &str, token: &str) -> String {
-    if token.ends_with('\r') {
-        return format!(
-            "the {what} ends with a carriage return (\\r): lines must end with \\n alone"
-        );
-    }
-    format!("the {what} {} is not a number", excerpt(token))
-}
-
-/// What the cursor found, for an error message.
-pub(super) fn describe(rest: &str) -> String {
-    if rest.is_empty() {
-        "the end of the line".to_owned()
-    } else {
-        excerpt(rest)
-    }
 }
