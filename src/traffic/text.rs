@@ -250,7 +250,10 @@ fn labels<'a>(out: &mut Exposition<'a>, c: &mut Cursor<'a>, n: usize) -> Result<
 fn role(kind: MetricType, family: &str, name: &str, has_quantile: bool) -> Option<Role> {
     let suffix = name.strip_prefix(family)?;
     Some(match (kind, suffix) {
-        (MetricType::Counter, "") => Role::Total,
+        // Families are usually named like their sample (`x_total`), but a
+        // client that follows OpenMetrics naming may write `# TYPE x`.
+        (MetricType::Counter, "" | "_total") => Role::Total,
+        (MetricType::Counter, "_created") => Role::Created,
         (MetricType::Gauge | MetricType::Unknown, "") => Role::Value,
         (MetricType::Summary, "") if has_quantile => Role::Quantile,
         (MetricType::Summary, "") => Role::Value,
