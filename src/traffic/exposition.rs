@@ -197,6 +197,7 @@ impl<'a> Exposition<'a> {
         find_label(self.labels(sample), name)
     }
 
+    /// The family `sample` (a sample of this exposition) belongs to.
     pub fn family_of(&self, sample: &Sample<'a>) -> &Family<'a> {
         &self.families[sample.family]
     }

@@ -19,7 +19,6 @@
 mod exposition;
 mod lex;
 mod openmetrics;
-mod points;
 mod selector;
 mod text;
 

@@ -150,7 +150,10 @@ fn types_roles_and_histogram_bounds() {
 fn a_counter_family_named_the_openmetrics_way() {
     let x = ok("# TYPE jobs counter\njobs_total 3\njobs_created 1.7e9\n");
     let roles: Vec<(&str, Role)> = x.samples().iter().map(|s| (s.name, s.role)).collect();
-    assert_eq!(roles, [("jobs_total", Role::Total), ("jobs_created", Role::Created)]);
+    assert_eq!(
+        roles,
+        [("jobs_total", Role::Total), ("jobs_created", Role::Created)]
+    );
     assert_eq!(x.families().len(), 1);
 }
 
