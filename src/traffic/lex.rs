@@ -7,6 +7,27 @@ use std::borrow::Cow;
 
 use super::exposition::{ErrorKind, Exposition, ParseError, excerpt};
 
+const METRIC: u8 = 1;
+const LABEL: u8 = 2;
+
+/// Which names each byte may be part of: letters, digits and `_` both,
+/// `:` metric names only. (Names are scanned a byte at a time on every
+/// line, so a table.)
+const NAME_BYTES: [u8; 256] = {
+    let mut t = [0; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_alphanumeric() || b == b'_' {
+            t[i] = METRIC | LABEL;
+        } else if b == b':' {
+            t[i] = METRIC;
+        }
+        i += 1;
+    }
+    t
+};
+
 pub(super) struct Cursor<'a> {
     pub line: &'a str,
     pub pos: usize,
@@ -79,22 +100,30 @@ impl<'a> Cursor<'a> {
 
     /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
     pub fn metric_name(&mut self) -> Option<&'a str> {
-        match self.peek() {
-            Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':' => {
-                Some(self.take_while(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'))
-            }
-            _ => None,
-        }
+        self.name(METRIC)
     }
 
     /// `[a-zA-Z_][a-zA-Z0-9_]*`
     pub fn label_name(&mut self) -> Option<&'a str> {
-        match self.peek() {
-            Some(b) if b.is_ascii_alphabetic() || b == b'_' => {
-                Some(self.take_while(|b| b.is_ascii_alphanumeric() || b == b'_'))
-            }
-            _ => None,
+        self.name(LABEL)
+    }
+
+    /// A name of the `class` (in `NAME_BYTES`), not starting with a digit.
+    fn name(&mut self, class: u8) -> Option<&'a str> {
+        let start = self.pos;
+        let bytes = self.line.as_bytes();
+        if bytes.get(start).is_none_or(|b| b.is_ascii_digit()) {
+            return None;
         }
+        let len = bytes[start..]
+            .iter()
+            .take_while(|&&b| NAME_BYTES[usize::from(b)] & class != 0)
+            .count();
+        if len == 0 {
+            return None;
+        }
+        self.pos += len;
+        Some(&self.line[start..self.pos])
     }
 
     /// A label value after its opening quote, up to and past the closing

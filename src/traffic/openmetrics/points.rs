@@ -10,7 +10,7 @@
 //! collision nor a crafted body costs more than linear time.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 use crate::traffic::exposition::{
     ErrorKind, Exposition, Family, Label, MetricType, ParseError, Role,
@@ -23,7 +23,7 @@ use crate::traffic::lex::om_real;
 pub(super) struct Points<'a> {
     hasher: RandomState,
     /// The family's metrics so far: key hash → (first sample, line).
-    seen: HashMap<u64, (usize, usize)>,
+    seen: HashMap<u64, (usize, usize), Keyed>,
     /// Metrics whose hash an earlier metric had: (hash, first sample, line).
     collided: Vec<(u64, usize, usize)>,
     /// The current metric: its first sample and the label its key leaves
@@ -31,7 +31,31 @@ pub(super) struct Points<'a> {
     metric: Option<(usize, Option<&'a str>)>,
     point: Point,
     quantiles: HashSet<u64>,
-    states: HashSet<u64>,
+    states: HashSet<u64, Keyed>,
+}
+
+/// Keys of `seen` and `states` come from `hasher` (random-keyed SipHash), so
+/// hashing them again buys nothing. (Quantile keys are f64 bits a body
+/// chooses: those keep SipHash.)
+type Keyed = BuildHasherDefault<AsIs>;
+
+#[derive(Default)]
+struct AsIs(u64);
+
+impl Hasher for AsIs {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
 
 #[derive(Default)]
@@ -75,15 +99,16 @@ fn same_label(a: &Label<'_>, b: &Label<'_>) -> bool {
     a.name == b.name && a.value == b.value
 }
 
-/// The same labels, in any order. Label names are unique on a sample.
+/// The same labels, in any order. Label names are unique on a sample, so
+/// when the names come in the same order one differing value settles it.
 fn key_eq(a: &[Label<'_>], skip_a: Option<&str>, b: &[Label<'_>], skip_b: Option<&str>) -> bool {
     let (ka, kb) = (key(a, skip_a), key(b, skip_b));
     let len = ka.clone().count();
     if len != kb.clone().count() {
         return false;
     }
-    if ka.clone().zip(kb.clone()).all(|(x, y)| same_label(x, y)) {
-        return true;
+    if ka.clone().zip(kb.clone()).all(|(x, y)| x.name == y.name) {
+        return ka.zip(kb).all(|(x, y)| x.value == y.value);
     }
     if len <= 16 {
         return ka.clone().all(|x| kb.clone().any(|y| same_label(x, y)));
@@ -394,7 +419,7 @@ const SMALL: usize = 64;
 
 /// Empties a set. Clearing costs its capacity, not its length, so one big
 /// point (or family) would make every later one as slow: shrink it back.
-fn reset(set: &mut HashSet<u64>) {
+fn reset<S: BuildHasher>(set: &mut HashSet<u64, S>) {
     set.clear();
     if set.capacity() > SMALL {
         set.shrink_to(SMALL);
