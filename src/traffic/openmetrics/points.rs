@@ -9,6 +9,7 @@
 //! key, each checked against the real labels on a match, so that neither a
 //! collision nor a crafted body costs more than linear time.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
@@ -79,7 +80,7 @@ fn role_bit(role: Role) -> u16 {
 }
 
 /// The label a sample's metric key leaves out.
-fn key_skip<'a>(kind: MetricType, family: &'a str, role: Role) -> Option<&'a str> {
+fn key_skip(kind: MetricType, family: &str, role: Role) -> Option<&str> {
     match role {
         Role::Bucket => Some("le"),
         Role::Quantile => Some("quantile"),
@@ -156,10 +157,11 @@ impl<'a> Points<'a> {
                     ),
                 ));
             }
-            if self.seen.contains_key(&hash) {
-                self.collided.push((hash, index, n));
-            } else {
-                self.seen.insert(hash, (index, n));
+            match self.seen.entry(hash) {
+                Entry::Occupied(_) => self.collided.push((hash, index, n)),
+                Entry::Vacant(slot) => {
+                    slot.insert((index, n));
+                }
             }
             self.metric = Some((index, skip));
             self.start_point(index, n, s.timestamp);
@@ -452,7 +454,7 @@ fn metric_text(name: &str, labels: &[Label<'_>], skip: Option<&str>) -> String {
         first = false;
         text.push_str(&format!("{}=\"{}\"", l.name, l.value.escape_debug()));
         if text.len() > 80 {
-            text.push_str("…");
+            text.push('…');
             break;
         }
     }

@@ -45,7 +45,7 @@ pub(super) fn check_sample(
     if matches!(
         role,
         Role::Total | Role::Count | Role::GaugeCount | Role::Sum | Role::Bucket
-    ) && !(value >= 0.0)
+    ) && (value.is_nan() || value < 0.0)
     {
         return Err(format!(
             "`{name}` is {value}, but {what} must be a number no less than 0"
