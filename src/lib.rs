@@ -13,6 +13,7 @@
 //!
 //! - [`config`]: the YAML contract, defaults, `${VAR}` expansion, validation.
 //! - [`probe`]: HTTP probes on a schedule, expectations, failure reasons.
+//! - [`traffic`]: the app's own metrics: exposition parsers, selectors.
 //! - [`window`]: fixed-memory time-bucketed rings per target.
 //! - [`slo`]: SLI, error ratio, burn rate, error budget.
 //! - [`rules`]: condition kinds, evidence, the ok → pending → firing machine.
@@ -40,6 +41,7 @@ pub mod server;
 pub mod slo;
 pub mod telemetry;
 pub mod tls;
+pub mod traffic;
 pub mod window;
 
 pub use daemon::{Event, Options, Running, run, start};
