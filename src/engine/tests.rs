@@ -172,3 +172,39 @@ async fn rules_without_actions_transition_but_send_no_decisions() {
     assert!(e.evaluate(Instant::now(), Scope::Target(0)).is_empty());
     assert_eq!(e.status(Instant::now()).rules[0].state, State::Firing);
 }
+
+/// A rule over many targets is assessed in a batch at most `BATCH` after
+/// the samples that concern it, not on each of them: with every target
+/// probed, assessing it per sample would cost O(targets²) a second.
+#[tokio::test(start_paused = true)]
+async fn rules_over_many_targets_are_assessed_in_batches() {
+    let targets: Vec<String> = (0..12)
+        .map(|i| format!("{{ name: t{i}, url: \"http://127.0.0.1:1/{i}\", interval: 1s }}"))
+        .collect();
+    let yaml = format!(
+        "service: checkout\ntargets: [{}]\nrollback: {{ webhook: {{ url: \"http://127.0.0.1:1/rb\" }} }}\nrules:\n  - {{ name: all, when: {{ error_rate: {{ above: 1%, window: 1m, min_samples: 5 }} }}, do: [rollback] }}\n  - {{ name: t0-down, when: {{ consecutive_failures: 1, target: t0 }}, do: [rollback] }}\n",
+        targets.join(", ")
+    );
+    let mut e = Engine::new(
+        Arc::new(crate::config::for_tests(&yaml)),
+        Telemetry::detached(),
+        Instant::now(),
+    );
+    assert_eq!(e.batch_due(), None);
+    for t in 0..12 {
+        e.record(&sample(t, false, 5));
+        let d = e.evaluate(Instant::now(), Scope::Target(t));
+        // The one-target rule still answers at once.
+        let fired: Vec<usize> = d.iter().map(|d| d.rule).collect();
+        assert_eq!(fired, if t == 0 { vec![1] } else { vec![] }, "sample {t}");
+    }
+    // Twelve samples, one batch due, 100 ms after the first.
+    assert_eq!(e.batch_due(), Some(Instant::now() + BATCH));
+    advance(BATCH).await;
+    let d = e.evaluate(Instant::now(), Scope::Batch);
+    assert_eq!(
+        d.iter().map(|d| (d.rule, d.kind)).collect::<Vec<_>>(),
+        vec![(0, DecisionKind::Fired)]
+    );
+    assert_eq!(e.batch_due(), None);
+}
