@@ -40,6 +40,8 @@ pub mod rules;
 pub mod server;
 pub mod slo;
 pub mod telemetry;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 pub mod traffic;
 pub mod window;

@@ -97,8 +97,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration at `file`, or every problem printed and exit status 2.
+fn load_or_report(file: &Path) -> Result<backstop::config::Config, ExitCode> {
+    backstop::config::load(file).map_err(|errors| {
+        eprintln!("{}: {} problem(s):", file.display(), errors.0.len());
+        for e in &errors.0 {
+            eprintln!("  {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
 fn check_config(file: &Path) -> ExitCode {
-    match backstop::config::load(file) {
+    match load_or_report(file) {
         Ok(c) => {
             println!(
                 "{}: valid ({} targets, {} SLOs, {} rules)",
@@ -109,29 +120,17 @@ fn check_config(file: &Path) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(errors) => {
-            eprintln!("{}: {} problem(s):", file.display(), errors.0.len());
-            for e in &errors.0 {
-                eprintln!("  {e}");
-            }
-            ExitCode::from(2)
-        }
+        Err(code) => code,
     }
 }
 
 fn alert_rules(file: &Path, options: backstop::alert_rules::Options) -> ExitCode {
-    match backstop::config::load(file) {
+    match load_or_report(file) {
         Ok(c) => {
             print!("{}", backstop::alert_rules::generate(&c, options));
             ExitCode::SUCCESS
         }
-        Err(errors) => {
-            eprintln!("{}: {} problem(s):", file.display(), errors.0.len());
-            for e in &errors.0 {
-                eprintln!("  {e}");
-            }
-            ExitCode::from(2)
-        }
+        Err(code) => code,
     }
 }
 

@@ -77,7 +77,7 @@ fn config(s: &Shape) -> Config {
     for (r, alt) in &s.rules {
         let n = if *alt { 5 } else { 3 };
         let rule = match r {
-            0 | 1 | 2 if has(*r) => format!(
+            0..=2 if has(*r) => format!(
                 "{{ name: down-{0}, when: {{ consecutive_failures: {n}, target: {0} }}, do: [rollback] }}",
                 TARGETS[*r]
             ),
@@ -228,7 +228,7 @@ fn previous_generation(s: &Sample, generation: u64) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(crate::test_support::proptest_config(32))]
     #[test]
     fn reload_sequences_never_cross_generations(
         first in shape(),

@@ -10,22 +10,10 @@ mod json_paths;
 mod mutations;
 mod tree;
 
-use proptest::test_runner::Config as ProptestConfig;
+use crate::test_support::proptest_config;
 
 use super::{EXAMPLE, env};
 use crate::config::parse;
-
-/// Settings for a property test that runs in every `cargo test`: `cases`
-/// cases, unless PROPTEST_CASES asks for another number (a longer local run).
-fn proptest_config(cases: u32) -> ProptestConfig {
-    let config = ProptestConfig::default();
-    let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
-        config.cases
-    } else {
-        cases
-    };
-    ProptestConfig { cases, ..config }
-}
 
 /// Values that stress every reader: wrong types, YAML syntax, huge numbers,
 /// broken references.

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use crate::test_support::proptest_config;
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 use serde_json::{Map, Value};
 
 use super::{Body, check};
@@ -14,17 +14,6 @@ use crate::config::Expect;
 use crate::probe::{Outcome, Reason};
 
 const FAST: Duration = Duration::from_millis(1);
-
-/// `cases` cases, unless PROPTEST_CASES asks for another number.
-fn proptest_config(cases: u32) -> ProptestConfig {
-    let config = ProptestConfig::default();
-    let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
-        config.cases
-    } else {
-        cases
-    };
-    ProptestConfig { cases, ..config }
-}
 
 fn expect_json(path: &str, want: &Value) -> Expect {
     Expect {

@@ -7,21 +7,10 @@
 
 use std::fmt::Write;
 
+use crate::test_support::proptest_config;
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 
 use crate::traffic::{Format, Role, parse};
-
-/// `cases` cases, unless PROPTEST_CASES asks for another number.
-fn proptest_config(cases: u32) -> ProptestConfig {
-    let config = ProptestConfig::default();
-    let cases = if std::env::var_os("PROPTEST_CASES").is_some() {
-        config.cases
-    } else {
-        cases
-    };
-    ProptestConfig { cases, ..config }
-}
 
 const BOUNDS: [f64; 5] = [0.005, 0.1, 1.0, 2.5, 10.0];
 const QUANTILES: [f64; 5] = [0.0, 0.5, 0.9, 0.99, 1.0];
