@@ -43,6 +43,7 @@ fn sample(target: usize, at: Instant, i: u64) -> Sample {
         Outcome::Success { status: 200 }
     };
     Sample {
+        generation: 0,
         target,
         at,
         latency: Duration::from_micros(20_000 + (i * 7919) % 180_000),
