@@ -559,10 +559,12 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
         otlp_port,
     };
     // Receivers fail at first (and one Alertmanager and one target are
-    // unreachable): the error paths log what went wrong.
+    // unreachable): the error paths log what went wrong. Each rule posts
+    // to PagerDuty and Grafana on its own, three attempts a post: six
+    // failures exhaust a post whichever way the two rules' attempts mix.
     r.webhook.fail_next(&[500]);
-    r.grafana.fail_next(&[500, 500, 500]);
-    r.pagerduty.fail_next(&[500, 500, 500]);
+    r.grafana.fail_next(&[500; 6]);
+    r.pagerduty.fail_next(&[500; 6]);
 
     let dir = tempfile::tempdir().unwrap();
     let admin_port = free_port();
