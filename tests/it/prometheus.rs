@@ -2,10 +2,9 @@
 //! backstop; the test reads backstop's series back through Prometheus's
 //! HTTP API and checks their labels.
 
-mod common;
-
+use crate::common;
+use crate::common::prometheus::Prometheus;
 use backstop::demo::app::Behaviour;
-use common::prometheus::Prometheus;
 use std::time::Duration;
 
 const CONFIG: &str = r#"

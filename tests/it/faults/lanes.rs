@@ -3,10 +3,10 @@
 //! post's retries. The delay is printed (`--nocapture`).
 
 use super::DEDUP_KEY;
-use super::common::fake_alertmanager::FakeAlertmanager;
-use super::common::fake_pagerduty::FakePagerDuty;
-use super::common::faulty::{Fault, Panics, RawAnswer, RawReceiver};
-use super::common::harness::*;
+use crate::common::fake_alertmanager::FakeAlertmanager;
+use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::faulty::{Fault, Panics, RawAnswer, RawReceiver};
+use crate::common::harness::*;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::rules::State;
 use backstop::telemetry::Event;

@@ -3,10 +3,10 @@
 //! answer on its status, and says in the record that the answer was cut;
 //! the real daemon's memory stays small meanwhile.
 
-use super::common::fake_pagerduty::FakePagerDuty;
-use super::common::faulty::{Panics, RawAnswer, RawReceiver};
-use super::common::harness::*;
 use super::{DEDUP_KEY, config};
+use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::faulty::{Panics, RawAnswer, RawReceiver};
+use crate::common::harness::*;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::telemetry::Event;
 use std::io::Write;

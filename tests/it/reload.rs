@@ -3,12 +3,11 @@
 //! SIGHUP and a changed file load a new configuration, and an invalid one
 //! is logged with its paths while the old one keeps running.
 
-mod common;
-
+use crate::common;
+use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::{get, metric, start, wait_until};
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
-use common::fake_pagerduty::FakePagerDuty;
-use common::{get, metric, start, wait_until};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;

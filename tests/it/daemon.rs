@@ -1,13 +1,11 @@
 //! The whole daemon on 127.0.0.1:0 against the sample app, whose behaviour
 //! each test switches: healthy, 500s, slow, hanging, wrong body, refused.
 
-mod common;
-
+use crate::common::{get, metric, start};
 use backstop::demo::app::Behaviour;
 use backstop::probe::{Outcome, Reason};
 use backstop::rules::State;
 use backstop::telemetry::Event;
-use common::{get, metric, start};
 use std::time::Duration;
 use tokio::time::Instant;
 

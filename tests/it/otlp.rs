@@ -4,11 +4,9 @@
 //! client attributes) and per rule transition, over gRPC and over
 //! HTTP/protobuf, and flushes them on SIGTERM.
 
-mod common;
-
+use crate::common::free_port;
 use backstop::demo::app::{Behaviour, SampleApp};
 use bytes::Bytes;
-use common::free_port;
 use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,

@@ -1,11 +1,11 @@
 //! C: receivers down while a rule flaps; shutdown while a receiver hangs.
 
-use super::common::fake_alertmanager::FakeAlertmanager;
-use super::common::fake_deployer::FakeDeployer;
-use super::common::fake_pagerduty::FakePagerDuty;
-use super::common::faulty::{Fault, Panics};
-use super::common::harness::*;
 use super::{DEDUP_KEY, config};
+use crate::common::fake_alertmanager::FakeAlertmanager;
+use crate::common::fake_deployer::FakeDeployer;
+use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::faulty::{Fault, Panics};
+use crate::common::harness::*;
 use backstop::act::ActionRecord;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::rules::State;

@@ -1,8 +1,8 @@
 //! A: the probed app misbehaves, then recovers.
 
-use super::common::fake_deployer::FakeDeployer;
-use super::common::faulty::{FaultyApp, Mode, Panics};
-use super::common::harness::*;
+use crate::common::fake_deployer::FakeDeployer;
+use crate::common::faulty::{FaultyApp, Mode, Panics};
+use crate::common::harness::*;
 use backstop::probe::{Outcome, Reason};
 use backstop::rules::State;
 use backstop::telemetry::Event;

@@ -24,16 +24,10 @@
 //! The harness is in `common/harness.rs`, the misbehaving neighbours in
 //! `common/faulty.rs` and the fakes beside it.
 
-#[path = "faults/app.rs"]
 mod app;
-mod common;
-#[path = "faults/endless.rs"]
 mod endless;
-#[path = "faults/flapping.rs"]
 mod flapping;
-#[path = "faults/lanes.rs"]
 mod lanes;
-#[path = "faults/receivers.rs"]
 mod receivers;
 
 use backstop::demo::app::SampleApp;

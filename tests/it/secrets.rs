@@ -9,11 +9,10 @@
 //! tag and its HTTP Basic form; and the receivers are checked to have really
 //! got the secrets, so the search cannot pass on an idle run.
 
-mod common;
-
+use crate::common;
+use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::free_port;
 use bytes::Bytes;
-use common::fake_pagerduty::FakePagerDuty;
-use common::free_port;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};

@@ -10,13 +10,11 @@
 //! tests/kubernetes.rs rolls one back for real, and the virtual-time soak
 //! (src/engine/soak) checks when.
 
-mod common;
-
+use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::{Setup, start};
 use backstop::demo::app::{Behaviour, Noise};
 use backstop::probe::Outcome;
 use backstop::telemetry::Event;
-use common::fake_pagerduty::FakePagerDuty;
-use common::{Setup, start};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,12 +2,10 @@
 //! `kube` client: identity, `kubectl rollout undo` semantics, refusals,
 //! racing sidecars, retries, crash loops, Events and the bake window.
 
-mod common;
-
+use crate::common::fake_kube::{FakeKube, checkout_cluster};
 use backstop::cluster::Context;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::telemetry::Event;
-use common::fake_kube::{FakeKube, checkout_cluster};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //! fails with reason `tls` until `tls.ca_file` names that CA; verification
 //! cannot be switched off, only widened to more CAs.
 
-mod common;
-
+use crate::common;
 use backstop::probe::{Outcome, Reason};
 use backstop::telemetry::Event;
 use bytes::Bytes;

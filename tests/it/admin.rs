@@ -5,16 +5,14 @@
 //! and no flood of requests or connections reaches the kubelet's
 //! endpoints, the right token, or the descriptors probes need.
 
-mod common;
-#[path = "admin/connections.rs"]
+use crate::common;
 mod connections;
-#[path = "admin/descriptors.rs"]
 mod descriptors;
 
+use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::{Setup, get, metric, start};
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
-use common::fake_pagerduty::FakePagerDuty;
-use common::{Setup, get, metric, start};
 use std::io::Write;
 use std::time::Duration;
 

@@ -1,12 +1,12 @@
 //! B: a receiver misbehaves (500, 429, hangs, unreachable), then recovers.
 
-use super::common::fake_alertmanager::FakeAlertmanager;
-use super::common::fake_deployer::FakeDeployer;
-use super::common::fake_kube::{FakeKube, checkout_cluster};
-use super::common::fake_pagerduty::FakePagerDuty;
-use super::common::faulty::{Fault, Panics};
-use super::common::harness::*;
 use super::{DEDUP_KEY, config};
+use crate::common::fake_alertmanager::FakeAlertmanager;
+use crate::common::fake_deployer::FakeDeployer;
+use crate::common::fake_kube::{FakeKube, checkout_cluster};
+use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::faulty::{Fault, Panics};
+use crate::common::harness::*;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::rules::State;
 use backstop::telemetry::Event;

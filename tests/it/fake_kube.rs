@@ -3,13 +3,11 @@
 //! depends on it (shapes, selectors, conflicts, validation) and that it
 //! refuses and reports what it does not implement instead of guessing.
 
-#[path = "../common/mod.rs"]
-mod common;
 mod reads;
 mod writes;
 
-use common::fake_kube::selector::Selector;
-use common::fake_kube::{FakeKube, Fixture, checkout_cluster};
+use crate::common::fake_kube::selector::Selector;
+use crate::common::fake_kube::{FakeKube, Fixture, checkout_cluster};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};

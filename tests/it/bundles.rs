@@ -5,12 +5,11 @@
 //! dashboards/*.json and alerts/*.rules.yml must parse and return data,
 //! except those in NO_DATA, which must still parse and evaluate.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 mod queries;
 
+use crate::common::prometheus::{Prometheus, series_with_data, unix_now};
 use backstop::demo::app::Behaviour;
-use common::prometheus::{Prometheus, series_with_data, unix_now};
 use queries::Query;
 use std::path::Path;
 use std::time::Duration;

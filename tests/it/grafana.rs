@@ -3,8 +3,7 @@
 //! epoch milliseconds), as Grafana does. A rollback and a page rule's
 //! firing and resolving each leave a mark.
 
-mod common;
-
+use crate::common;
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
 use bytes::Bytes;

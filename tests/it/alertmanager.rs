@@ -3,11 +3,10 @@
 //! `GET /api/v2/alerts` while the rule fires (and are re-sent with a later
 //! `endsAt`), and seen resolved after.
 
-mod common;
-
+use crate::common;
+use crate::common::start;
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
-use common::start;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 

@@ -2,12 +2,10 @@
 //! what the real service refuses: trigger and resolve with one dedup key,
 //! an incident left open after a rollback, 429/500 retried, 400 not.
 
-mod common;
-
+use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::{Setup, get, start};
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
-use common::fake_pagerduty::FakePagerDuty;
-use common::{Setup, get, start};
 use std::io::Write;
 use std::time::Duration;
 
