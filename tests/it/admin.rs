@@ -10,7 +10,7 @@ mod connections;
 mod descriptors;
 
 use crate::common::fake_pagerduty::FakePagerDuty;
-use crate::common::{Setup, get, metric, start};
+use crate::common::{Daemon, get, metric};
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
 use std::io::Write;
@@ -19,7 +19,7 @@ use std::time::Duration;
 const TOKEN: &str = "a-long-enough-admin-token-0123456789";
 
 struct Admin {
-    s: Setup,
+    s: Daemon,
     pd: FakePagerDuty,
     _files: Vec<tempfile::NamedTempFile>,
 }
@@ -55,9 +55,9 @@ page:
         key.path().display(),
         pd.url
     );
-    let s = start(&yaml).await;
+    let s = Daemon::with_app(&yaml).await;
     // v2 is the release under guard; v1 is what a rollback goes back to.
-    s.app.deploy("v2", Behaviour::Healthy);
+    s.app().deploy("v2", Behaviour::Healthy);
     Admin {
         s,
         pd,
@@ -65,7 +65,7 @@ page:
     }
 }
 
-async fn post(s: &Setup, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+async fn post(s: &Daemon, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
     let mut req = reqwest::Client::new()
         .post(s.admin(path))
         .body(body.to_string());
@@ -77,7 +77,7 @@ async fn post(s: &Setup, path: &str, token: Option<&str>, body: &str) -> (u16, S
     (code, resp.text().await.unwrap())
 }
 
-async fn status(s: &Setup) -> serde_json::Value {
+async fn status(s: &Daemon) -> serde_json::Value {
     let (code, body) = get(&s.admin("/status")).await;
     assert_eq!(code, 200);
     serde_json::from_str(&body).unwrap()
@@ -90,8 +90,8 @@ async fn without_a_token_file_the_mutating_endpoints_are_off() {
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("admin.token_file"), "{body}");
     assert_eq!(get(&a.s.admin("/status")).await.0, 200);
-    assert!(a.s.app.rollbacks().is_empty());
-    a.s.daemon.shutdown().await;
+    assert!(a.s.app().rollbacks().is_empty());
+    a.s.shutdown().await;
 }
 
 #[tokio::test]
@@ -111,7 +111,7 @@ async fn manual_rollback_needs_the_token_and_happens_once() {
     assert_eq!(code, 401);
     let near = &TOKEN[..TOKEN.len() - 1];
     assert_eq!(post(&a.s, "/api/v1/rollback", Some(near), "").await.0, 401);
-    assert!(a.s.app.rollbacks().is_empty(), "a refused request acted");
+    assert!(a.s.app().rollbacks().is_empty(), "a refused request acted");
 
     let (code, body) = post(
         &a.s,
@@ -131,13 +131,13 @@ async fn manual_rollback_needs_the_token_and_happens_once() {
         |e| matches!(e, Event::Action(r) if r.rule == "manual" && r.outcome == "succeeded"),
     )
     .await;
-    let calls = a.s.app.rollbacks();
+    let calls = a.s.app().rollbacks();
     assert_eq!(calls.len(), 1);
 
     let (code, body) = post(&a.s, "/api/v1/rollback", Some(TOKEN), "").await;
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("already rolled back"), "{body}");
-    assert_eq!(a.s.app.rollbacks().len(), 1);
+    assert_eq!(a.s.app().rollbacks().len(), 1);
 
     let st = status(&a.s).await;
     let manual = st["actions"]
@@ -158,7 +158,7 @@ async fn manual_rollback_needs_the_token_and_happens_once() {
     assert_eq!(metric(&text, &series(401)), Some(3.0));
     assert_eq!(metric(&text, &series(202)), Some(1.0));
     assert_eq!(metric(&text, &series(409)), Some(1.0));
-    a.s.daemon.shutdown().await;
+    a.s.shutdown().await;
 }
 
 #[tokio::test]
@@ -180,14 +180,14 @@ async fn a_pause_holds_rollback_and_page_until_it_ends() {
         Some(1.0)
     );
 
-    a.s.app.set(Behaviour::Status(500));
+    a.s.app().set(Behaviour::Status(500));
     a.s.wait_for("the rule to fire", Duration::from_secs(5), |e| {
         matches!(e, Event::Action(r) if r.action == "page" && r.outcome == "prevented: maintenance")
     })
     .await;
     // Several reminders pass while paused: nothing leaves the process.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(a.s.app.rollbacks().is_empty());
+    assert!(a.s.app().rollbacks().is_empty());
     assert!(a.pd.accepted().is_empty());
     let st = status(&a.s).await;
     let held = st["actions"]
@@ -214,11 +214,11 @@ async fn a_pause_holds_rollback_and_page_until_it_ends() {
         !a.pd.accepted().is_empty()
     })
     .await;
-    assert_eq!(a.s.app.rollbacks().len(), 1);
+    assert_eq!(a.s.app().rollbacks().len(), 1);
     let events = a.pd.accepted();
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["event_action"], "trigger");
-    a.s.daemon.shutdown().await;
+    a.s.shutdown().await;
 }
 
 #[tokio::test]
@@ -232,14 +232,14 @@ async fn a_rule_that_resolves_during_a_pause_pages_nothing() {
     )
     .await;
     assert_eq!(code, 200);
-    a.s.app.set(Behaviour::Status(500));
+    a.s.app().set(Behaviour::Status(500));
     a.s.wait_for(
         "the held page",
         Duration::from_secs(5),
         |e| matches!(e, Event::Action(r) if r.outcome == "prevented: maintenance"),
     )
     .await;
-    a.s.app.set(Behaviour::Healthy);
+    a.s.app().set(Behaviour::Healthy);
     a.s.wait_for(
         "the rule to resolve",
         Duration::from_secs(5),
@@ -250,8 +250,8 @@ async fn a_rule_that_resolves_during_a_pause_pages_nothing() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(status(&a.s).await["maintenance"], serde_json::Value::Null);
     assert!(a.pd.accepted().is_empty(), "{:#?}", a.pd.accepted());
-    assert!(a.s.app.rollbacks().is_empty());
-    a.s.daemon.shutdown().await;
+    assert!(a.s.app().rollbacks().is_empty());
+    a.s.shutdown().await;
 }
 
 #[tokio::test]
@@ -282,7 +282,7 @@ async fn bad_requests_are_refused_with_a_reason() {
     let big = format!(r#"{{"reason": "{}"}}"#, "x".repeat(20 * 1024));
     let (code, text) = post(s, "/api/v1/rollback", Some(TOKEN), &big).await;
     assert_eq!(code, 413, "{text}");
-    assert!(s.app.rollbacks().is_empty());
+    assert!(s.app().rollbacks().is_empty());
 
     let (code, _) = get(&s.admin("/api/v1/rollback")).await;
     assert_eq!(code, 405);
@@ -298,7 +298,7 @@ async fn bad_requests_are_refused_with_a_reason() {
         req = req.header(format!("x-filler-{i}"), "1");
     }
     assert_eq!(req.send().await.unwrap().status(), 431);
-    a.s.daemon.shutdown().await;
+    a.s.shutdown().await;
 }
 
 #[tokio::test]
@@ -324,7 +324,7 @@ async fn only_wrong_tokens_count_toward_the_lock_out() {
     assert_eq!(post(&a.s, "/api/v1/resume", None, "").await.0, 429);
     assert_eq!(get(&a.s.admin("/healthz")).await.0, 200);
     assert_eq!(get(&a.s.admin("/status")).await.0, 200);
-    a.s.daemon.shutdown().await;
+    a.s.shutdown().await;
 }
 
 #[tokio::test]
@@ -381,5 +381,5 @@ async fn liveness_and_readiness_answer_while_scrapes_flood_from_the_same_address
         "600 scrapes: {limited} answered 429; {} liveness and readiness checks meanwhile, all 200",
         probes.len()
     );
-    a.s.daemon.shutdown().await;
+    a.s.shutdown().await;
 }

@@ -4,9 +4,9 @@
 //! `endsAt`), and seen resolved after.
 
 use crate::common;
-use crate::common::start;
+use crate::common::Daemon;
+use crate::common::harness::page;
 use backstop::demo::app::Behaviour;
-use backstop::telemetry::Event;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
@@ -126,9 +126,8 @@ page:
 "#,
         am1.base, am2.base
     );
-    let mut s = start(&yaml).await;
-    s.app.set(Behaviour::Status(500));
-    let page = |outcome: &'static str| move |e: &Event| matches!(e, Event::Action(r) if r.action == "page" && r.outcome == outcome);
+    let mut s = Daemon::with_app(&yaml).await;
+    s.app().set(Behaviour::Status(500));
     s.wait_for("the page", Duration::from_secs(5), page("triggered"))
         .await;
 
@@ -173,7 +172,7 @@ page:
         "endsAt did not move: {first:?} then {later:?}"
     );
 
-    s.app.set(Behaviour::Healthy);
+    s.app().set(Behaviour::Healthy);
     s.wait_for("the resolution", Duration::from_secs(5), page("resolved"))
         .await;
     for am in [&am1, &am2] {
@@ -190,5 +189,5 @@ page:
     )
     .unwrap();
     assert!(ok >= 4.0, "{ok} deliveries");
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }

@@ -5,9 +5,9 @@
 //! dashboards/*.json and alerts/*.rules.yml must parse and return data,
 //! except those in NO_DATA, which must still parse and evaluate.
 
-use crate::common;
 mod queries;
 
+use crate::common::Daemon;
 use crate::common::prometheus::{Prometheus, series_with_data, unix_now};
 use backstop::demo::app::Behaviour;
 use queries::Query;
@@ -141,21 +141,21 @@ async fn every_dashboard_and_alert_query_parses_and_returns_data() {
     // Read the bundles first: a broken file fails before anything starts.
     let queries = queries::all(root);
 
-    let checkout = common::start(CHECKOUT).await;
-    let payments = common::start(PAYMENTS).await;
-    payments.app.set(Behaviour::Status(503));
+    let checkout = Daemon::with_app(CHECKOUT).await;
+    let payments = Daemon::with_app(PAYMENTS).await;
+    payments.app().set(Behaviour::Status(503));
     let prom = Prometheus::start(
-        &[checkout.daemon.addr, payments.daemon.addr],
+        &[checkout.running.addr, payments.running.addr],
         Some(&root.join("alerts").join("*.rules.yml")),
     );
     let start = unix_now();
-    let (c, p) = (checkout.daemon.addr, payments.daemon.addr);
+    let (c, p) = (checkout.running.addr, payments.running.addr);
     prom.wait("count(up{job=\"backstop\"} == 1) == 2", true, WITHIN)
         .await;
 
     // A few healthy scrapes of checkout, then a bad release it rolls back.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    checkout.app.deploy("v2", Behaviour::Status(500));
+    checkout.app().deploy("v2", Behaviour::Status(500));
     for q in [
         format!("backstop_rollbacks_total{{instance=\"{c}\",result=\"succeeded\"}}"),
         format!("backstop_rollbacks_total{{instance=\"{p}\",result=\"failed\"}}"),
@@ -163,11 +163,11 @@ async fn every_dashboard_and_alert_query_parses_and_returns_data() {
     ] {
         prom.wait(&q, true, WITHIN).await;
     }
-    assert_eq!(checkout.app.version(), "v1", "checkout was rolled back");
+    assert_eq!(checkout.app().version(), "v1", "checkout was rolled back");
 
     // payments' sidecar goes away: its series go stale, which is what
     // BackstopSidecarAbsent looks for.
-    payments.daemon.shutdown().await;
+    payments.shutdown().await;
     prom.wait("backstop_build_info{service=\"payments\"}", false, WITHIN)
         .await;
     let history = Duration::from_secs_f64(unix_now() - start);
@@ -213,7 +213,7 @@ async fn every_dashboard_and_alert_query_parses_and_returns_data() {
         queries.len(),
         failures.join("\n")
     );
-    checkout.daemon.shutdown().await;
+    checkout.shutdown().await;
 }
 
 /// A line of the table.

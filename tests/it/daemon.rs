@@ -1,7 +1,7 @@
 //! The whole daemon on 127.0.0.1:0 against the sample app, whose behaviour
 //! each test switches: healthy, 500s, slow, hanging, wrong body, refused.
 
-use crate::common::{get, metric, start};
+use crate::common::{Daemon, get, metric};
 use backstop::demo::app::Behaviour;
 use backstop::probe::{Outcome, Reason};
 use backstop::rules::State;
@@ -33,44 +33,44 @@ fn succeeded(target: &str) -> impl FnMut(&Event) -> bool {
 
 #[tokio::test]
 async fn every_failure_mode_gets_its_reason() {
-    let mut s = start(PROBES).await;
+    let mut s = Daemon::with_app(PROBES).await;
     let within = Duration::from_secs(3);
     s.wait_for("a healthy probe", within, succeeded("health"))
         .await;
 
-    s.app.set(Behaviour::Status(500));
+    s.app().set(Behaviour::Status(500));
     s.wait_for(
         "a status failure",
         within,
         failed_with("health", Reason::Status),
     )
     .await;
-    s.app.set(Behaviour::Slow(Duration::from_millis(120)));
+    s.app().set(Behaviour::Slow(Duration::from_millis(120)));
     s.wait_for(
         "a latency failure",
         within,
         failed_with("health", Reason::Latency),
     )
     .await;
-    s.app.set(Behaviour::Hang);
+    s.app().set(Behaviour::Hang);
     s.wait_for("a timeout", within, failed_with("health", Reason::Timeout))
         .await;
-    s.app.set(Behaviour::WrongBody);
+    s.app().set(Behaviour::WrongBody);
     s.wait_for(
         "a json failure",
         within,
         failed_with("health", Reason::Json),
     )
     .await;
-    s.app.set(Behaviour::Healthy);
-    s.app.refuse(true).await.unwrap();
+    s.app().set(Behaviour::Healthy);
+    s.app().refuse(true).await.unwrap();
     s.wait_for(
         "a connect failure",
         within,
         failed_with("health", Reason::Connect),
     )
     .await;
-    s.app.refuse(false).await.unwrap();
+    s.app().refuse(false).await.unwrap();
     s.wait_for("recovery", within, succeeded("health")).await;
 
     let (code, text) = get(&s.admin("/metrics")).await;
@@ -96,19 +96,19 @@ async fn every_failure_mode_gets_its_reason() {
         metric(&text, "backstop_target_up{target=\"health\"}"),
         Some(1.0)
     );
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_hung_probe_never_queues_up() {
-    let mut s = start(PROBES).await;
+    let mut s = Daemon::with_app(PROBES).await;
     s.wait_for(
         "a healthy probe",
         Duration::from_secs(3),
         succeeded("health"),
     )
     .await;
-    s.app.set(Behaviour::Hang);
+    s.app().set(Behaviour::Hang);
     // 2 s of a hanging app at a 200 ms interval and 150 ms timeout: every
     // probe times out on its own schedule; none waits for another.
     let started = Instant::now();
@@ -136,7 +136,7 @@ async fn a_hung_probe_never_queues_up() {
     )
     .unwrap();
     assert_eq!(late, all, "some probes started more than 50 ms late");
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 const ROLLBACK: &str = r#"
@@ -157,14 +157,14 @@ rollback:
 /// failures → the webhook is called within 3.5 s of the fault.
 #[tokio::test]
 async fn webhook_is_called_within_3_5_s_of_the_fault() {
-    let mut s = start(ROLLBACK).await;
+    let mut s = Daemon::with_app(ROLLBACK).await;
     s.wait_for(
         "a healthy probe",
         Duration::from_secs(3),
         succeeded("health"),
     )
     .await;
-    s.app.deploy("v2", Behaviour::Status(500));
+    s.app().deploy("v2", Behaviour::Status(500));
     let fault = Instant::now();
     s.wait_for(
         "the rollback",
@@ -172,7 +172,7 @@ async fn webhook_is_called_within_3_5_s_of_the_fault() {
         |e| matches!(e, Event::Action(r) if r.action == "rollback"),
     )
     .await;
-    let calls = s.app.rollbacks();
+    let calls = s.app().rollbacks();
     assert_eq!(calls.len(), 1);
     let took = calls[0].at.duration_since(fault);
     println!(
@@ -192,12 +192,12 @@ async fn webhook_is_called_within_3_5_s_of_the_fault() {
     assert_eq!(status["revision"]["id"], "v2");
     assert_eq!(status["actions"][0]["outcome"], "succeeded");
     assert_eq!(status["rules"][0]["state"], "ok");
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn admin_endpoints() {
-    let mut s = start(PROBES).await;
+    let mut s = Daemon::with_app(PROBES).await;
     assert_eq!(get(&s.admin("/healthz")).await.0, 200);
     s.wait_for("a probe", Duration::from_secs(3), succeeded("health"))
         .await;
@@ -222,38 +222,38 @@ async fn admin_endpoints() {
         .await
         .unwrap();
     assert_eq!(post.status().as_u16(), 405);
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn not_ready_until_every_target_was_probed() {
-    let s = start(PROBES).await;
+    let s = Daemon::with_app(PROBES).await;
     // No probe has run yet (this runtime has not yielded since start), and
     // the first one cannot finish before its 150 ms timeout.
-    s.app.set(Behaviour::Hang);
+    s.app().set(Behaviour::Hang);
     let (code, _) = get(&s.admin("/readyz")).await;
     assert_eq!(code, 503);
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn shutdown_is_bounded_with_a_rollback_in_flight() {
     // The webhook hangs: the rollback is still in flight at shutdown.
     let yaml = ROLLBACK.replace("{app}/admin/rollback", "{app}/hang-webhook");
-    let mut s = start(&yaml).await;
+    let mut s = Daemon::with_app(&yaml).await;
     s.wait_for(
         "a healthy probe",
         Duration::from_secs(3),
         succeeded("health"),
     )
     .await;
-    s.app.set(Behaviour::Hang);
+    s.app().set(Behaviour::Hang);
     s.wait_for("the rollback start", Duration::from_secs(8), |e| {
         matches!(e, Event::RollbackStarted { .. })
     })
     .await;
     let started = Instant::now();
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
 }
@@ -271,10 +271,10 @@ rules:
   - name: health-down
     when: { consecutive_failures: 1, target: health }
 "#;
-    let mut s = start(yaml).await;
+    let mut s = Daemon::with_app(yaml).await;
     // Still starting: answers 503 (this runtime has not yielded since start,
     // so no probe has run yet).
-    s.app.set(Behaviour::Status(503));
+    s.app().set(Behaviour::Status(503));
     for _ in 0..3 {
         let e = s
             .wait_for(
@@ -288,7 +288,7 @@ rules:
             "counted during warm-up: {e:?}"
         );
     }
-    s.app.set(Behaviour::Healthy);
+    s.app().set(Behaviour::Healthy);
     s.wait_for(
         "the first success",
         Duration::from_secs(2),
@@ -296,7 +296,7 @@ rules:
     )
     .await;
     // After the first success, failures count even within the warm-up period.
-    s.app.set(Behaviour::Status(503));
+    s.app().set(Behaviour::Status(503));
     s.wait_for(
         "the rule firing",
         Duration::from_secs(2),
@@ -320,5 +320,5 @@ rules:
         .unwrap()
             >= 1.0
     );
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }

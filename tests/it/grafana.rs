@@ -4,6 +4,7 @@
 //! firing and resolving each leave a mark.
 
 use crate::common;
+use crate::common::Daemon;
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
 use bytes::Bytes;
@@ -112,8 +113,8 @@ annotate:
 "#,
         token.path().display()
     );
-    let mut s = common::start(&yaml).await;
-    s.app.deploy("v2", Behaviour::Status(500));
+    let mut s = Daemon::with_app(&yaml).await;
+    s.app().deploy("v2", Behaviour::Status(500));
     s.wait_for(
         "the rollback",
         Duration::from_secs(5),
@@ -163,5 +164,5 @@ annotate:
         !status.contains(TOKEN),
         "the Grafana token leaked into /status"
     );
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }

@@ -2,7 +2,10 @@
 //! `kube` client: identity, `kubectl rollout undo` semantics, refusals,
 //! racing sidecars, retries, crash loops, Events and the bake window.
 
+use crate::common::Daemon;
 use crate::common::fake_kube::{FakeKube, checkout_cluster};
+use crate::common::harness::action;
+use backstop::act::ActionRecord;
 use backstop::cluster::Context;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::telemetry::Event;
@@ -33,21 +36,13 @@ rollback:
   kubernetes: { deployment: checkout }
 "#;
 
-struct Sidecar {
-    daemon: backstop::Running,
-    events: tokio::sync::broadcast::Receiver<Event>,
-}
-
+/// backstop as a sidecar in `pod`, probing `app`.
 async fn sidecar(
     fake: &FakeKube,
     app: &SampleApp,
     pod: &str,
     yaml: &str,
-) -> Result<Sidecar, String> {
-    backstop::init_tls();
-    let yaml = yaml.replace("{app}", &app.url(""));
-    let config = backstop::config::parse(&yaml, &|_| None).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+) -> Result<Daemon, String> {
     let mut options = backstop::Options::new("ignored-in-a-pod");
     options.kubernetes = Some(Context {
         client: fake.client(NS),
@@ -55,35 +50,28 @@ async fn sidecar(
         pod: pod.into(),
     });
     options.restart_poll = Duration::from_millis(100);
-    let daemon = backstop::start(config, listener, options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let events = daemon.events();
-    Ok(Sidecar { daemon, events })
+    Daemon::try_start(&yaml.replace("{app}", &app.url("")), options).await
 }
 
-impl Sidecar {
-    /// The first rollback outcome (succeeded, failed, prevented: ...).
-    async fn rollback_outcome(&mut self) -> backstop::act::ActionRecord {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Err(_) => panic!("no rollback outcome within 10 s"),
-                Ok(Ok(Event::Action(r))) if r.action == "rollback" => return r,
-                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(e)) => panic!("event stream ended: {e}"),
-            }
-        }
+/// The first rollback outcome (succeeded, failed, prevented: ...).
+async fn rollback_outcome(s: &mut Daemon) -> ActionRecord {
+    let within = Duration::from_secs(10);
+    match s
+        .wait_for("a rollback outcome", within, action("rollback"))
+        .await
+    {
+        Event::Action(r) => r,
+        _ => unreachable!(),
     }
+}
 
-    fn prevented(&self, rule: &str, reason: &str) -> u64 {
-        self.daemon
-            .telemetry()
-            .metrics
-            .rollbacks_prevented
-            .with_label_values(&[rule, reason])
-            .get()
-    }
+fn prevented(s: &Daemon, rule: &str, reason: &str) -> u64 {
+    s.running
+        .telemetry()
+        .metrics
+        .rollbacks_prevented
+        .with_label_values(&[rule, reason])
+        .get()
 }
 
 async fn setup() -> (FakeKube, SampleApp) {
@@ -102,7 +90,7 @@ fn deployment(fake: &FakeKube) -> Deployment {
 async fn finds_its_deployment_and_revision_from_the_replicaset() {
     let (fake, app) = setup().await;
     let s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    let status: serde_json::Value = reqwest::get(format!("http://{}/status", s.daemon.addr))
+    let status: serde_json::Value = reqwest::get(format!("http://{}/status", s.running.addr))
         .await
         .unwrap()
         .json()
@@ -110,7 +98,7 @@ async fn finds_its_deployment_and_revision_from_the_replicaset() {
         .unwrap();
     assert_eq!(status["revision"]["id"], "3");
     assert_eq!(status["rollback"]["backend"], "kubernetes");
-    let metrics = reqwest::get(format!("http://{}/metrics", s.daemon.addr))
+    let metrics = reqwest::get(format!("http://{}/metrics", s.running.addr))
         .await
         .unwrap()
         .text()
@@ -120,7 +108,7 @@ async fn finds_its_deployment_and_revision_from_the_replicaset() {
         metrics.contains("backstop_revision_info{revision=\"3\",service=\"checkout\"} 1"),
         "{metrics}"
     );
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     fake.assert_no_unexpected();
 }
 
@@ -131,7 +119,7 @@ async fn rollback_is_what_kubectl_rollout_undo_would_write() {
     let last_applied = before["kubectl.kubernetes.io/last-applied-configuration"].clone();
     let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
     app.set(Behaviour::Status(500));
-    let r = s.rollback_outcome().await;
+    let r = rollback_outcome(&mut s).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert!(
         r.detail.contains("from revision 3 to revision 2"),
@@ -207,18 +195,15 @@ async fn rollback_is_what_kubectl_rollout_undo_would_write() {
         "{:?}",
         e.message
     );
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     fake.assert_no_unexpected();
 }
 
 /// Runs one sidecar against a failing app and returns its first rollback outcome.
-async fn outcome_after_failure(
-    fake: &FakeKube,
-    app: &SampleApp,
-) -> (Sidecar, backstop::act::ActionRecord) {
+async fn outcome_after_failure(fake: &FakeKube, app: &SampleApp) -> (Daemon, ActionRecord) {
     let mut s = sidecar(fake, app, PODS[0], CONFIG).await.unwrap();
     app.set(Behaviour::Status(500));
-    let r = s.rollback_outcome().await;
+    let r = rollback_outcome(&mut s).await;
     (s, r)
 }
 
@@ -233,14 +218,14 @@ async fn refuses_without_an_earlier_revision() {
     }
     let (s, r) = outcome_after_failure(&fake, &app).await;
     assert_eq!(r.outcome, "prevented: no_previous_revision", "{}", r.detail);
-    assert_eq!(s.prevented("health-down", "no_previous_revision"), 1);
+    assert_eq!(prevented(&s, "health-down", "no_previous_revision"), 1);
     assert!(fake.patches().is_empty());
     let refused = fake
         .events()
         .into_iter()
         .find(|e| e.reason.as_deref() == Some("BackstopRollbackRefused"));
     assert!(refused.is_some(), "a refusal leaves an Event too");
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     fake.assert_no_unexpected();
 }
 
@@ -253,7 +238,7 @@ async fn refuses_a_paused_deployment() {
     let (s, r) = outcome_after_failure(&fake, &app).await;
     assert_eq!(r.outcome, "prevented: paused", "{}", r.detail);
     assert!(fake.patches().is_empty());
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     fake.assert_no_unexpected();
 }
 
@@ -276,7 +261,7 @@ async fn three_racing_sidecars_roll_back_exactly_once() {
     app.set(Behaviour::Status(500));
     let mut outcomes = Vec::new();
     for s in &mut sidecars {
-        outcomes.push(s.rollback_outcome().await.outcome);
+        outcomes.push(rollback_outcome(s).await.outcome);
     }
     outcomes.sort();
     assert_eq!(
@@ -298,11 +283,11 @@ async fn three_racing_sidecars_roll_back_exactly_once() {
     );
     let stood_down: u64 = sidecars
         .iter()
-        .map(|s| s.prevented("health-down", "already_rolled_back"))
+        .map(|s| prevented(&s, "health-down", "already_rolled_back"))
         .sum();
     assert_eq!(stood_down, 2);
     for s in sidecars {
-        s.daemon.shutdown().await;
+        s.shutdown().await;
     }
     fake.assert_no_unexpected();
 }
@@ -321,7 +306,7 @@ async fn a_conflict_is_re_read_and_re_decided() {
         .count();
     assert_eq!(patches, 2);
     assert!(reads >= 3, "identity + one read per attempt, got {reads}");
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     fake.assert_no_unexpected();
 }
 
@@ -332,7 +317,7 @@ async fn server_errors_are_retried_with_backoff() {
     let (s, r) = outcome_after_failure(&fake, &app).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert_eq!(fake.patches().len(), 1);
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     fake.assert_no_unexpected();
 }
 
@@ -349,7 +334,7 @@ async fn forbidden_is_not_retried() {
         .filter(|r| r.method == "PATCH")
         .count();
     assert_eq!(patches, 1);
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
@@ -358,7 +343,7 @@ async fn a_crash_loop_rolls_back() {
     let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
     fake.set_restarts(NS, PODS[1], "checkout", 2);
     fake.set_restarts(NS, PODS[2], "checkout", 2);
-    let r = s.rollback_outcome().await;
+    let r = rollback_outcome(&mut s).await;
     assert_eq!(r.rule, "crashloop");
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert!(
@@ -366,7 +351,7 @@ async fn a_crash_loop_rolls_back() {
         "{}",
         r.evidence
     );
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     fake.assert_no_unexpected();
 }
 
@@ -383,7 +368,7 @@ async fn a_revision_older_than_bake_is_not_rolled_back() {
     let (s, r) = outcome_after_failure(&fake, &app).await;
     assert_eq!(r.outcome, "prevented: baked", "{}", r.detail);
     assert!(fake.patches().is_empty());
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     fake.assert_no_unexpected();
 }
 
@@ -396,7 +381,7 @@ async fn dry_run_plans_everything_but_the_write() {
     );
     let mut s = sidecar(&fake, &app, PODS[0], &yaml).await.unwrap();
     app.set(Behaviour::Status(500));
-    let r = s.rollback_outcome().await;
+    let r = rollback_outcome(&mut s).await;
     assert_eq!(r.outcome, "dry_run");
     assert!(
         r.detail
@@ -410,7 +395,7 @@ async fn dry_run_plans_everything_but_the_write() {
             .iter()
             .any(|e| e.reason.as_deref() == Some("BackstopRollbackDryRun"))
     );
-    s.daemon.shutdown().await;
+    s.shutdown().await;
     fake.assert_no_unexpected();
 }
 

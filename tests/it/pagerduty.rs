@@ -3,7 +3,8 @@
 //! an incident left open after a rollback, 429/500 retried, 400 not.
 
 use crate::common::fake_pagerduty::FakePagerDuty;
-use crate::common::{Setup, get, start};
+use crate::common::harness::page;
+use crate::common::{Daemon, get};
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
 use std::io::Write;
@@ -31,26 +32,22 @@ page:
     )
 }
 
-async fn setup(rule: &str) -> (FakePagerDuty, Setup, tempfile::NamedTempFile) {
+async fn setup(rule: &str) -> (FakePagerDuty, Daemon, tempfile::NamedTempFile) {
     backstop::init_tls();
     let pd = FakePagerDuty::start().await;
     let mut key = tempfile::NamedTempFile::new().unwrap();
     writeln!(key, "{}", pd.routing_key).unwrap();
-    let s = start(&config(&pd, key.path(), rule)).await;
+    let s = Daemon::with_app(&config(&pd, key.path(), rule)).await;
     (pd, s, key)
-}
-
-fn page(outcome: &'static str) -> impl FnMut(&Event) -> bool {
-    move |e| matches!(e, Event::Action(r) if r.action == "page" && r.outcome == outcome)
 }
 
 #[tokio::test]
 async fn a_page_rule_triggers_then_resolves_with_one_dedup_key() {
     let (pd, mut s, _key) = setup("    severity: warning\n    do: [page]").await;
-    s.app.set(Behaviour::Status(500));
+    s.app().set(Behaviour::Status(500));
     s.wait_for("the trigger", Duration::from_secs(5), page("triggered"))
         .await;
-    s.app.set(Behaviour::Healthy);
+    s.app().set(Behaviour::Healthy);
     s.wait_for("the resolve", Duration::from_secs(5), page("resolved"))
         .await;
 
@@ -89,13 +86,13 @@ async fn a_page_rule_triggers_then_resolves_with_one_dedup_key() {
         let (_, body) = get(&s.admin(path)).await;
         assert!(!body.contains(&pd.routing_key), "routing key in {path}");
     }
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn after_a_rollback_the_incident_stays_open() {
     let (pd, mut s, _key) = setup("    do: [rollback, page]").await;
-    s.app.deploy("v2", Behaviour::Status(500));
+    s.app().deploy("v2", Behaviour::Status(500));
     s.wait_for("the trigger", Duration::from_secs(5), page("triggered"))
         .await;
     // The webhook rolls the app back to v1, the rule resolves ...
@@ -137,26 +134,26 @@ async fn after_a_rollback_the_incident_stays_open() {
             .unwrap()
             .contains("not resolved automatically")
     );
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried() {
     let (pd, mut s, _key) = setup("    do: [page]").await;
     pd.fail_next(&[429, 500]);
-    s.app.set(Behaviour::Status(500));
+    s.app().set(Behaviour::Status(500));
     s.wait_for("the trigger", Duration::from_secs(10), page("triggered"))
         .await;
     let statuses: Vec<u16> = pd.seen().iter().map(|(code, _)| *code).collect();
     assert_eq!(statuses, [429, 500, 202]);
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_refused_event_is_not_retried() {
     let (pd, mut s, _key) = setup("    do: [page]").await;
     pd.fail_next(&[400]);
-    s.app.set(Behaviour::Status(500));
+    s.app().set(Behaviour::Status(500));
     let e = s
         .wait_for("the refusal", Duration::from_secs(5), page("failed"))
         .await;
@@ -164,5 +161,5 @@ async fn a_refused_event_is_not_retried() {
     assert!(r.detail.contains("HTTP 400"), "{}", r.detail);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(pd.seen().len(), 1);
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }

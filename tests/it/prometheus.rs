@@ -2,7 +2,7 @@
 //! backstop; the test reads backstop's series back through Prometheus's
 //! HTTP API and checks their labels.
 
-use crate::common;
+use crate::common::Daemon;
 use crate::common::prometheus::Prometheus;
 use backstop::demo::app::Behaviour;
 use std::time::Duration;
@@ -33,16 +33,16 @@ fn label<'a>(series: &'a serde_json::Value, name: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_backstop_series_with_their_labels() {
-    let s = common::start(CONFIG).await;
-    let prom = Prometheus::start(&[s.daemon.addr], None);
+    let s = Daemon::with_app(CONFIG).await;
+    let prom = Prometheus::start(&[s.running.addr], None);
     let within = Duration::from_secs(30);
 
     let up = prom.wait("up{job=\"backstop\"} == 1", true, within).await;
-    assert_eq!(label(&up[0], "instance"), s.daemon.addr.to_string());
+    assert_eq!(label(&up[0], "instance"), s.running.addr.to_string());
 
     // Let some probes fail so failure series exist too.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    s.app.set(Behaviour::Status(503));
+    s.app().set(Behaviour::Status(503));
     prom.wait(
         "backstop_probes_total{result=\"failure\",reason=\"status\",target=\"health\"} > 0",
         true,
@@ -106,5 +106,5 @@ async fn prometheus_scrapes_backstop_series_with_their_labels() {
         .await;
     let v: f64 = p95[0]["value"][1].as_str().unwrap().parse().unwrap();
     assert!(v > 0.0 && v < 1.0, "p95 {v}");
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }

@@ -5,7 +5,7 @@
 
 use crate::common;
 use crate::common::fake_pagerduty::FakePagerDuty;
-use crate::common::{get, metric, start, wait_until};
+use crate::common::{Daemon, get, metric, wait_until};
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
 use std::io::Write;
@@ -53,8 +53,8 @@ async fn a_reload_keeps_the_guard_the_rule_state_and_the_incident() {
     let pd = FakePagerDuty::start().await;
     let mut key = tempfile::NamedTempFile::new().unwrap();
     writeln!(key, "{}", pd.routing_key).unwrap();
-    let mut s = start(&config(&pd, key.path(), 3, false)).await;
-    s.app.deploy("v2", Behaviour::Status(500));
+    let mut s = Daemon::with_app(&config(&pd, key.path(), 3, false)).await;
+    s.app().deploy("v2", Behaviour::Status(500));
     s.wait_for(
         "the rollback",
         Duration::from_secs(5),
@@ -67,13 +67,13 @@ async fn a_reload_keeps_the_guard_the_rule_state_and_the_incident() {
     })
     .await;
     // The old release is bad too: the rule keeps firing.
-    s.app.set(Behaviour::Status(500));
-    let app = s.app.url("");
+    s.app().set(Behaviour::Status(500));
+    let app = s.app().url("");
     let admin = s.admin("");
 
     // A target added: the rule and its target carry over.
     let applied = s
-        .daemon
+        .running
         .reload(parse(&config(&pd, key.path(), 3, true), &app))
         .await
         .unwrap();
@@ -82,15 +82,15 @@ async fn a_reload_keeps_the_guard_the_rule_state_and_the_incident() {
     assert_eq!(st["targets"].as_array().unwrap().len(), 2, "{st:#}");
     assert_eq!(st["rules"][0]["state"], "firing", "{st:#}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(s.app.rollbacks().len(), 1, "rolled back twice");
+    assert_eq!(s.app().rollbacks().len(), 1, "rolled back twice");
     assert_eq!(pd.accepted().len(), 2, "{:#?}", pd.accepted());
     // The same file again is no change.
     let same = parse(&config(&pd, key.path(), 3, true), &app);
-    assert!(!s.daemon.reload(same).await.unwrap());
+    assert!(!s.running.reload(same).await.unwrap());
 
     // The rule changed: the old rule's episode ends, the new rule fires on
     // its own terms; the revision is never rolled back twice.
-    s.daemon
+    s.running
         .reload(parse(&config(&pd, key.path(), 5, true), &app))
         .await
         .unwrap();
@@ -118,15 +118,15 @@ async fn a_reload_keeps_the_guard_the_rule_state_and_the_incident() {
         "{summaries:#?}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(s.app.rollbacks().len(), 1);
+    assert_eq!(s.app().rollbacks().len(), 1);
 
     // The admin address cannot move without a restart.
     let mut moved = parse(&config(&pd, key.path(), 5, true), &app);
     moved.listen = "127.0.0.1:1".parse().unwrap();
-    let err = s.daemon.reload(moved).await.unwrap_err();
+    let err = s.running.reload(moved).await.unwrap_err();
     assert!(err.to_string().starts_with("listen: "), "{err}");
     assert_eq!(status(&admin).await["targets"].as_array().unwrap().len(), 2);
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 /// The binary, reloading from its file.
@@ -269,17 +269,17 @@ rollback:
 "#
         )
     };
-    let mut s = start(&yaml("1s")).await;
+    let mut s = Daemon::with_app(&yaml("1s")).await;
     s.wait_for(
         "health's first success",
         Duration::from_secs(5),
         |e| matches!(e, Event::Probe { target, outcome, .. } if target == "health" && outcome.is_success()),
     )
     .await;
-    s.app.deploy("v2", Behaviour::Status(500));
+    s.app().deploy("v2", Behaviour::Status(500));
     let down = tokio::time::Instant::now();
-    let changed = parse(&yaml("2s"), &s.app.url(""));
-    assert!(s.daemon.reload(changed).await.unwrap());
+    let changed = parse(&yaml("2s"), &s.app().url(""));
+    assert!(s.running.reload(changed).await.unwrap());
     s.wait_for(
         "the rollback",
         Duration::from_secs(10),
@@ -296,5 +296,5 @@ rollback:
     let st = status(&s.admin("")).await;
     assert_eq!(st["targets"][0]["name"], "health");
     assert!(st["targets"][0]["probes"].as_u64().unwrap() >= 5, "{st:#}");
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }

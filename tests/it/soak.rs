@@ -10,8 +10,8 @@
 //! tests/kubernetes.rs rolls one back for real, and the virtual-time soak
 //! (src/engine/soak) checks when.
 
+use crate::common::Daemon;
 use crate::common::fake_pagerduty::FakePagerDuty;
-use crate::common::{Setup, start};
 use backstop::demo::app::{Behaviour, Noise};
 use backstop::probe::Outcome;
 use backstop::telemetry::Event;
@@ -141,7 +141,7 @@ impl Log {
 
 struct Run {
     pd: FakePagerDuty,
-    s: Setup,
+    s: Daemon,
     log: Log,
     _key: tempfile::NamedTempFile,
 }
@@ -153,11 +153,11 @@ async fn deploy() -> Run {
     let pd = FakePagerDuty::start().await;
     let mut key = tempfile::NamedTempFile::new().unwrap();
     writeln!(key, "{}", pd.routing_key).unwrap();
-    let s = start(&config(&pd, key.path())).await;
+    let s = Daemon::with_app(&config(&pd, key.path())).await;
     // No probe has run yet: this runtime has not yielded since the start.
-    s.app.refuse(true).await.unwrap();
+    s.app().refuse(true).await.unwrap();
     let log = Log::default();
-    let mut events = s.daemon.events();
+    let mut events = s.running.events();
     let sink = log.clone();
     tokio::spawn(async move {
         loop {
@@ -171,8 +171,8 @@ async fn deploy() -> Run {
         }
     });
     sleep(2 * S).await;
-    s.app.refuse(false).await.unwrap();
-    s.app.deploy("v2", Behaviour::Noisy(GOOD));
+    s.app().refuse(false).await.unwrap();
+    s.app().deploy("v2", Behaviour::Noisy(GOOD));
     Run {
         pd,
         s,
@@ -197,9 +197,9 @@ async fn a_noisy_good_release_is_never_rolled_back_or_paged() {
     let run = deploy().await;
     // One total outage halfway: every request hangs for 3 s.
     sleep((t0 + length / 2).saturating_duration_since(Instant::now())).await;
-    run.s.app.set(Behaviour::Hang);
+    run.s.app().set(Behaviour::Hang);
     sleep(3 * S).await;
-    run.s.app.set(Behaviour::Noisy(WARM));
+    run.s.app().set(Behaviour::Noisy(WARM));
     sleep((t0 + length).saturating_duration_since(Instant::now())).await;
 
     let events = run.log.take();
@@ -222,7 +222,7 @@ async fn a_noisy_good_release_is_never_rolled_back_or_paged() {
         "soak: {:.0}s, {probes} probes ({counted} counted, {failed} of them failed), transitions {transitions:?}",
         (Instant::now() - t0).as_secs_f64()
     );
-    assert!(run.s.app.rollbacks().is_empty(), "{transitions:?}");
+    assert!(run.s.app().rollbacks().is_empty(), "{transitions:?}");
     assert!(run.pd.seen().is_empty(), "{:#?}", run.pd.seen());
     assert!(
         !transitions.iter().any(|t| t.ends_with("Firing")),
@@ -230,7 +230,7 @@ async fn a_noisy_good_release_is_never_rolled_back_or_paged() {
     );
     // The noise was there: the outage and the cold start failed probes.
     assert!(failed >= 30, "only {failed} failed probes");
-    run.s.daemon.shutdown().await;
+    run.s.shutdown().await;
 }
 
 /// The instant the `n`-th of `times` happened (1-based).
@@ -245,17 +245,17 @@ async fn ten_percent_errors_are_rolled_back_when_the_fast_burn_arithmetic_says()
     let run = deploy().await;
     sleep(10 * S).await;
     let fault = Instant::now();
-    run.s.app.set(Behaviour::Noisy(Noise {
+    run.s.app().set(Behaviour::Noisy(Noise {
         error_rate: 0.10,
         ..WARM
     }));
     let deadline = fault + 120 * S;
-    while run.s.app.rollbacks().is_empty() && Instant::now() < deadline {
+    while run.s.app().rollbacks().is_empty() && Instant::now() < deadline {
         sleep(Duration::from_millis(50)).await;
     }
     let call = run
         .s
-        .app
+        .app()
         .rollbacks()
         .first()
         .cloned()
@@ -277,7 +277,7 @@ async fn ten_percent_errors_are_rolled_back_when_the_fast_burn_arithmetic_says()
         "rolled back {:?} after the {need}th failure",
         call.at - due
     );
-    run.s.daemon.shutdown().await;
+    run.s.shutdown().await;
 }
 
 // Named to sort second: the test threads take tests in name order, and
@@ -287,12 +287,12 @@ async fn a_release_three_times_slower_pages_after_the_window_fills_and_for() {
     let run = deploy().await;
     sleep(10 * S).await;
     let fault = Instant::now();
-    run.s.app.set(Behaviour::Noisy(Noise {
+    run.s.app().set(Behaviour::Noisy(Noise {
         latency: WARM.latency * 3,
         spike: WARM.spike * 3,
         ..WARM
     }));
-    let mut events = run.s.daemon.events();
+    let mut events = run.s.running.events();
     let paged = tokio::time::timeout(300 * S, async {
         loop {
             if let Ok(Event::Action(r)) = events.recv().await
@@ -328,5 +328,5 @@ async fn a_release_three_times_slower_pages_after_the_window_fills_and_for() {
             && p["dedup_key"] == "backstop/local/checkout/slow-analytics"),
         "{pages:#?}"
     );
-    run.s.daemon.shutdown().await;
+    run.s.shutdown().await;
 }

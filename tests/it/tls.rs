@@ -2,7 +2,7 @@
 //! fails with reason `tls` until `tls.ca_file` names that CA; verification
 //! cannot be switched off, only widened to more CAs.
 
-use crate::common;
+use crate::common::Daemon;
 use backstop::probe::{Outcome, Reason};
 use backstop::telemetry::Event;
 use bytes::Bytes;
@@ -80,7 +80,7 @@ async fn first_probe(tls: &str, url: &str) -> Outcome {
     let yaml = format!(
         "service: shop\nlisten: 127.0.0.1:0\n{tls}targets:\n  - name: secure\n    url: {url}\n    interval: 100ms\n"
     );
-    let mut setup = common::start(&yaml).await;
+    let mut setup = Daemon::with_app(&yaml).await;
     let event = setup
         .wait_for(
             "a probe of the HTTPS target",
@@ -88,7 +88,7 @@ async fn first_probe(tls: &str, url: &str) -> Outcome {
             |e| matches!(e, Event::Probe { target, .. } if target == "secure"),
         )
         .await;
-    setup.daemon.shutdown().await;
+    setup.shutdown().await;
     match event {
         Event::Probe { outcome, .. } => outcome,
         _ => unreachable!(),

@@ -5,7 +5,7 @@
 //! own source address and is a peer of its own.
 
 use super::{TOKEN, setup};
-use crate::common::{metric, start};
+use crate::common::{Daemon, metric};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,17 +54,17 @@ async fn get_from(addr: SocketAddr, from: Ipv4Addr, path: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-fn addr(s: &crate::common::Setup) -> SocketAddr {
-    s.daemon.addr
+fn addr(s: &crate::common::Daemon) -> SocketAddr {
+    s.running.addr
 }
 
-async fn metrics(s: &crate::common::Setup) -> String {
+async fn metrics(s: &crate::common::Daemon) -> String {
     crate::common::get(&s.admin("/metrics")).await.1
 }
 
 #[tokio::test]
 async fn connections_without_a_request_are_closed_within_the_deadline() {
-    let s = start(
+    let s = Daemon::with_app(
         r#"
 service: checkout
 targets: [{ name: health, url: "{app}/health", interval: 200ms }]
@@ -173,7 +173,7 @@ targets: [{ name: health, url: "{app}/health", interval: 200ms }]
     assert_eq!(closed_for("no_request"), Some(12.0), "{text}");
     assert_eq!(closed_for("idle"), Some(2.0), "HTTP/1 and HTTP/2: {text}");
     drop(h2);
-    s.daemon.shutdown().await;
+    s.shutdown().await;
 }
 
 /// A request in flight for as long as the test wants: an authenticated
@@ -271,6 +271,6 @@ async fn over_a_cap_idle_connections_give_way_and_busy_ones_refuse_newcomers() {
     assert_eq!(metric(&text, evicted), Some(4.0 + 1.0 + 15.0), "{text}");
     drop(busy);
     drop(idle);
-    assert!(a.s.app.rollbacks().is_empty());
-    a.s.daemon.shutdown().await;
+    assert!(a.s.app().rollbacks().is_empty());
+    a.s.shutdown().await;
 }

@@ -54,14 +54,6 @@ impl FakeDeployer {
             .clone()
     }
 
-    /// Calls it took (200).
-    pub fn accepted(&self) -> Vec<Call> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.status == 200)
-            .collect()
-    }
-
     /// Answer the next calls with these faults, one each.
     pub fn plan(&self, faults: &[Fault]) {
         self.state.faults.plan(faults);

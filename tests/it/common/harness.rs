@@ -1,33 +1,40 @@
-//! The harness of the fault matrix (`tests/faults.rs`): the whole daemon
-//! with its event stream and admin endpoints, `/metrics` read back as
-//! numbers, and the checks every case shares (the probe schedule, the
-//! admin endpoints, the page queue's bound).
+//! The one harness: the whole daemon on 127.0.0.1:0 (with the sample app
+//! in front of it, if asked), its event stream, its admin endpoints and
+//! `/metrics` read back as numbers, and the checks the fault matrix shares
+//! (the probe schedule, the admin endpoints, the page queue's bound).
 
 use backstop::act::ActionRecord;
+use backstop::demo::app::SampleApp;
 use backstop::probe::Outcome;
 use backstop::rules::State;
 use backstop::telemetry::Event;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, sleep};
 
-/// The rule and target every case's configuration names.
+/// The rule and target the fault matrix's configurations name, and the
+/// target whose schedule `assert_on_schedule` checks.
 pub const RULE: &str = "health-down";
 pub const TARGET: &str = "health";
 
-/// The whole daemon, its event stream, and the pace its target is probed at.
+/// The whole daemon and its event stream.
 pub struct Daemon {
+    /// backstop itself: its address, events, telemetry, reload, shutdown.
     pub running: backstop::Running,
+    /// The sample app `{app}` stood for (`with_app`).
+    app: Option<SampleApp>,
     events: broadcast::Receiver<Event>,
-    interval: Duration,
+    /// How often `TARGET` is probed, if the configuration has it.
+    interval: Option<Duration>,
     /// Every action outcome seen while waiting for events.
     pub actions: Vec<ActionRecord>,
-    /// One client for the admin endpoints: building one per request costs
-    /// the test's thread (and so the daemon's) milliseconds of TLS setup.
-    pub http: reqwest::Client,
+    /// One client for the admin endpoints, built on first use: building
+    /// one costs the test's thread (and so the daemon's) milliseconds of
+    /// TLS setup.
+    http: OnceLock<reqwest::Client>,
 }
 
 /// Probes counted so far, and when.
@@ -37,39 +44,77 @@ pub struct Mark {
 }
 
 impl Daemon {
-    pub async fn start(yaml: &str, interval: Duration) -> Daemon {
-        Self::start_with(yaml, interval, backstop::Options::new("v2")).await
+    /// backstop with `yaml`, guarding revision "v2".
+    pub async fn start(yaml: &str) -> Daemon {
+        Self::start_with(yaml, backstop::Options::new("v2")).await
     }
 
-    pub async fn start_with(yaml: &str, interval: Duration, options: backstop::Options) -> Daemon {
+    pub async fn start_with(yaml: &str, options: backstop::Options) -> Daemon {
+        Self::try_start(yaml, options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// For a configuration or a start that may be refused: the reason.
+    pub async fn try_start(yaml: &str, options: backstop::Options) -> Result<Daemon, String> {
         backstop::init_tls();
         let config = backstop::config::parse(yaml, &|_| None)
-            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+            .map_err(|e| format!("test config invalid:\n{e}"))?;
+        let interval = config
+            .targets
+            .iter()
+            .find(|t| t.name == TARGET)
+            .map(|t| t.interval);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = backstop::start(config, listener, options)
             .await
-            .expect("daemon starts");
+            .map_err(|e| format!("daemon did not start: {e}"))?;
+        // Nothing from here on yields: on a current-thread runtime no probe
+        // has run yet when the test gets the daemon, and tests rely on it.
         let events = running.events();
-        Daemon {
+        Ok(Daemon {
             running,
+            app: None,
             events,
             interval,
             actions: Vec::new(),
-            http: reqwest::Client::new(),
-        }
+            http: OnceLock::new(),
+        })
     }
 
-    pub fn url(&self, path: &str) -> String {
+    /// The sample app (serving v1), and backstop with `yaml`, where `{app}`
+    /// stands for the app's base URL.
+    pub async fn with_app(yaml: &str) -> Daemon {
+        backstop::init_tls();
+        let app = SampleApp::start("v1").await.expect("sample app starts");
+        let mut d = Self::start(&yaml.replace("{app}", &app.url(""))).await;
+        d.app = Some(app);
+        d
+    }
+
+    /// The sample app of `with_app`.
+    pub fn app(&self) -> &SampleApp {
+        self.app
+            .as_ref()
+            .expect("a daemon started with_app has a sample app")
+    }
+
+    /// The admin server's URL for `path`.
+    pub fn admin(&self, path: &str) -> String {
         format!("http://{}{path}", self.running.addr)
     }
 
-    pub async fn metrics(&self) -> String {
-        let (code, text) = get(&self.http, &self.url("/metrics")).await;
-        assert_eq!(code, 200, "/metrics");
-        text
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(reqwest::Client::new)
     }
 
-    /// Wait (up to `within`) for an event matching `pred`.
+    pub async fn shutdown(self) {
+        self.running.shutdown().await;
+    }
+
+    /// Wait (up to `within`) for an event matching `pred`; panic naming
+    /// `what` otherwise, or if the test fell so far behind that events
+    /// were dropped.
     pub async fn wait_for(
         &mut self,
         what: &str,
@@ -94,6 +139,12 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    pub async fn metrics(&self) -> String {
+        let (code, text) = get(self.http(), &self.admin("/metrics")).await;
+        assert_eq!(code, 200, "/metrics");
+        text
     }
 
     /// Wait until the metrics say `done`.
@@ -136,9 +187,12 @@ impl Daemon {
     /// schedule fails both.
     pub async fn assert_on_schedule(&self, since: &Mark) {
         let text = self.metrics().await;
+        let interval = self
+            .interval
+            .unwrap_or_else(|| panic!("the configuration has no target {TARGET}"));
         let elapsed = since.at.elapsed();
         let probes = sum(&text, "backstop_probes_total", &[("target", TARGET)]) - since.probes;
-        let expected = elapsed.as_secs_f64() / self.interval.as_secs_f64();
+        let expected = elapsed.as_secs_f64() / interval.as_secs_f64();
         let slack = (expected * 0.2).max(2.0);
         assert!(
             (probes - expected).abs() <= slack,
@@ -153,7 +207,7 @@ impl Daemon {
                 &[("target", TARGET), ("le", le)],
             )
         };
-        let late = all - within(&self.interval.as_secs_f64().to_string());
+        let late = all - within(&interval.as_secs_f64().to_string());
         assert!(all > 0.0, "no schedule lag observed");
         assert_eq!(
             late, 0.0,
@@ -164,11 +218,11 @@ impl Daemon {
     /// The kubelet's and the person's endpoints still answer.
     pub async fn assert_serving(&self) {
         assert_eq!(
-            get(&self.http, &self.url("/healthz")).await.0,
+            get(self.http(), &self.admin("/healthz")).await.0,
             200,
             "/healthz"
         );
-        let (code, body) = get(&self.http, &self.url("/status")).await;
+        let (code, body) = get(self.http(), &self.admin("/status")).await;
         assert_eq!(code, 200, "/status: {body}");
         let status: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(status["targets"][0]["name"], TARGET);
@@ -184,7 +238,7 @@ impl Daemon {
     }
 }
 
-pub async fn get(http: &reqwest::Client, url: &str) -> (u16, String) {
+async fn get(http: &reqwest::Client, url: &str) -> (u16, String) {
     let resp = http
         .get(url)
         .send()
@@ -246,14 +300,6 @@ pub fn page(outcome: &'static str) -> impl FnMut(&Event) -> bool {
     move |e| matches!(e, Event::Action(r) if r.action == "page" && r.outcome == outcome)
 }
 
-pub async fn eventually(what: &str, within: Duration, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "no {what} within {within:?}");
-        sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The largest `backstop_page_queue_length` of a receiver, sampled every
 /// 20 ms from `/metrics` while it lives.
 pub struct QueueWatch {
@@ -264,7 +310,7 @@ pub struct QueueWatch {
 impl QueueWatch {
     pub fn start(d: &Daemon, receiver: &'static str) -> QueueWatch {
         let max = Arc::new(AtomicI64::new(-1));
-        let (m, url, http) = (max.clone(), d.url("/metrics"), d.http.clone());
+        let (m, url, http) = (max.clone(), d.admin("/metrics"), d.http().clone());
         let task = tokio::spawn(async move {
             loop {
                 let (_, text) = get(&http, &url).await;

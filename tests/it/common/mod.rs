@@ -1,6 +1,6 @@
-//! Helpers shared by the integration tests: start the sample app and the
-//! whole daemon on 127.0.0.1:0, wait for events, fetch admin endpoints.
-#![allow(dead_code)] // each test binary uses its own subset
+//! What the integration tests share: the harness (`harness::Daemon`: the
+//! whole daemon on 127.0.0.1:0, with the sample app if asked), every fake
+//! neighbour, the real ones (Prometheus, Alertmanager), and small helpers.
 pub mod fake_alertmanager;
 pub mod fake_deployer;
 pub mod fake_kube;
@@ -9,61 +9,9 @@ pub mod faulty;
 pub mod harness;
 pub mod prometheus;
 
-use backstop::demo::app::SampleApp;
-use backstop::telemetry::Event;
+pub use harness::Daemon;
+
 use std::time::Duration;
-use tokio::sync::broadcast;
-
-pub struct Setup {
-    pub app: SampleApp,
-    pub daemon: backstop::Running,
-    pub events: broadcast::Receiver<Event>,
-}
-
-/// Start the sample app (serving v1) and backstop with `yaml`, where
-/// `{app}` stands for the app's base URL.
-pub async fn start(yaml: &str) -> Setup {
-    backstop::init_tls();
-    let app = SampleApp::start("v1").await.expect("sample app starts");
-    let yaml = yaml.replace("{app}", &app.url(""));
-    let config = backstop::config::parse(&yaml, &|_| None)
-        .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let daemon = backstop::start(config, listener, backstop::Options::new("v2"))
-        .await
-        .expect("daemon starts");
-    let events = daemon.events();
-    Setup {
-        app,
-        daemon,
-        events,
-    }
-}
-
-impl Setup {
-    pub fn admin(&self, path: &str) -> String {
-        format!("http://{}{path}", self.daemon.addr)
-    }
-
-    /// Wait (up to `within`) for an event matching `pred`; panic naming `what` otherwise.
-    pub async fn wait_for(
-        &mut self,
-        what: &str,
-        within: Duration,
-        mut pred: impl FnMut(&Event) -> bool,
-    ) -> Event {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Err(_) => panic!("no {what} within {within:?}"),
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
-                Ok(Err(e)) => panic!("event stream ended while waiting for {what}: {e}"),
-                Ok(Ok(e)) if pred(&e) => return e,
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-}
 
 /// GET through one client for the whole test binary: building a client
 /// (`reqwest::get` does, every call) blocks the test's thread, which is

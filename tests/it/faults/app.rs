@@ -3,6 +3,7 @@
 use crate::common::fake_deployer::FakeDeployer;
 use crate::common::faulty::{FaultyApp, Mode, Panics};
 use crate::common::harness::*;
+use crate::common::wait_until;
 use backstop::probe::{Outcome, Reason};
 use backstop::rules::State;
 use backstop::telemetry::Event;
@@ -40,7 +41,7 @@ rollback:
         app = app.url("/health"),
         hook = deployer.url()
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&yaml).await;
     let second = Duration::from_secs(1);
     d.wait_for("a healthy probe", 3 * second, probe_succeeded)
         .await;
@@ -70,7 +71,7 @@ rollback:
     sleep(Duration::from_millis(800)).await;
     d.assert_on_schedule(&fault_at).await;
     d.assert_serving().await;
-    eventually("the rollback call", 2 * second, || {
+    wait_until("the rollback call", 2 * second, || {
         !deployer.calls().is_empty()
     })
     .await;
@@ -107,7 +108,7 @@ rollback:
         Some("backstop/checkout/v2")
     );
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 #[tokio::test]

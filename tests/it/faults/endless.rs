@@ -39,11 +39,7 @@ async fn b_webhook_answers_an_endless_body() {
         "rollback:\n  webhook: {{ url: \"{}\", timeout: 2s }}\n",
         deployer.url("/rollback")
     );
-    let mut d = Daemon::start(
-        &config(&app, "rollback", &extra),
-        Duration::from_millis(100),
-    )
-    .await;
+    let mut d = Daemon::start(&config(&app, "rollback", &extra)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let mark = d.mark().await;
@@ -65,7 +61,7 @@ async fn b_webhook_answers_an_endless_body() {
     d.assert_on_schedule(&mark).await;
     d.assert_serving().await;
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 #[tokio::test]
@@ -80,7 +76,7 @@ async fn b_pagerduty_answers_an_endless_body() {
         key.path().display(),
         pd.url("/v2/enqueue")
     );
-    let mut d = Daemon::start(&config(&app, "page", &extra), Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&config(&app, "page", &extra)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     app.set(Behaviour::Status(500));
@@ -110,7 +106,7 @@ async fn b_pagerduty_answers_an_endless_body() {
     };
     assert_eq!((delivered("ok"), delivered("failed")), (1.0, 0.0));
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 #[tokio::test]
@@ -122,7 +118,7 @@ async fn b_alertmanager_answers_an_endless_body() {
         "page:\n  alertmanager: {{ url: \"{}\", timeout: 2s, resend_interval: 10m }}\n",
         am.url("/")
     );
-    let mut d = Daemon::start(&config(&app, "page", &extra), Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&config(&app, "page", &extra)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     app.set(Behaviour::Status(500));
@@ -147,7 +143,7 @@ async fn b_alertmanager_answers_an_endless_body() {
     assert_eq!(requests[0].path, "/api/v2/alerts");
     assert_cut_off(&am);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 #[tokio::test]
@@ -165,7 +161,7 @@ async fn b_grafana_answers_an_endless_body() {
         pd.url,
         grafana.url("/")
     );
-    let mut d = Daemon::start(&config(&app, "page", &extra), Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&config(&app, "page", &extra)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     app.set(Behaviour::Status(500));
@@ -188,7 +184,7 @@ async fn b_grafana_answers_an_endless_body() {
     assert_eq!(requests[0].path, "/api/annotations");
     assert_cut_off(&grafana);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 /// Peak resident memory (VmHWM) of a process, in KiB.

@@ -6,6 +6,7 @@ use crate::common::fake_deployer::FakeDeployer;
 use crate::common::fake_pagerduty::FakePagerDuty;
 use crate::common::faulty::{Fault, Panics};
 use crate::common::harness::*;
+use crate::common::wait_until;
 use backstop::act::ActionRecord;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::rules::State;
@@ -41,7 +42,7 @@ page:
         key.path().display(),
         pd.url
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&yaml).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let queue = QueueWatch::start(&d, "pagerduty");
@@ -53,7 +54,7 @@ page:
 
     pd.up().await;
     // Undelivered events go out again within 10 s.
-    eventually(
+    wait_until(
         "the last state at PagerDuty",
         Duration::from_secs(15),
         || pd.incident(DEDUP_KEY).len() == 2,
@@ -89,7 +90,7 @@ page:
     );
     assert_nothing_lost(&d);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 /// Alertmanager is down while the rule fires and resolves fifty times.
@@ -116,7 +117,7 @@ page:
         app.url("/health"),
         am.url()
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&yaml).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let queue = QueueWatch::start(&d, "alertmanager");
@@ -130,7 +131,7 @@ page:
     // The current state (resolved) goes out at once, or at the next
     // interval. A post in flight when it came back may land first with the
     // state it started with; the resolved alert is the last word.
-    eventually("the resolved alert", Duration::from_secs(3), || {
+    wait_until("the resolved alert", Duration::from_secs(3), || {
         am.taken().last().is_some_and(|t| t.resolved)
     })
     .await;
@@ -141,7 +142,7 @@ page:
     assert!(taken.iter().all(|t| t.alert["labels"]["rule"] == RULE));
     assert_nothing_lost(&d);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 /// Make the rule fire and resolve `times` times.
@@ -190,12 +191,12 @@ async fn shutdown_while_hanging(receiver: &str) {
         ),
         _ => format!("page:\n  alertmanager: {{ url: \"{}\" }}\n", am.url()),
     };
-    let mut d = Daemon::start(&config(&app, "page", &extra), Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&config(&app, "page", &extra)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let mark = d.mark().await;
     app.set(Behaviour::Status(500));
-    eventually("a hung request", Duration::from_secs(3), || {
+    wait_until("a hung request", Duration::from_secs(3), || {
         !pd.seen().is_empty() || !am.posts().is_empty()
     })
     .await;
@@ -203,7 +204,7 @@ async fn shutdown_while_hanging(receiver: &str) {
     d.assert_on_schedule(&mark).await;
     d.assert_serving().await;
     let started = Instant::now();
-    d.running.shutdown().await;
+    d.shutdown().await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
@@ -246,7 +247,7 @@ rollback:
         app.url("/health"),
         deployer.url()
     );
-    let mut d = Daemon::start(&yaml, Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&yaml).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     let mark = d.mark().await;
@@ -288,5 +289,5 @@ rollback:
     assert_eq!(results, 1.0, "one rollback ended, for twenty episodes");
     assert!(d.actions.iter().filter(|r| r.action == "rollback").count() == 1);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }

@@ -7,6 +7,7 @@ use crate::common::fake_alertmanager::FakeAlertmanager;
 use crate::common::fake_pagerduty::FakePagerDuty;
 use crate::common::faulty::{Fault, Panics, RawAnswer, RawReceiver};
 use crate::common::harness::*;
+use crate::common::wait_until;
 use backstop::demo::app::{Behaviour, SampleApp};
 use backstop::rules::State;
 use backstop::telemetry::Event;
@@ -76,7 +77,7 @@ async fn b_pagerduty_hung_for_one_rule_delays_no_other() {
         key.path().display(),
         pd.url
     );
-    let mut d = Daemon::start(&two_rules(&app, &receivers), Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&two_rules(&app, &receivers)).await;
     let fired = fire_both(&mut d, &app).await;
     d.wait_for(
         "the second rule's trigger",
@@ -99,7 +100,7 @@ async fn b_pagerduty_hung_for_one_rule_delays_no_other() {
         "the hung key was taken"
     );
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 /// One Alertmanager of an HA pair hangs every post: the other gets each
@@ -116,7 +117,7 @@ async fn b_alertmanager_hung_delays_neither_its_peer_nor_another_rule() {
         hung.url(),
         peer.url()
     );
-    let mut d = Daemon::start(&two_rules(&app, &receivers), Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&two_rules(&app, &receivers)).await;
     let fired = fire_both(&mut d, &app).await;
     let took = |rule: &str| {
         peer.taken()
@@ -125,7 +126,7 @@ async fn b_alertmanager_hung_delays_neither_its_peer_nor_another_rule() {
     };
     // The first rule fired half a second earlier: its alert is there already.
     assert!(took(RULE), "{:#?}", peer.taken());
-    eventually("the second rule's alert", Duration::from_secs(8), || {
+    wait_until("the second rule's alert", Duration::from_secs(8), || {
         took(SECOND)
     })
     .await;
@@ -147,7 +148,7 @@ async fn b_alertmanager_hung_delays_neither_its_peer_nor_another_rule() {
         assert_eq!(r.detail, "firing alert sent to 1 of 2 Alertmanager(s)");
     }
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 /// Grafana hangs the first rule's marks: the second rule's mark still
@@ -173,7 +174,7 @@ async fn b_grafana_hung_for_one_rule_delays_no_other() {
         pd.url,
         grafana.url("/")
     );
-    let mut d = Daemon::start(&two_rules(&app, &receivers), Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&two_rules(&app, &receivers)).await;
     let fired = fire_both(&mut d, &app).await;
     let second = format!("rule:{SECOND}");
     let arrived = || {
@@ -183,7 +184,7 @@ async fn b_grafana_hung_for_one_rule_delays_no_other() {
                 .is_some_and(|t| t.iter().any(|t| t == second.as_str()))
         })
     };
-    eventually("the second rule's mark", Duration::from_secs(20), || {
+    wait_until("the second rule's mark", Duration::from_secs(20), || {
         arrived().is_some()
     })
     .await;
@@ -192,5 +193,5 @@ async fn b_grafana_hung_for_one_rule_delays_no_other() {
     assert!(delay < TIMEOUT, "{delay:?}");
     sleep(Duration::from_millis(100)).await;
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }

@@ -56,11 +56,7 @@ async fn rollback_webhook_misbehaves(trouble: Trouble) {
         "rollback:\n  webhook: {{ url: \"{}\", timeout: 300ms }}\n",
         deployer.url()
     );
-    let mut d = Daemon::start(
-        &config(&app, "rollback", &extra),
-        Duration::from_millis(100),
-    )
-    .await;
+    let mut d = Daemon::start(&config(&app, "rollback", &extra)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     if trouble == Trouble::Unreachable {
@@ -116,7 +112,7 @@ async fn rollback_webhook_misbehaves(trouble: Trouble) {
     }
     assert_eq!(d.transitions("firing").await, 1.0);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 #[tokio::test]
@@ -151,7 +147,7 @@ async fn pagerduty_misbehaves(trouble: Trouble) {
         key.path().display(),
         pd.url
     );
-    let mut d = Daemon::start(&config(&app, "page", &extra), Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&config(&app, "page", &extra)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     if trouble == Trouble::Unreachable {
@@ -210,7 +206,7 @@ async fn pagerduty_misbehaves(trouble: Trouble) {
     );
     assert_eq!(d.transitions("firing").await, 1.0);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 #[tokio::test]
@@ -243,7 +239,7 @@ async fn alertmanager_misbehaves(trouble: Trouble) {
         "page:\n  alertmanager: {{ url: \"{}\", timeout: 300ms, resend_interval: 10m }}\n",
         am.url()
     );
-    let mut d = Daemon::start(&config(&app, "page", &extra), Duration::from_millis(100)).await;
+    let mut d = Daemon::start(&config(&app, "page", &extra)).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     if trouble == Trouble::Unreachable {
@@ -295,7 +291,7 @@ async fn alertmanager_misbehaves(trouble: Trouble) {
     assert_eq!(queue.max(), 1);
     assert_eq!(d.transitions("firing").await, 1.0);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
 }
 
 #[tokio::test]
@@ -345,7 +341,7 @@ async fn kubernetes_misbehaves(trouble: Trouble) {
     });
     let extra = "rollback:\n  kubernetes: { deployment: checkout, timeout: 300ms }\n";
     let yaml = config(&app, "rollback", extra);
-    let mut d = Daemon::start_with(&yaml, Duration::from_millis(100), options).await;
+    let mut d = Daemon::start_with(&yaml, options).await;
     d.wait_for("a healthy probe", Duration::from_secs(3), probe_succeeded)
         .await;
     if trouble == Trouble::Unreachable {
@@ -396,7 +392,7 @@ async fn kubernetes_misbehaves(trouble: Trouble) {
     assert!(attempts <= 5.0, "{attempts} attempts");
     assert_eq!(d.transitions("firing").await, 1.0);
     assert_eq!(Panics::watch(), panics, "the daemon panicked");
-    d.running.shutdown().await;
+    d.shutdown().await;
     fake.assert_no_unexpected();
 }
 

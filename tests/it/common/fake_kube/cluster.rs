@@ -20,6 +20,10 @@ const SIDECAR_IMAGE: &str = "registry.example.com/backstop:0.1.0";
 
 /// One rollout of `checkout`: its ReplicaSet and what it runs.
 #[derive(Debug, Clone)]
+#[allow(
+    dead_code,
+    reason = "describes the whole fixture; each test reads what it needs"
+)]
 pub struct Revision {
     pub number: i64,
     pub replicaset: String,
@@ -32,6 +36,10 @@ pub struct Revision {
 
 /// Names and uids of what [`checkout_cluster`] created.
 #[derive(Debug, Clone)]
+#[allow(
+    dead_code,
+    reason = "describes the whole fixture; each test reads what it needs"
+)]
 pub struct Fixture {
     pub namespace: String,
     pub deployment: String,
@@ -52,10 +60,6 @@ pub struct Fixture {
 impl Fixture {
     pub fn current(&self) -> &Revision {
         &self.revisions[2]
-    }
-
-    pub fn previous(&self) -> &Revision {
-        &self.revisions[1]
     }
 
     /// The selector of the live revision's pods, as a ReplicaSet has it.

@@ -65,10 +65,6 @@ impl Recorded {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
 }
 
 /// An SSAR the fake answers with `allowed: false`. `None` matches anything.
