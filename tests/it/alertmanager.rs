@@ -5,93 +5,10 @@
 
 use crate::common;
 use crate::common::Daemon;
+use crate::common::alertmanager::Alertmanager;
 use crate::common::harness::page;
 use backstop::demo::app::Behaviour;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
-
-struct Alertmanager {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn binary() -> &'static str {
-    for name in ["prometheus-alertmanager", "alertmanager"] {
-        if Command::new(name).arg("--version").output().is_ok() {
-            return name;
-        }
-    }
-    panic!(
-        "no Alertmanager binary: install it with `apt-get install -y prometheus-alertmanager` (scripts/test does this)"
-    )
-}
-
-async fn start_alertmanager() -> Alertmanager {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("alertmanager.yml");
-    // Deliver nowhere: the test reads alerts back through the API.
-    std::fs::write(
-        &config,
-        "route: { receiver: nowhere }\nreceivers: [ { name: nowhere } ]\n",
-    )
-    .unwrap();
-    let port = common::free_port();
-    let child = Command::new(binary())
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Alertmanager starts");
-    let am = Alertmanager {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = reqwest::get(format!("{}/-/ready", am.base)).await
-            && r.status().is_success()
-        {
-            return am;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "Alertmanager not ready within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-impl Alertmanager {
-    /// Our alert as Alertmanager holds it, if it does.
-    async fn alert(&self) -> Option<serde_json::Value> {
-        let alerts: serde_json::Value = reqwest::get(format!("{}/api/v2/alerts", self.base))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        alerts
-            .as_array()?
-            .iter()
-            .find(|a| a["labels"]["rule"] == "health-down")
-            .cloned()
-    }
-}
 
 fn time(v: &serde_json::Value) -> SystemTime {
     humantime::parse_rfc3339_weak(
@@ -108,7 +25,7 @@ fn time(v: &serde_json::Value) -> SystemTime {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_both_alertmanagers_and_resolve() {
     backstop::init_tls();
-    let (am1, am2) = (start_alertmanager().await, start_alertmanager().await);
+    let (am1, am2) = (Alertmanager::start().await, Alertmanager::start().await);
     let yaml = format!(
         r#"
 service: checkout
@@ -133,7 +50,7 @@ page:
 
     for am in [&am1, &am2] {
         let alert = am
-            .alert()
+            .alert("health-down")
             .await
             .expect("the alert reached every Alertmanager");
         assert_eq!(alert["labels"]["alertname"], "BackstopRuleFiring");
@@ -164,9 +81,9 @@ page:
         );
     }
     // Re-sent while firing: endsAt moves forward.
-    let first = time(&am1.alert().await.unwrap()["endsAt"]);
+    let first = time(&am1.alert("health-down").await.unwrap()["endsAt"]);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let later = time(&am1.alert().await.unwrap()["endsAt"]);
+    let later = time(&am1.alert("health-down").await.unwrap()["endsAt"]);
     assert!(
         later > first,
         "endsAt did not move: {first:?} then {later:?}"
@@ -177,7 +94,7 @@ page:
         .await;
     for am in [&am1, &am2] {
         // Resolved: gone from the active list, or ending now.
-        if let Some(alert) = am.alert().await {
+        if let Some(alert) = am.alert("health-down").await {
             let ends = time(&alert["endsAt"]);
             assert!(ends <= SystemTime::now(), "still active: {alert}");
         }

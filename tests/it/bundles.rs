@@ -147,7 +147,8 @@ async fn every_dashboard_and_alert_query_parses_and_returns_data() {
     let prom = Prometheus::start(
         &[checkout.running.addr, payments.running.addr],
         Some(&root.join("alerts").join("*.rules.yml")),
-    );
+    )
+    .await;
     let start = unix_now();
     let (c, p) = (checkout.running.addr, payments.running.addr);
     prom.wait("count(up{job=\"backstop\"} == 1) == 2", true, WITHIN)

@@ -1,12 +1,9 @@
 //! The `backstop` binary: exit codes, `check-config` output, signals.
 
+use crate::common::process::backstop;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn backstop() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_backstop"))
-}
 
 fn write_config(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();

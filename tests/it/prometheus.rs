@@ -34,7 +34,7 @@ fn label<'a>(series: &'a serde_json::Value, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_backstop_series_with_their_labels() {
     let s = Daemon::with_app(CONFIG).await;
-    let prom = Prometheus::start(&[s.running.addr], None);
+    let prom = Prometheus::start(&[s.running.addr], None).await;
     let within = Duration::from_secs(30);
 
     let up = prom.wait("up{job=\"backstop\"} == 1", true, within).await;

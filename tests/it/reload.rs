@@ -3,13 +3,13 @@
 //! SIGHUP and a changed file load a new configuration, and an invalid one
 //! is logged with its paths while the old one keeps running.
 
-use crate::common;
 use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::process::{self, spawn_on_free_port};
 use crate::common::{Daemon, get, metric, wait_until};
 use backstop::demo::app::Behaviour;
 use backstop::telemetry::Event;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 fn config(pd: &FakePagerDuty, key: &std::path::Path, failures: u32, extra_target: bool) -> String {
@@ -136,8 +136,7 @@ async fn sighup_and_file_changes_reload_and_invalid_files_are_rejected() {
     let app = backstop::demo::app::SampleApp::start("v1").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("backstop.yaml");
-    let port = common::free_port();
-    let yaml = |targets: usize| {
+    let yaml = |port: u16, targets: usize| {
         let mut y = format!("service: checkout\nlisten: 127.0.0.1:{port}\ntargets:\n");
         for i in 0..targets {
             y.push_str(&format!(
@@ -147,15 +146,16 @@ async fn sighup_and_file_changes_reload_and_invalid_files_are_rejected() {
         }
         y
     };
-    std::fs::write(&file, yaml(1)).unwrap();
     let log = dir.path().join("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_backstop"))
-        .args(["run", "--watch-interval", "200ms", "--config"])
-        .arg(&file)
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (mut child, port) = spawn_on_free_port(&log, "backstop started", |port| {
+        std::fs::write(&file, yaml(port, 1)).unwrap();
+        let mut cmd = process::backstop();
+        cmd.args(["run", "--watch-interval", "200ms", "--config"])
+            .arg(&file)
+            .stdout(Stdio::null());
+        cmd
+    })
+    .await;
     let admin = format!("http://127.0.0.1:{port}");
     let targets = |st: &serde_json::Value| st["targets"].as_array().map_or(0, Vec::len);
     let mut st = serde_json::Value::Null;
@@ -169,7 +169,7 @@ async fn sighup_and_file_changes_reload_and_invalid_files_are_rejected() {
     assert_eq!(targets(&st), 1);
 
     // A changed file is picked up on its own.
-    std::fs::write(&file, yaml(2)).unwrap();
+    std::fs::write(&file, yaml(port, 2)).unwrap();
     let mut seen = 0;
     for _ in 0..50 {
         seen = targets(&status(&admin).await);
@@ -183,17 +183,10 @@ async fn sighup_and_file_changes_reload_and_invalid_files_are_rejected() {
     // An invalid file: rejected, logged with its path, the old one stays.
     let invalid = format!(
         "{}rules: [{{ name: down, when: {{ consecutive_failures: 0, target: t0 }} }}]\n",
-        yaml(3)
+        yaml(port, 3)
     );
     std::fs::write(&file, invalid).unwrap();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    child.signal("HUP");
     let mut rejected = None;
     for _ in 0..50 {
         let (_, text) = get(&format!("{admin}/metrics")).await;
@@ -214,14 +207,8 @@ async fn sighup_and_file_changes_reload_and_invalid_files_are_rejected() {
     assert_eq!(targets(&status(&admin).await), 2);
 
     // SIGHUP with a valid file applies it.
-    std::fs::write(&file, yaml(3)).unwrap();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    std::fs::write(&file, yaml(port, 3)).unwrap();
+    child.signal("HUP");
     let mut seen = 0;
     for _ in 0..50 {
         seen = targets(&status(&admin).await);
@@ -232,14 +219,8 @@ async fn sighup_and_file_changes_reload_and_invalid_files_are_rejected() {
     }
     assert_eq!(seen, 3, "SIGHUP did not reload");
 
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    child.signal("TERM");
+    assert_eq!(child.wait(), Some(0));
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(
         log.contains("configuration reload rejected")

@@ -7,8 +7,8 @@
 
 use super::connections::{H2_PREFACE, closed, connect_from};
 use crate::common::fake_deployer::FakeDeployer;
-use crate::common::free_port;
 use crate::common::harness::sum;
+use crate::common::process::spawn_on_free_port;
 use backstop::demo::app::SampleApp;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
@@ -22,16 +22,6 @@ const LIMIT: usize = 256;
 const CONNECTIONS: usize = 500;
 const ADDRESSES: usize = 100;
 const WITHIN: Duration = Duration::from_secs(15);
-
-/// The daemon, killed (by its id) when the test ends, passed or not.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn try_get(http: &reqwest::Client, url: &str) -> Option<(u16, String)> {
     let resp = http.get(url).send().await.ok()?;
@@ -50,9 +40,9 @@ async fn idle_admin_connections_cannot_starve_probes_of_descriptors() {
     let deployer = FakeDeployer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("backstop.yaml");
-    let port = free_port();
-    let yaml = format!(
-        r#"
+    let yaml = |port: u16| {
+        format!(
+            r#"
 service: checkout
 listen: 127.0.0.1:{port}
 targets:
@@ -68,23 +58,25 @@ rules:
 rollback:
   webhook: {{ url: "{}" }}
 "#,
-        app.url("/health"),
-        deployer.url()
-    );
-    std::fs::write(&file, yaml).unwrap();
+            app.url("/health"),
+            deployer.url()
+        )
+    };
     let log = dir.path().join("log");
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -n {LIMIT} && exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_backstop"))
-        .args(["run", "--revision", "v2", "--config"])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let _daemon = Daemon(child);
+    // Killed (by its id) when the test ends, passed or not.
+    let (daemon, port) = spawn_on_free_port(&log, "backstop started", |port| {
+        std::fs::write(&file, yaml(port)).unwrap();
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!("ulimit -n {LIMIT} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_backstop"))
+            .args(["run", "--revision", "v2", "--config"])
+            .arg(&file)
+            .stdout(Stdio::null());
+        sh
+    })
+    .await;
+    let pid = daemon.id();
     let admin = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)

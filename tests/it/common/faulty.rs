@@ -1,8 +1,9 @@
-//! Misbehaving neighbours for the fault matrix (`tests/faults.rs`):
+//! Misbehaving neighbours for the fault matrix (`faults`):
 //!
-//! - [`Port`]: an accept loop on a fixed port that can go down (new
-//!   connections refused, open ones cut) and come back on the same port;
-//!   the fakes build on it to be "unreachable" for a while.
+//! - [`Port`]: an accept loop on a port of its own that can go down (new
+//!   connections refused, open ones cut) and come back on the same port
+//!   (held meanwhile, so nothing else takes it); the fakes build on it to
+//!   be "unreachable" for a while.
 //! - [`FaultyApp`]: a probed app written on raw TCP, so it can do what no
 //!   well-behaved HTTP server does: hang, reset, answer garbage or a
 //!   truncated response.
@@ -12,6 +13,7 @@
 //!   `#[tokio::test]` runs there), so a test can assert the daemon never
 //!   panicked.
 
+use super::ports::Reserved;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -32,7 +34,7 @@ type Serve = Arc<dyn Fn(TcpStream) -> Pin<Box<dyn Future<Output = ()> + Send>> +
 
 /// Serves every connection on one port with `serve`, until taken down.
 pub struct Port {
-    addr: SocketAddr,
+    port: Reserved,
     serve: Serve,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -52,19 +54,18 @@ impl Port {
         F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let serve: Serve = Arc::new(move |s| Box::pin(serve(s)));
         let port = Port {
-            addr: listener.local_addr().unwrap(),
+            port: Reserved::new(),
             serve,
             task: Mutex::new(None),
         };
-        port.listen(listener);
+        port.listen(port.port.listen());
         port
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.port.addr()
     }
 
     fn listen(&self, listener: TcpListener) {
@@ -96,10 +97,7 @@ impl Port {
         if lock(&self.task).is_some() {
             return;
         }
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .unwrap_or_else(|e| panic!("re-binding {}: {e}", self.addr));
-        self.listen(listener);
+        self.listen(self.port.listen());
     }
 }
 

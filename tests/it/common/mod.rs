@@ -1,12 +1,15 @@
 //! What the integration tests share: the harness (`harness::Daemon`: the
 //! whole daemon on 127.0.0.1:0, with the sample app if asked), every fake
 //! neighbour, the real ones (Prometheus, Alertmanager), and small helpers.
+pub mod alertmanager;
 pub mod fake_alertmanager;
 pub mod fake_deployer;
 pub mod fake_kube;
 pub mod fake_pagerduty;
 pub mod faulty;
 pub mod harness;
+pub mod ports;
+pub mod process;
 pub mod prometheus;
 
 pub use harness::Daemon;
@@ -46,15 +49,6 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// A port nothing listens on right now, for servers that must be told one.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Poll `done` every 20 ms until it holds; panic naming `what` after `within`.
 pub async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
@@ -65,4 +59,13 @@ pub async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A port nothing listens on right now, for servers that must be told one.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -3,30 +3,24 @@
 //! `alerts/*.rules.yml` and evaluates them every second, and answers PromQL
 //! through its HTTP API.
 
-use super::free_port;
+use super::process::{Process, spawn_on_free_port};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub struct Prometheus {
-    child: Child,
     base: String,
+    _process: Process,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Prometheus {
     /// Start Prometheus scraping `targets` (job `backstop`), with the rule
-    /// files matching `rule_files` (a glob) if given.
-    pub fn start(targets: &[SocketAddr], rule_files: Option<&Path>) -> Prometheus {
+    /// files matching `rule_files` (a glob) if given; it listens when this
+    /// returns.
+    pub async fn start(targets: &[SocketAddr], rule_files: Option<&Path>) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
@@ -41,23 +35,32 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run `prometheus` ({e}): install it with `apt-get install -y prometheus` (scripts/test does this)")
-            });
+        if Command::new("prometheus")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            panic!(
+                "cannot run `prometheus`: install it with `apt-get install -y prometheus` (scripts/test does this)"
+            );
+        }
+        let log = dir.path().join("log");
+        let (process, port) = spawn_on_free_port(&log, "Listening on", |port| {
+            let mut prometheus = Command::new("prometheus");
+            prometheus
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null());
+            prometheus
+        })
+        .await;
         Prometheus {
-            child,
             base: format!("http://127.0.0.1:{port}"),
+            _process: process,
             _dir: dir,
         }
     }
