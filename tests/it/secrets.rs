@@ -11,22 +11,13 @@
 
 use crate::common;
 use crate::common::fake_pagerduty::FakePagerDuty;
-use crate::common::free_port;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use prost::Message;
-use std::collections::VecDeque;
+use crate::common::otlp::FakeCollector;
+use crate::common::ports::{self, Closed};
+use crate::common::process::{self, Process, spawn_on_free_port};
+use crate::common::recorder::Recorder;
+use crate::common::wait_until;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -123,235 +114,6 @@ fn base64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-/// One request a fake received.
-#[derive(Debug, Clone)]
-struct Call {
-    path: String,
-    /// Every header line, names in lower case; a repeated header appears twice.
-    headers: Vec<(String, String)>,
-    body: String,
-    status: u16,
-}
-
-impl Call {
-    fn header(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
-#[derive(Default)]
-struct FakeState {
-    calls: Vec<Call>,
-    fail_next: VecDeque<u16>,
-    status: Option<u16>,
-}
-
-/// A receiver that records every request and answers 200 (or what the test
-/// says): the sample app, the deployer's webhook, Alertmanager and Grafana.
-/// How they must be called is tested elsewhere; here only what they got.
-struct Fake {
-    port: u16,
-    state: Arc<Mutex<FakeState>>,
-}
-
-impl Fake {
-    async fn start() -> Fake {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(Mutex::new(FakeState::default()));
-        let s = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let s = s.clone();
-                let svc = hyper::service::service_fn(move |req| {
-                    let s = s.clone();
-                    async move { Ok::<_, std::convert::Infallible>(record(&s, req).await) }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-        Fake { port, state }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// This fake's URL with credentials in it.
-    fn url(&self, user: &str, password: &str, path: &str) -> String {
-        format!("http://{user}:{password}@127.0.0.1:{}{path}", self.port)
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.lock().calls.clone()
-    }
-
-    fn ok_calls(&self) -> Vec<Call> {
-        self.calls()
-            .into_iter()
-            .filter(|c| (200..300).contains(&c.status))
-            .collect()
-    }
-
-    fn fail_next(&self, statuses: &[u16]) {
-        self.lock().fail_next.extend(statuses);
-    }
-
-    fn answer(&self, status: u16) {
-        self.lock().status = Some(status);
-    }
-}
-
-async fn record(
-    state: &Mutex<FakeState>,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Full<Bytes>> {
-    let path = req.uri().path().to_string();
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-    let status = s.fail_next.pop_front().or(s.status).unwrap_or(200);
-    s.calls.push(Call {
-        path,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-        status,
-    });
-    let mut r = Response::new(Full::new(Bytes::from(r#"{"status":"ok","id":1}"#)));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap();
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// What an OTLP receiver got: every export request whole (names,
-/// attributes, events, status messages, resource) as `Debug` text, the span
-/// names, and the `Authorization` each request came with.
-#[derive(Default)]
-struct Collected {
-    text: String,
-    names: Vec<String>,
-    authorizations: Vec<String>,
-}
-
-#[derive(Default, Clone)]
-struct Exported(Arc<Mutex<Collected>>);
-
-impl Exported {
-    fn keep(&self, req: &ExportTraceServiceRequest, authorization: Option<&str>) {
-        let mut out = self.0.lock().unwrap();
-        out.text.push_str(&format!("{req:?}\n"));
-        for rs in &req.resource_spans {
-            for span in rs.scope_spans.iter().flat_map(|s| &s.spans) {
-                out.names.push(span.name.clone());
-            }
-        }
-        out.authorizations
-            .push(authorization.unwrap_or_default().to_string());
-    }
-
-    fn get(&self) -> std::sync::MutexGuard<'_, Collected> {
-        self.0.lock().unwrap()
-    }
-}
-
-#[tonic::async_trait]
-impl TraceService for Exported {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let auth = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        self.keep(request.get_ref(), auth.as_deref());
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-    }
-}
-
-/// An OTLP/gRPC receiver; returns its port.
-async fn otlp_grpc(spans: Exported) -> u16 {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(spans))
-            .serve(addr)
-            .await
-            .unwrap();
-    });
-    until("the OTLP receiver listens", Duration::from_secs(5), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .await;
-    port
-}
-
-/// An OTLP/HTTP (protobuf) receiver at `/v1/traces`; returns its port.
-async fn otlp_http(spans: Exported) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let spans = spans.clone();
-            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let spans = spans.clone();
-                async move {
-                    let auth = req
-                        .headers()
-                        .get(hyper::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    let path_ok = req.uri().path() == "/v1/traces";
-                    let body = req.into_body().collect().await.unwrap().to_bytes();
-                    let status = match ExportTraceServiceRequest::decode(body) {
-                        Ok(r) if path_ok => {
-                            spans.keep(&r, auth.as_deref());
-                            StatusCode::OK
-                        }
-                        _ => StatusCode::BAD_REQUEST,
-                    };
-                    let reply = ExportTraceServiceResponse::default().encode_to_vec();
-                    let mut resp = Response::new(Full::new(Bytes::from(reply)));
-                    *resp.status_mut() = status;
-                    Ok::<_, std::convert::Infallible>(resp)
-                }
-            });
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    port
-}
-
-/// Wait (up to `within`) for `done`; panic naming `what` otherwise.
-async fn until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "no {what} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Fetch `/status` until `pred` holds on it (up to `within`).
 async fn status_until(
     admin: &str,
@@ -402,24 +164,24 @@ fn secret_file(dir: &Path, name: &str, value: &str) -> String {
 
 /// The receivers a running backstop talks to.
 struct Receivers {
-    app: Fake,
-    webhook: Fake,
-    alertmanager: Fake,
-    grafana: Fake,
+    app: Recorder,
+    webhook: Recorder,
+    alertmanager: Recorder,
+    grafana: Recorder,
     pagerduty: FakePagerDuty,
-    spans: Exported,
-    otlp_port: u16,
+    collector: FakeCollector,
+    /// Where nothing listens: a target and an Alertmanager.
+    down: Closed,
 }
 
 /// The configuration: a secret everywhere one can be, every receiver on.
-/// `down` ports have nothing listening.
 fn config(s: &Secrets, r: &Receivers, dir: &Path, admin_port: u16) -> String {
     let pd_url = format!(
         "http://events:{}@{}",
         s.get("pagerduty-url"),
         r.pagerduty.url.trim_start_matches("http://")
     );
-    let down = free_port();
+    let down = r.down.port();
     format!(
         r#"
 service: checkout
@@ -467,7 +229,7 @@ admin: {{ token_file: "{admin_file}" }}
         grafana = r.grafana.url("grafana", &s.get("grafana-url"), "/"),
         token_file = secret_file(dir, "grafana", &s.get("grafana-token")),
         otlp = s.get("otlp-url"),
-        otlp_port = r.otlp_port,
+        otlp_port = r.collector.port(),
         admin_file = secret_file(dir, "admin", &s.get("admin-token")),
     )
 }
@@ -531,7 +293,7 @@ fn check_config(s: &Secrets, dir: &Path, name: &str, yaml: &str) -> (Option<i32>
 }
 
 fn backstop(s: &Secrets) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_backstop"));
+    let mut cmd = process::backstop();
     cmd.env("BACKSTOP_TEST_TARGET_TOKEN", s.get("target-header-env"))
         // Everything, dependencies included, at the most verbose level.
         .env("RUST_LOG", "trace")
@@ -546,16 +308,14 @@ fn backstop(s: &Secrets) -> Command {
 async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
     backstop::init_tls();
     let s = Secrets::new();
-    let spans = Exported::default();
-    let otlp_port = otlp_grpc(spans.clone()).await;
     let r = Receivers {
-        app: Fake::start().await,
-        webhook: Fake::start().await,
-        alertmanager: Fake::start().await,
-        grafana: Fake::start().await,
+        app: Recorder::start().await,
+        webhook: Recorder::start().await,
+        alertmanager: Recorder::start().await,
+        grafana: Recorder::start().await,
         pagerduty: FakePagerDuty::start_with_key(&s.get("routing-key")).await,
-        spans,
-        otlp_port,
+        collector: FakeCollector::grpc().await,
+        down: Closed::new(),
     };
     // Receivers fail at first (and one Alertmanager and one target are
     // unreachable): the error paths log what went wrong. Each rule posts
@@ -566,12 +326,12 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
     r.pagerduty.fail_next(&[500; 6]);
 
     let dir = tempfile::tempdir().unwrap();
-    let admin_port = free_port();
+    // check-config binds nothing: any port will do.
     let (code, valid) = check_config(
         &s,
         dir.path(),
         "valid.yaml",
-        &config(&s, &r, dir.path(), admin_port),
+        &config(&s, &r, dir.path(), ports::pick()),
     );
     assert_eq!(code, Some(0), "{valid}");
     assert!(
@@ -611,26 +371,27 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
     assert!(syntax.contains("invalid YAML"), "{syntax}");
 
     let config_path = dir.path().join("backstop.yaml");
-    std::fs::write(&config_path, config(&s, &r, dir.path(), admin_port)).unwrap();
-    let admin = format!("http://127.0.0.1:{admin_port}");
-
     let stdout_path = dir.path().join("stdout");
     let stderr_path = dir.path().join("stderr");
     let started = std::time::Instant::now();
-    let mut child = backstop(&s)
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
+    let (mut child, admin_port) =
+        spawn_on_free_port(&stderr_path, "backstop started", |admin_port| {
+            std::fs::write(&config_path, config(&s, &r, dir.path(), admin_port)).unwrap();
+            let mut cmd = backstop(&s);
+            cmd.args(["run", "--config"])
+                .arg(&config_path)
+                .stdout(std::fs::File::create(&stdout_path).unwrap());
+            cmd
+        })
+        .await;
+    let admin = format!("http://127.0.0.1:{admin_port}");
     let log = || {
         let mut text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
         text.push_str(&std::fs::read_to_string(&stderr_path).unwrap_or_default());
         text
     };
 
-    until("probes of the app", Duration::from_secs(10), || {
+    wait_until("probes of the app", Duration::from_secs(10), || {
         r.app.calls().len() >= 3
     })
     .await;
@@ -660,7 +421,7 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
         },
     )
     .await;
-    until("three Grafana marks taken", Duration::from_secs(10), || {
+    wait_until("three Grafana marks taken", Duration::from_secs(10), || {
         r.grafana.ok_calls().len() >= 3
     })
     .await;
@@ -690,15 +451,8 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
     let (_, metrics) = common::get(&format!("{admin}/metrics")).await;
     let (_, status) = common::get(&format!("{admin}/status")).await;
     let (_, page) = common::get(&format!("{admin}/")).await;
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(0), "{}", log());
+    child.signal("TERM");
+    assert_eq!(child.wait(), Some(0), "{}", log());
     let ran = started.elapsed();
     let log = log();
 
@@ -767,10 +521,14 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
     }
     let collector = basic("otel", &s.get("otlp-url"));
     assert!(
-        r.spans.get().authorizations.iter().all(|a| *a == collector),
+        r.collector
+            .get()
+            .authorizations
+            .iter()
+            .all(|a| *a == collector),
         "the collector did not get the endpoint's credentials"
     );
-    let span_names = r.spans.get().names.clone();
+    let span_names = r.collector.get().names();
     for name in [
         "GET health",
         "GET unreachable",
@@ -811,7 +569,7 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
     s.assert_absent("/metrics", &metrics);
     s.assert_absent("/status", &status);
     s.assert_absent("the / page", &page);
-    s.assert_absent("the exported spans", &r.spans.get().text);
+    s.assert_absent("the exported spans", &r.collector.get().text);
     s.assert_absent("check-config output", &valid);
     s.assert_absent("check-config's problems", &invalid);
     s.assert_absent("check-config's YAML error", &syntax);
@@ -847,9 +605,9 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
 async fn otlp_http_endpoint_credentials_stay_out_of_the_log() {
     backstop::init_tls();
     let s = Secrets::new();
-    let app = Fake::start().await;
-    let spans = Exported::default();
-    let port = otlp_http(spans.clone()).await;
+    let app = Recorder::start().await;
+    let spans = FakeCollector::http().await;
+    let port = spans.port();
     let dir = tempfile::tempdir().unwrap();
     let yaml = format!(
         "service: checkout\nlisten: 127.0.0.1:0\ntargets:\n  - {{ name: health, url: \"{}\", interval: 100ms }}\n\
@@ -860,34 +618,27 @@ async fn otlp_http_endpoint_credentials_stay_out_of_the_log() {
     let config_path = dir.path().join("backstop.yaml");
     std::fs::write(&config_path, yaml).unwrap();
     let stderr_path = dir.path().join("stderr");
-    let mut child = backstop(&s)
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    until("two span exports", Duration::from_secs(10), || {
+    let mut child = Process::spawn(
+        backstop(&s)
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stderr(std::fs::File::create(&stderr_path).unwrap()),
+    );
+    wait_until("two span exports", Duration::from_secs(10), || {
         spans.get().authorizations.len() >= 2
     })
     .await;
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    child.signal("TERM");
+    assert_eq!(child.wait(), Some(0));
     let log = std::fs::read_to_string(&stderr_path).unwrap();
 
     s.assert_absent("the log", &log);
     s.assert_absent("the exported spans", &spans.get().text);
     let collector = basic("otel", &s.get("otlp-url"));
     assert!(spans.get().authorizations.iter().all(|a| *a == collector));
-    assert!(spans.get().names.iter().any(|n| n == "GET health"));
+    assert!(spans.get().names().iter().any(|n| n == "GET health"));
     assert!(
         log.contains("\"target\":\"hyper_util::client::legacy::pool\""),
         "no trace logs of the exporter's client"

@@ -4,13 +4,17 @@
 pub mod alertmanager;
 pub mod fake_alertmanager;
 pub mod fake_deployer;
+pub mod fake_grafana;
 pub mod fake_kube;
 pub mod fake_pagerduty;
 pub mod faulty;
 pub mod harness;
+pub mod https;
+pub mod otlp;
 pub mod ports;
 pub mod process;
 pub mod prometheus;
+pub mod recorder;
 
 pub use harness::Daemon;
 
@@ -59,13 +63,4 @@ pub async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A port nothing listens on right now, for servers that must be told one.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
