@@ -3,11 +3,16 @@
 //! `linkerd/app/integration` does the same). Each module is one subject;
 //! `common` holds the harness and every fake neighbour.
 //!
-//! libtest starts tests in name order, as many at a time as there are
-//! cores: a test that runs for minutes should sort early, so that it does
-//! not start last and hold up the end of the run.
+//! libtest starts tests in name order, as many at a time as it has
+//! threads (one per core unless `RUST_TEST_THREADS` says otherwise;
+//! `scripts/test` gives four, since most of these tests wait on the clock).
 
 mod common;
+
+/// The real-time soak: three tests of two to three minutes, mostly
+/// waiting. Named to sort first, so that it starts at once and the rest
+/// runs beside it, rather than trailing everything.
+mod a_soak;
 
 mod admin;
 mod alertmanager;
@@ -24,5 +29,4 @@ mod pagerduty;
 mod prometheus;
 mod reload;
 mod secrets;
-mod soak;
 mod tls;

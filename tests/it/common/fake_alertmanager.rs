@@ -1,5 +1,5 @@
 //! A strict fake of Alertmanager's `POST /api/v2/alerts` (the real one is
-//! exercised in tests/alertmanager.rs; this one can fail on demand). It
+//! exercised in the `alertmanager` tests; this one can fail on demand). It
 //! refuses what Alertmanager refuses: a body that is not a JSON array of
 //! alerts (415 without a JSON content type, 400 otherwise), an alert without
 //! labels, an invalid label name, a time that is not RFC 3339, `endsAt`

@@ -19,11 +19,8 @@ pub mod selector;
 mod status;
 mod store;
 
-// Not every test binary that includes `common` uses every re-export.
-#[allow(unused_imports)]
-pub use cluster::{Fixture, Revision, checkout_cluster};
-#[allow(unused_imports)]
-pub use store::{Kind, Store};
+pub use cluster::{Fixture, checkout_cluster};
+pub use store::Store;
 
 use super::faulty::Port;
 use bytes::Bytes;

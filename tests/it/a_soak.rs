@@ -7,7 +7,7 @@
 //! reported, plus a tick.
 //!
 //! The crash loop needs the Kubernetes fake: `a_crash_loop_rolls_back` in
-//! tests/kubernetes.rs rolls one back for real, and the virtual-time soak
+//! `kubernetes` rolls one back for real, and the virtual-time soak
 //! (src/engine/soak) checks when.
 
 use crate::common::Daemon;
