@@ -283,7 +283,7 @@ async fn three_racing_sidecars_roll_back_exactly_once() {
     );
     let stood_down: u64 = sidecars
         .iter()
-        .map(|s| prevented(&s, "health-down", "already_rolled_back"))
+        .map(|s| prevented(s, "health-down", "already_rolled_back"))
         .sum();
     assert_eq!(stood_down, 2);
     for s in sidecars {
