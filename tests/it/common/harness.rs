@@ -10,7 +10,7 @@ use backstop::rules::State;
 use backstop::telemetry::Event;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::{Instant, sleep};
@@ -31,10 +31,13 @@ pub struct Daemon {
     interval: Option<Duration>,
     /// Every action outcome seen while waiting for events.
     pub actions: Vec<ActionRecord>,
-    /// One client for the admin endpoints, built on first use: building
-    /// one costs the test's thread (and so the daemon's) milliseconds of
-    /// TLS setup.
-    http: OnceLock<reqwest::Client>,
+    /// One client for the admin endpoints, built before the daemon starts:
+    /// building one costs the test's thread (and so the daemon's)
+    /// milliseconds of TLS setup, which would show as probe schedule lag.
+    /// It lets an idle connection go well before the server closes it
+    /// (`IDLE_TIMEOUT` in src/server/conn.rs, 10 s), so no request goes
+    /// out on a connection the server is closing at that moment.
+    pub http: reqwest::Client,
 }
 
 /// Probes counted so far, and when.
@@ -58,6 +61,10 @@ impl Daemon {
     /// For a configuration or a start that may be refused: the reason.
     pub async fn try_start(yaml: &str, options: backstop::Options) -> Result<Daemon, String> {
         backstop::init_tls();
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .expect("a plain HTTP client");
         let config = backstop::config::parse(yaml, &|_| None)
             .map_err(|e| format!("test config invalid:\n{e}"))?;
         let interval = config
@@ -78,7 +85,7 @@ impl Daemon {
             events,
             interval,
             actions: Vec::new(),
-            http: OnceLock::new(),
+            http,
         })
     }
 
@@ -102,10 +109,6 @@ impl Daemon {
     /// The admin server's URL for `path`.
     pub fn admin(&self, path: &str) -> String {
         format!("http://{}{path}", self.running.addr)
-    }
-
-    pub fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(reqwest::Client::new)
     }
 
     pub async fn shutdown(self) {
@@ -142,7 +145,7 @@ impl Daemon {
     }
 
     pub async fn metrics(&self) -> String {
-        let (code, text) = get(self.http(), &self.admin("/metrics")).await;
+        let (code, text) = get(&self.http, &self.admin("/metrics")).await;
         assert_eq!(code, 200, "/metrics");
         text
     }
@@ -218,11 +221,11 @@ impl Daemon {
     /// The kubelet's and the person's endpoints still answer.
     pub async fn assert_serving(&self) {
         assert_eq!(
-            get(self.http(), &self.admin("/healthz")).await.0,
+            get(&self.http, &self.admin("/healthz")).await.0,
             200,
             "/healthz"
         );
-        let (code, body) = get(self.http(), &self.admin("/status")).await;
+        let (code, body) = get(&self.http, &self.admin("/status")).await;
         assert_eq!(code, 200, "/status: {body}");
         let status: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(status["targets"][0]["name"], TARGET);
@@ -310,7 +313,7 @@ pub struct QueueWatch {
 impl QueueWatch {
     pub fn start(d: &Daemon, receiver: &'static str) -> QueueWatch {
         let max = Arc::new(AtomicI64::new(-1));
-        let (m, url, http) = (max.clone(), d.admin("/metrics"), d.http().clone());
+        let (m, url, http) = (max.clone(), d.admin("/metrics"), d.http.clone());
         let task = tokio::spawn(async move {
             loop {
                 let (_, text) = get(&http, &url).await;
