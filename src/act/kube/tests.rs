@@ -1,6 +1,6 @@
 //! The rollback decision on hand-written objects (no server), and error
 //! classification. The whole round trip through the real client is in
-//! tests/kubernetes.rs against the strict fake API server.
+//! tests/it/kubernetes.rs against the strict fake API server.
 
 use super::plan::{self, BAD_TEMPLATES, Plan, Why};
 use super::*;
