@@ -110,16 +110,6 @@ impl ConfigDiff {
             receivers,
         }
     }
-
-    /// The new index of the old rule `old`, when it carried over.
-    pub fn rule_moved_to(&self, old: usize) -> Option<usize> {
-        self.rules.iter().position(|j| *j == Some(old))
-    }
-
-    /// The new index of the old target `old`, when it carried over.
-    pub fn target_moved_to(&self, old: usize) -> Option<usize> {
-        self.targets.iter().position(|j| *j == Some(old))
-    }
 }
 
 /// Whether an old SLO and a new one of the same name mean the same thing.
@@ -264,7 +254,6 @@ mod tests {
         assert_eq!(d.targets, vec![Some(1), Some(0)]);
         assert_eq!(d.slos, vec![Some(0)]);
         assert_eq!(d.rules, vec![None, Some(1), Some(0)]);
-        assert_eq!(d.rule_moved_to(0), Some(2));
         assert!(!d.receivers.any());
     }
 

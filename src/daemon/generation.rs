@@ -9,7 +9,7 @@ use super::{StartError, status_url};
 use crate::act::{ActionLog, Backend, Receivers, Revision, alertmanager, grafana, pagerduty};
 use crate::cluster::{self, RestartWatcher};
 use crate::config::{Config, ReceiverChanges};
-use crate::probe::{Prober, Probes};
+use crate::probe::{Prober, Probes, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -33,6 +33,8 @@ pub(super) struct Generation {
     pub number: u64,
     pub config: Arc<Config>,
     pub cluster: Option<(cluster::Connection, cluster::Identity)>,
+    /// Every target's request, in order.
+    pub requests: Vec<Request>,
     pub prober: Prober,
     pub backend: Option<Backend>,
     /// The receivers `built` names, and their loops.
@@ -51,7 +53,7 @@ impl Generation {
         build: ReceiverChanges,
         env: &Env,
     ) -> Result<Generation, StartError> {
-        Probes::check(&config)?;
+        let requests = Probes::requests(&config)?;
         let prober = Prober::new(&config.tls)?;
         let backend = Backend::from_config(&config, cluster.clone())?;
         let (receivers, receiver_runs) = build_receivers(&config, build, env)?;
@@ -59,6 +61,7 @@ impl Generation {
             number,
             config,
             cluster,
+            requests,
             prober,
             backend,
             receivers,

@@ -185,15 +185,16 @@ pub async fn start(
     let (status_tx, status_rx) = mpsc::channel(16);
     let (engine_tx, engine_rx) = mpsc::channel(1);
 
+    let watcher = spawn_watcher(&built, &options, &restart_tx, &stop, &mut tasks);
     let probes = Probes::start(
         &config,
         built.number,
-        built.prober.clone(),
+        built.requests,
+        built.prober,
         sample_tx,
         telemetry.probe.clone(),
         stop.child_token(),
-    )?;
-    let watcher = spawn_watcher(&built, &options, &restart_tx, &stop, &mut tasks);
+    );
 
     let engine = Engine::new(config.clone(), telemetry.engine.clone(), now);
     let inputs = Inputs {

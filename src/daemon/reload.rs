@@ -78,6 +78,7 @@ impl Running {
 
         let Generation {
             cluster,
+            requests,
             prober,
             backend,
             receivers,
@@ -115,9 +116,7 @@ impl Running {
         applied.await.map_err(|_| ReloadError::Stopped)?;
 
         // The engine reads the new generation: probes move to it.
-        live.probes
-            .apply(&config, &diff, number, prober)
-            .map_err(StartError::from)?;
+        live.probes.apply(&config, &diff, number, requests, prober);
         if new_watcher {
             if let Some(old) = live.watcher.take() {
                 old.cancel();

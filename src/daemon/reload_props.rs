@@ -193,7 +193,7 @@ async fn run(first: Shape, steps: Vec<Step>) {
                 match engine.record(&sample) {
                     Some(t) => {
                         // Read against the target it was taken of, or not at all.
-                        let taken_of = if previous_generation(&sample, generation) {
+                        let taken_of = if sample.generation != generation {
                             &before
                         } else {
                             &current
@@ -221,10 +221,6 @@ async fn run(first: Shape, steps: Vec<Step>) {
     }
     stop.cancel();
     actor.await.expect("the actions stage does not panic");
-}
-
-fn previous_generation(s: &Sample, generation: u64) -> bool {
-    s.generation != generation
 }
 
 proptest! {

@@ -10,7 +10,7 @@ mod schedule;
 mod telemetry;
 
 pub use expect::{Body, check, json_path};
-pub use http::Prober;
+pub use http::{Prober, Request};
 pub use schedule::{Place, Probes, Warmup};
 pub use telemetry::{Probed, Telemetry};
 

@@ -48,12 +48,12 @@ impl Probes {
     pub fn start(
         config: &Config,
         generation: u64,
+        requests: Vec<Request>,
         prober: Prober,
         samples: mpsc::Sender<Sample>,
         telemetry: Telemetry,
         stop: CancellationToken,
-    ) -> Result<Probes, ClientError> {
-        let requests = requests(config)?;
+    ) -> Probes {
         let mut probes = Probes {
             prober,
             samples,
@@ -65,26 +65,27 @@ impl Probes {
         for (index, (target, request)) in config.targets.iter().zip(requests).enumerate() {
             probes.spawn(target, request, Place { generation, index });
         }
-        Ok(probes)
+        probes
     }
 
-    /// Requests for every target of a configuration, checked before
-    /// anything changes.
-    pub fn check(config: &Config) -> Result<(), ClientError> {
-        requests(config).map(drop)
+    /// The request of every target of `config`, in order: built (and so
+    /// checked) with the rest of a generation, before anything changes.
+    pub fn requests(config: &Config) -> Result<Vec<Request>, ClientError> {
+        config.targets.iter().map(Request::new).collect()
     }
 
     /// Move to `config` (generation `generation`): targets `diff` says are
     /// the same keep probing (told their new place), the others stop, new
-    /// and changed ones start (with `prober`, the new configuration's).
+    /// and changed ones start (with `requests` and `prober`, the new
+    /// configuration's).
     pub fn apply(
         &mut self,
         config: &Config,
         diff: &ConfigDiff,
         generation: u64,
+        requests: Vec<Request>,
         prober: Prober,
-    ) -> Result<(), ClientError> {
-        let requests = requests(config)?;
+    ) {
         let mut kept = HashMap::new();
         for (index, from) in diff.targets.iter().enumerate() {
             let name = &config.targets[index].name;
@@ -105,7 +106,6 @@ impl Probes {
                 self.spawn(target, request, Place { generation, index });
             }
         }
-        Ok(())
     }
 
     /// Stop every task and wait for them.
@@ -143,10 +143,6 @@ impl Probes {
             },
         );
     }
-}
-
-fn requests(config: &Config) -> Result<Vec<Request>, ClientError> {
-    config.targets.iter().map(Request::new).collect()
 }
 
 struct TargetLoop {
