@@ -370,6 +370,7 @@ async fn engine_loop(
                 if now >= next_tick {
                     next_tick = now + TICK;
                     engine.publish_slos(now);
+                    engine.roll_history(now);
                     engine.evaluate(now, Scope::Tick)
                 } else if engine.next_deadline().is_some_and(|d| d <= now) {
                     engine.evaluate(now, Scope::Tick)

@@ -16,8 +16,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
+mod history;
 mod reload;
 mod telemetry;
+pub use history::{POINTS as HISTORY_POINTS, STEP as HISTORY_STEP, Series, TargetHistory};
+use history::{SloTrack, TargetTrack};
 use reload::Previous;
 pub use reload::{Carried, Dropped};
 pub use telemetry::{TargetHealth, Telemetry, Transitioned};
@@ -73,13 +76,17 @@ struct TargetState {
     /// rule's span is judged with the time before it taken as healthy.
     first: Option<Instant>,
     last: Option<LastProbe>,
+    /// The last failed probe, kept after the target recovers.
+    last_failure: Option<LastProbe>,
     /// Probes seen, counted or not.
     probes: u64,
     health: TargetHealth,
+    /// The last 15 minutes, for the charts.
+    track: TargetTrack,
 }
 
 #[derive(Debug, Clone, Serialize)]
-struct LastProbe {
+pub struct LastProbe {
     #[serde(skip)]
     at: Instant,
     success: bool,
@@ -109,6 +116,8 @@ pub struct Engine {
     /// Per SLO, per target: index of the SLO's latency threshold in that target's window.
     slo_thresholds: Vec<Vec<Option<usize>>>,
     rules: Vec<RuleState>,
+    /// Per SLO: its burn rate over the last 15 minutes.
+    slo_tracks: Vec<SloTrack>,
     started: Instant,
     /// Container restarts seen, newest last, within `restarts_window`.
     restarts: VecDeque<(Instant, u32)>,
@@ -159,8 +168,10 @@ impl Engine {
                 consecutive_failures: 0,
                 first: None,
                 last: None,
+                last_failure: None,
                 probes: 0,
                 health: telemetry.target_health(&target.name),
+                track: TargetTrack::new(now),
             })
             .collect();
         let rules = config
@@ -174,6 +185,7 @@ impl Engine {
             })
             .collect();
         let restarts_window = config.restarts_window().unwrap_or_default();
+        let slo_tracks = config.slos.iter().map(|_| SloTrack::new(now)).collect();
         let engine = Engine {
             config,
             generation: 0,
@@ -183,6 +195,7 @@ impl Engine {
             targets,
             slo_thresholds,
             rules,
+            slo_tracks,
             started: now,
             restarts: VecDeque::new(),
             restarts_window,
@@ -231,13 +244,17 @@ impl Engine {
                 (Some(reason.metric_label()), Some(detail.clone()))
             }
         };
-        t.last = Some(LastProbe {
+        let last = LastProbe {
             at: s.at,
             success: s.outcome.is_success(),
             latency_seconds: s.latency.as_secs_f64(),
             reason,
             detail,
-        });
+        };
+        if !last.success {
+            t.last_failure = Some(last.clone());
+        }
+        t.last = Some(last);
         t.probes += 1;
         if !s.counted {
             return;
@@ -245,6 +262,7 @@ impl Engine {
         let ok = s.outcome.is_success();
         t.first.get_or_insert(s.at);
         t.window.record(s.at, ok, s.latency);
+        t.track.record(s.at, ok, s.latency);
         t.consecutive_failures = if ok {
             0
         } else {
@@ -366,6 +384,28 @@ impl Engine {
         }
     }
 
+    /// Close the chart steps that ended by `now` (done on the tick): each
+    /// SLO's point is its burn rate over its shortest reported window, the
+    /// same number `/status` and the gauges show.
+    pub fn roll_history(&mut self, now: Instant) {
+        for t in &mut self.targets {
+            t.track.roll(now);
+        }
+        for i in 0..self.slo_tracks.len() {
+            if !self.slo_tracks[i].due(now) {
+                continue;
+            }
+            let burn_rate = slo_windows(&self.config, i)
+                .into_iter()
+                .min()
+                .and_then(|span| {
+                    let (good, total) = self.slo_counts(i, span, now);
+                    slo::evaluate(good, total, self.config.slos[i].objective, span).burn_rate
+                });
+            self.slo_tracks[i].roll(now, || burn_rate);
+        }
+    }
+
     fn slo_counts(&self, slo: usize, span: Duration, now: Instant) -> (u64, u64) {
         let s = &self.config.slos[slo];
         s.targets.iter().fold((0, 0), |(good, total), &t| {
@@ -484,7 +524,7 @@ impl Observations for View<'_> {
 }
 
 mod status;
-pub use status::{EngineStatus, RuleStatus, SloStatus, TargetStatus};
+pub use status::{EngineStatus, LastFailure, RuleStatus, SloStatus, TargetStatus};
 
 #[cfg(test)]
 mod soak;

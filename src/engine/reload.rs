@@ -120,6 +120,17 @@ impl Engine {
             })
             .collect();
 
+        // An SLO's chart carries over by name: its burn rate is the same
+        // series, whatever else changed.
+        let mut old_tracks: Vec<Option<_>> = old.slo_tracks.into_iter().map(Some).collect();
+        for (i, slo) in self.config.slos.iter().enumerate() {
+            if let Some(j) = old.config.slos.iter().position(|o| o.name == slo.name)
+                && let Some(track) = old_tracks[j].take()
+            {
+                self.slo_tracks[i] = track;
+            }
+        }
+
         if old.restarts_window == self.restarts_window {
             self.restarts = old.restarts;
             self.restarts_seen = old.restarts_seen;

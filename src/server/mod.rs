@@ -10,6 +10,7 @@
 mod api;
 mod conn;
 mod fds;
+mod headline;
 mod html;
 mod telemetry;
 mod verdict;
@@ -335,6 +336,8 @@ async fn snapshot(shared: &Shared) -> Option<EngineStatus> {
 /// The whole `/status` document.
 #[derive(Serialize)]
 pub struct Status {
+    /// What matters now, in one sentence.
+    pub headline: headline::Headline,
     pub service: String,
     pub version: &'static str,
     pub revision: RevisionStatus,
@@ -365,7 +368,10 @@ async fn status(shared: &Shared) -> Option<Status> {
     let engine = snapshot(shared).await?;
     let config = shared.config();
     let rb = &config.rollback;
+    let actions = shared.actions.latest();
+    let maintenance = shared.maintenance.borrow().clone();
     Some(Status {
+        headline: headline::of(&shared.revision.id, &engine, &actions, maintenance.as_ref()),
         service: config.service.clone(),
         version: env!("CARGO_PKG_VERSION"),
         revision: RevisionStatus {
@@ -383,9 +389,9 @@ async fn status(shared: &Shared) -> Option<Status> {
             bake_seconds: rb.bake.as_secs_f64(),
             cooldown_seconds: rb.cooldown.as_secs_f64(),
         },
-        maintenance: shared.maintenance.borrow().clone(),
+        maintenance,
         engine,
-        actions: shared.actions.latest(),
+        actions,
     })
 }
 

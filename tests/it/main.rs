@@ -30,5 +30,6 @@ mod pagerduty;
 mod prometheus;
 mod reload;
 mod secrets;
+mod status_page;
 mod tls;
 mod verdict;
