@@ -66,10 +66,9 @@ struct RunArgs {
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s) {
+    match backstop::config::parse_duration(s) {
         Ok(d) if d.is_zero() => Err("must be above 0 (like 5s)".into()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("{e} (write it like 5s or 500ms)")),
+        other => other,
     }
 }
 

@@ -48,6 +48,12 @@ pub const DEFAULT_STATUS_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Default address of the admin server (`listen`).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9464";
 
+/// A duration as the configuration writes it (`500ms`, `5s`, `1h30m`; units
+/// ms, s, m, h, d), for command-line options that take one too.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    units::parse_duration(text.trim())
+}
+
 /// Reads and validates the configuration file at `path`, expanding `${VAR}`
 /// from the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
