@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::error::{self, Problems};
 use super::raw::{self, RawBurnRate, RawErrorRate, RawLatency, RawRestarts, RawRule, RawWhen};
 use super::types::{Action, Condition, Rule, Severity};
-use super::units::{self, Zero, show};
+use super::units::{self, Zero, decimal, show};
 use super::validate::Refs;
 use super::values;
 
@@ -466,10 +466,4 @@ fn actions(p: &mut Problems, path: &str, value: &Value, refs: &Refs) -> Option<V
         ok = false;
     }
     ok.then_some(out)
-}
-
-/// A number for messages: at most six decimals, no trailing zeros.
-fn decimal(x: f64) -> String {
-    let s = format!("{x:.6}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

@@ -103,11 +103,31 @@ const LOOKALIKES: &[(&str, Option<&str>, &str)] = &[
     ("msec", Some("ms"), "write milliseconds as ms"),
     ("msecs", Some("ms"), "write milliseconds as ms"),
     ("millis", Some("ms"), "write milliseconds as ms"),
-    ("ns", Some("s"), "nothing shorter than a millisecond is accepted"),
-    ("us", Some("s"), "nothing shorter than a millisecond is accepted"),
-    ("µs", Some("s"), "nothing shorter than a millisecond is accepted"),
-    ("w", None, "weeks are not accepted; write days, like \"14d\""),
-    ("y", None, "years are not accepted; write days, like \"365d\""),
+    (
+        "ns",
+        Some("s"),
+        "nothing shorter than a millisecond is accepted",
+    ),
+    (
+        "us",
+        Some("s"),
+        "nothing shorter than a millisecond is accepted",
+    ),
+    (
+        "µs",
+        Some("s"),
+        "nothing shorter than a millisecond is accepted",
+    ),
+    (
+        "w",
+        None,
+        "weeks are not accepted; write days, like \"14d\"",
+    ),
+    (
+        "y",
+        None,
+        "years are not accepted; write days, like \"365d\"",
+    ),
 ];
 
 /// A duration: one or more `<number><unit>` (`500ms`, `1.5s`, `1h30m`,
@@ -194,7 +214,13 @@ fn unknown_unit(s: &str, parts: &[(&str, &str)], unit: &str) -> String {
     let hint = replacement.map(|r| {
         let fixed: Vec<String> = parts
             .iter()
-            .map(|(n, u)| if *u == unit { format!("{n}{r}") } else { format!("{n}{u}") })
+            .map(|(n, u)| {
+                if *u == unit {
+                    format!("{n}{r}")
+                } else {
+                    format!("{n}{u}")
+                }
+            })
             .collect();
         format!("; did you mean \"{}\"?", fixed.join(""))
     });
@@ -318,6 +344,12 @@ pub(super) fn boolean(p: &mut Problems, path: &str, value: &Value) -> Option<boo
     parsed
 }
 
+/// A number for messages: at most six decimals, no trailing zeros.
+pub(super) fn decimal(x: f64) -> String {
+    let s = format!("{x:.6}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// Percent → fraction, rounded to 12 decimals so that 99.9 becomes exactly
 /// the f64 nearest 0.999 (not 0.9990000000000001) in metrics and `/status`.
 pub(super) fn fraction(percent: f64) -> f64 {
@@ -397,11 +429,15 @@ mod tests {
         let units = " (units: ms, s, m, h, d)";
         assert_eq!(
             err("5M"),
-            format!(r#""5M" is not a duration: M is not minutes (nor months); did you mean "5m"?{units}"#)
+            format!(
+                r#""5M" is not a duration: M is not minutes (nor months); did you mean "5m"?{units}"#
+            )
         );
         assert_eq!(
             err("1h30M"),
-            format!(r#""1h30M" is not a duration: M is not minutes (nor months); did you mean "1h30m"?{units}"#)
+            format!(
+                r#""1h30M" is not a duration: M is not minutes (nor months); did you mean "1h30m"?{units}"#
+            )
         );
         assert_eq!(
             err("10sec"),
@@ -409,19 +445,27 @@ mod tests {
         );
         assert_eq!(
             err("5 minutes"),
-            format!(r#""5 minutes" is not a duration: write minutes as m; did you mean "5m"?{units}"#)
+            format!(
+                r#""5 minutes" is not a duration: write minutes as m; did you mean "5m"?{units}"#
+            )
         );
         assert_eq!(
             err("2w"),
-            format!(r#""2w" is not a duration: weeks are not accepted; write days, like "14d"{units}"#)
+            format!(
+                r#""2w" is not a duration: weeks are not accepted; write days, like "14d"{units}"#
+            )
         );
         assert_eq!(
             err("1y"),
-            format!(r#""1y" is not a duration: years are not accepted; write days, like "365d"{units}"#)
+            format!(
+                r#""1y" is not a duration: years are not accepted; write days, like "365d"{units}"#
+            )
         );
         assert_eq!(
             err("5ns"),
-            format!(r#""5ns" is not a duration: nothing shorter than a millisecond is accepted; did you mean "5s"?{units}"#)
+            format!(
+                r#""5ns" is not a duration: nothing shorter than a millisecond is accepted; did you mean "5s"?{units}"#
+            )
         );
         assert_eq!(
             err("5x"),

@@ -18,7 +18,7 @@ use super::types::{
 };
 use super::units::{self, Zero};
 use super::values;
-use super::{rules, security, targets};
+use super::{rules, security, targets, warnings};
 
 /// Longest service name: it becomes a metric label and part of dedup keys,
 /// and 63 is the Kubernetes name limit it usually mirrors.
@@ -104,6 +104,12 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
     let otlp = otlp(p, &raw.otlp);
     let admin = security::admin(p, &raw.admin);
     let tls = security::tls(p, &raw.tls);
+    let valid = warnings::Valid {
+        targets: targets.as_deref(),
+        slos: slos.as_deref(),
+        rules: rules.as_deref(),
+    };
+    warnings::check(p, raw, &valid);
     Some(Config {
         service: service?,
         listen: listen?,

@@ -161,6 +161,9 @@ pub(super) fn secret_file(p: &mut Problems, path: &str, value: &Value) -> Option
         p.add(path, "must name a file");
         return None;
     }
+    if p.skip_file(path, file) {
+        return None;
+    }
     match read_limited(file) {
         Ok(contents) if contents.trim().is_empty() => {
             p.add(path, format!("file {file} is empty"));
