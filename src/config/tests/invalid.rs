@@ -346,6 +346,7 @@ fn rollback_backends() {
             deployment: Some("checkout".into()),
             namespace: None,
             timeout: std::time::Duration::from_secs(10),
+            container: "backstop".into(),
         }))
     );
     // Everything is optional: the Deployment is found through the pod's owners.
@@ -355,6 +356,7 @@ fn rollback_backends() {
             deployment: None,
             namespace: None,
             timeout: std::time::Duration::from_secs(10),
+            container: "backstop".into(),
         }))
     );
     assert_eq!(
@@ -369,7 +371,7 @@ fn rollback_backends() {
         ),
         vec![
             "rollback: set either kubernetes or webhook, not both",
-            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout); did you mean "namespace"?"#,
+            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, container); did you mean "namespace"?"#,
             "rollback.bake: must be greater than 0, got 0s",
             r#"rollback.dry_run: expected true or false, got "yes""#,
         ]
