@@ -67,10 +67,11 @@ struct RunArgs {
     /// Configuration file.
     #[arg(long, short, env = "BACKSTOP_CONFIG")]
     config: Option<PathBuf>,
-    /// The revision being guarded (outside Kubernetes); its age counts from
-    /// process start.
-    #[arg(long, env = "BACKSTOP_REVISION", default_value = "unknown")]
-    revision: String,
+    /// The revision being guarded (outside Kubernetes), e.g. the release's
+    /// version; its age counts from process start. Without it every release
+    /// is "unnamed", and backstop warns.
+    #[arg(long, env = "BACKSTOP_REVISION")]
+    revision: Option<String>,
     /// How often the configuration file is checked for changes (a new
     /// configuration also loads on SIGHUP).
     #[arg(long, default_value = "5s", value_parser = positive_duration)]
@@ -218,7 +219,10 @@ fn run(args: RunArgs) -> ExitCode {
         config.rollback.backend,
         Some(backstop::config::RollbackBackend::Kubernetes(_))
     );
-    let mut options = backstop::Options::new(args.revision);
+    let mut options = match args.revision {
+        Some(revision) => backstop::Options::new(revision),
+        None => backstop::Options::unnamed(),
+    };
     runtime(async move {
         let otlp = config.otlp.as_ref();
         let endpoint = otlp.and_then(|o| o.endpoint.as_ref());

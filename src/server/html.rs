@@ -23,6 +23,9 @@ pub fn page(s: &Status) -> String {
         rb = s.rollback.backend.unwrap_or("none"),
         dry = if s.rollback.dry_run { " (dry run)" } else { "" },
     );
+    if let Some(warning) = s.revision.warning {
+        let _ = write!(h, "<p class=firing><b>Warning:</b> {}</p>", esc(warning));
+    }
     h.push_str("<h2>Rules</h2><table><tr><th>rule</th><th>state</th><th>for</th><th>actions</th><th>evidence</th></tr>");
     for r in &s.engine.rules {
         let _ = write!(

@@ -219,6 +219,7 @@ fn sigterm_stops_the_daemon_with_status_0_within_a_second() {
         .arg("run")
         .arg("--config")
         .arg(f.path())
+        .env_remove("BACKSTOP_REVISION")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -263,6 +264,13 @@ fn sigterm_stops_the_daemon_with_status_0_within_a_second() {
         .unwrap();
     let parsed: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
     assert_eq!(parsed["level"], "INFO");
+    // No --revision outside Kubernetes: said loudly at start.
+    let unnamed = first
+        .lines()
+        .find(|l| l.contains("no revision named"))
+        .unwrap_or_else(|| panic!("no warning about the unnamed revision in:\n{first}"));
+    let parsed: serde_json::Value = serde_json::from_str(unnamed).expect("JSON log line");
+    assert_eq!(parsed["level"], "WARN");
 }
 
 /// The child, killed if the test ends before it does.
