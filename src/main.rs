@@ -29,11 +29,9 @@ struct Cli {
 enum Command {
     /// Run the sidecar (the default).
     Run(RunArgs),
-    /// Validate a configuration file; print every problem; exit 2 if invalid.
-    CheckConfig {
-        /// The YAML file to check.
-        file: PathBuf,
-    },
+    /// Validate a configuration file; print every problem (exit 2) and
+    /// every warning (valid, but almost certainly meant otherwise; exit 0).
+    CheckConfig(CheckArgs),
     /// Start a sample app, break it, and watch backstop roll it back.
     Demo,
     /// Print Prometheus recording rules and multi-window burn-rate alerts
@@ -50,15 +48,30 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The YAML file to check (or --config FILE, or BACKSTOP_CONFIG, as for `run`).
+    file: Option<PathBuf>,
+    /// Configuration file.
+    #[arg(long, short, env = "BACKSTOP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Check without the environment (in CI): structure, references, units
+    /// and patterns; list the ${VARS} and files a start would need instead
+    /// of reading them.
+    #[arg(long)]
+    offline: bool,
+}
+
 #[derive(clap::Args, Clone)]
 struct RunArgs {
     /// Configuration file.
     #[arg(long, short, env = "BACKSTOP_CONFIG")]
     config: Option<PathBuf>,
-    /// The revision being guarded (outside Kubernetes); its age counts from
-    /// process start.
-    #[arg(long, env = "BACKSTOP_REVISION", default_value = "unknown")]
-    revision: String,
+    /// The revision being guarded (outside Kubernetes), e.g. the release's
+    /// version; its age counts from process start. Without it every release
+    /// is "unnamed", and backstop warns.
+    #[arg(long, env = "BACKSTOP_REVISION")]
+    revision: Option<String>,
     /// How often the configuration file is checked for changes (a new
     /// configuration also loads on SIGHUP).
     #[arg(long, default_value = "5s", value_parser = positive_duration)]
@@ -66,10 +79,9 @@ struct RunArgs {
 }
 
 fn positive_duration(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s) {
+    match backstop::config::parse_duration(s) {
         Ok(d) if d.is_zero() => Err("must be above 0 (like 5s)".into()),
-        Ok(d) => Ok(d),
-        Err(e) => Err(format!("{e} (write it like 5s or 500ms)")),
+        other => other,
     }
 }
 
@@ -77,7 +89,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     backstop::init_tls();
     match cli.command {
-        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::CheckConfig(args)) => check_config(args),
         Some(Command::Demo) => {
             runtime(async { backstop::demo::run().await.map(|()| ExitCode::SUCCESS) })
         }
@@ -99,28 +111,81 @@ fn main() -> ExitCode {
 
 /// The configuration at `file`, or every problem printed and exit status 2.
 fn load_or_report(file: &Path) -> Result<backstop::config::Config, ExitCode> {
-    backstop::config::load(file).map_err(|errors| {
-        eprintln!("{}: {} problem(s):", file.display(), errors.0.len());
-        for e in &errors.0 {
-            eprintln!("  {e}");
+    let checked = backstop::config::check_file(file, false);
+    match checked.config {
+        Some(config) if checked.errors.is_empty() => Ok(config),
+        _ => {
+            report_problems(file, &checked.errors);
+            Err(ExitCode::from(2))
         }
-        ExitCode::from(2)
-    })
+    }
 }
 
-fn check_config(file: &Path) -> ExitCode {
-    match load_or_report(file) {
-        Ok(c) => {
-            println!(
-                "{}: valid ({} targets, {} SLOs, {} rules)",
-                file.display(),
-                c.targets.len(),
-                c.slos.len(),
-                c.rules.len()
-            );
-            ExitCode::SUCCESS
+fn report_problems(file: &Path, errors: &[backstop::config::ConfigError]) {
+    eprintln!("{}: {} problem(s):", file.display(), errors.len());
+    for e in errors {
+        eprintln!("  {}", e.located());
+    }
+}
+
+fn check_config(args: CheckArgs) -> ExitCode {
+    let Some(file) = args.file.or(args.config) else {
+        eprintln!(
+            "backstop check-config: no configuration: name the file, pass --config FILE or set BACKSTOP_CONFIG"
+        );
+        return ExitCode::from(2);
+    };
+    let checked = backstop::config::check_file(&file, args.offline);
+    let valid = checked.errors.is_empty();
+    if !valid {
+        report_problems(&file, &checked.errors);
+    }
+    for w in &checked.warnings {
+        eprintln!("warning: {}", w.located());
+    }
+    if !valid {
+        return ExitCode::from(2);
+    }
+    let [targets, slos, rules] = checked.counts;
+    let warnings = match checked.warnings.len() {
+        0 => String::new(),
+        1 => ", 1 warning".to_owned(),
+        n => format!(", {n} warnings"),
+    };
+    println!(
+        "{}: valid{} ({targets} targets, {slos} SLOs, {rules} rules{warnings})",
+        file.display(),
+        if args.offline { " offline" } else { "" },
+    );
+    if args.offline {
+        print_needed(&checked);
+    }
+    ExitCode::SUCCESS
+}
+
+/// What an offline check left to the environment, one line per variable or
+/// file with every place it is used.
+fn print_needed(checked: &backstop::config::Checked) {
+    if checked.variables.is_empty() && checked.files.is_empty() {
+        println!("needs nothing from the environment");
+        return;
+    }
+    println!("needs from the environment to start:");
+    for (kind, list) in [("variable", &checked.variables), ("file", &checked.files)] {
+        let mut names: Vec<&str> = Vec::new();
+        for n in list.iter() {
+            if !names.contains(&n.name.as_str()) {
+                names.push(&n.name);
+            }
         }
-        Err(code) => code,
+        for name in names {
+            let at: Vec<&str> = list
+                .iter()
+                .filter(|n| n.name == name)
+                .map(|n| n.at.as_str())
+                .collect();
+            println!("  {kind} {name} (at {})", at.join(", "));
+        }
     }
 }
 
@@ -141,27 +206,36 @@ fn run(args: RunArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    let config = match backstop::config::load(&path) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{}: {} problem(s):", path.display(), errors.0.len());
-            for e in &errors.0 {
-                eprintln!("  {e}");
-            }
+    let checked = backstop::config::check_file(&path, false);
+    let config = match checked.config {
+        Some(config) if checked.errors.is_empty() => config,
+        _ => {
+            report_problems(&path, &checked.errors);
             return ExitCode::from(2);
         }
     };
+    let warnings = checked.warnings;
     let uses_kubernetes = matches!(
         config.rollback.backend,
         Some(backstop::config::RollbackBackend::Kubernetes(_))
     );
-    let mut options = backstop::Options::new(args.revision);
+    let mut options = match args.revision {
+        Some(revision) => backstop::Options::new(revision),
+        None => backstop::Options::unnamed(),
+    };
     runtime(async move {
         let otlp = config.otlp.as_ref();
         let endpoint = otlp.and_then(|o| o.endpoint.as_ref());
         let traces = Traces::from_config(endpoint, otlp.is_some(), &config.service)
             .map_err(anyhow::Error::msg)?;
         backstop::telemetry::init_logs("info", traces.as_ref().map(Traces::tracer));
+        for w in &warnings {
+            tracing::warn!(
+                path = w.named.as_deref().unwrap_or(&w.path),
+                "configuration: {}",
+                w.message
+            );
+        }
         if uses_kubernetes {
             options.kubernetes = Some(in_cluster().await?);
         }

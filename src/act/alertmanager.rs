@@ -410,6 +410,7 @@ mod tests {
                 window_seconds: 600.0,
                 restarts: Some(4),
                 above: 3,
+                containers: "every container but backstop".into(),
             },
             actions: vec!["page"],
             rolled_back: false,

@@ -54,6 +54,18 @@ pub struct Revision {
     pub since: Instant,
 }
 
+impl Revision {
+    /// The id of a revision nobody named (no `--revision` outside Kubernetes).
+    pub const UNNAMED: &'static str = "unnamed";
+    /// What an unnamed revision means for the guards: said at start, on
+    /// `/`, in `/status` (and counted by `backstop_revision_unnamed`).
+    pub const UNNAMED_WARNING: &'static str = "no revision named: outside Kubernetes backstop \
+        knows the release only from --revision (BACKSTOP_REVISION), so every release is \
+        \"unnamed\": bake counts from backstop's start, not the release's, and the rollback \
+        webhook gets the same revision and idempotency key for every release; start backstop \
+        with --revision set to the release's version";
+}
+
 /// What a rollback backend did (errors aside).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rolled {

@@ -6,8 +6,10 @@
 //! except the rollback write itself (which lives in `act`).
 
 mod restarts;
+mod revision;
 
 pub use restarts::{RestartWatcher, Restarts};
+pub use revision::{ROLLED_BACK_AT, ROLLED_BACK_FROM, became_current, replicaset_revision};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::authorization::v1::{
@@ -15,7 +17,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use std::time::{Duration, SystemTime};
 
 /// The annotation the Deployment controller keeps the revision in.
@@ -45,7 +47,8 @@ pub struct Identity {
     pub template_hash: String,
     /// Label selector (`k=v,...`) of this revision's pods.
     pub pod_selector: String,
-    /// How long ago the ReplicaSet was created (the revision's age).
+    /// How long ago this revision became the Deployment's current one (see
+    /// `became_current`): its age for `bake`.
     pub age: Duration,
 }
 
@@ -196,16 +199,20 @@ impl Identity {
             .ok_or_else(|| {
                 ClusterError::Setup(format!("ReplicaSet {ns}/{} has no selector", rs_ref.name))
             })?;
-        let age = rs
-            .metadata
-            .creation_timestamp
+        let siblings = d
+            .spec
             .as_ref()
-            .map(|t| {
-                let created = SystemTime::from(t.0);
-                SystemTime::now()
-                    .duration_since(created)
-                    .unwrap_or_default()
-            })
+            .map(|s| selector_string(&s.selector))
+            .unwrap_or_default();
+        let all = replicasets
+            .list(&ListParams::default().labels(&siblings))
+            .await
+            .map_err(api_error(format!(
+                "listing the ReplicaSets of Deployment {ns}/{}",
+                owner.name
+            )))?;
+        let age = became_current(&d, &rs, &all.items)
+            .map(|since| SystemTime::now().duration_since(since).unwrap_or_default())
             .unwrap_or_default();
         Ok(Identity {
             namespace: ns.to_string(),

@@ -1,25 +1,37 @@
 //! Crash loops: one list of the revision's pods per interval (never a
-//! request per pod), turned into "how many container restarts happened
-//! since the last look". A pod seen for the first time counts all its
+//! request per pod), turned into "how many restarts of each container
+//! happened since the last look" (a rule then counts the app's containers,
+//! not backstop's own). A pod seen for the first time counts all its
 //! restarts if it was created within the rule window (it started at zero),
 //! otherwise it only sets the baseline.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 /// Restarts observed by one look at the pods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restarts {
     pub at: Instant,
-    /// Container restarts since the previous look.
-    pub new: u32,
+    /// Restarts since the previous look, per container name (summed over
+    /// the pods), sorted by name; containers that did not restart are left out.
+    pub new: Vec<(String, u32)>,
     /// Pods of the revision seen in this look.
     pub pods: usize,
+}
+
+impl Restarts {
+    /// Restarts since the previous look of the containers `counts` accepts.
+    pub fn of(&self, counts: impl Fn(&str) -> bool) -> u32 {
+        self.new
+            .iter()
+            .filter(|(name, _)| counts(name))
+            .fold(0, |sum, (_, n)| sum.saturating_add(*n))
+    }
 }
 
 pub struct RestartWatcher {
@@ -28,22 +40,31 @@ pub struct RestartWatcher {
     every: Duration,
     /// Pods younger than this count their restarts in full on first sight.
     window: Duration,
-    seen: HashMap<String, u32>,
+    /// backstop's own container, which the pods should have.
+    own: String,
+    /// Said once that no pod has a container named `own`.
+    own_missing_said: bool,
+    /// Restart count per (pod uid, container name).
+    seen: HashMap<(String, String), u32>,
 }
 
 impl RestartWatcher {
+    /// `own`: the name of backstop's container in the pods.
     pub fn new(
         client: kube::Client,
         namespace: &str,
         selector: &str,
         every: Duration,
         window: Duration,
+        own: &str,
     ) -> Self {
         RestartWatcher {
             pods: Api::namespaced(client, namespace),
             selector: selector.to_string(),
             every,
             window,
+            own: own.to_string(),
+            own_missing_said: false,
             seen: HashMap::new(),
         }
     }
@@ -81,37 +102,54 @@ impl RestartWatcher {
         }
     }
 
-    /// Fold one list of pods into the per-pod counts.
+    /// Fold one list of pods into the per-container counts.
     pub fn observe(&mut self, pods: &[Pod], now: SystemTime) -> Restarts {
-        let mut new = 0u32;
-        let mut current = HashMap::with_capacity(pods.len());
+        let mut new: BTreeMap<String, u32> = BTreeMap::new();
+        let mut current = HashMap::with_capacity(pods.len() * 2);
+        let mut own_seen = false;
         for pod in pods {
-            let Some(uid) = pod.metadata.uid.clone() else {
+            let Some(uid) = &pod.metadata.uid else {
                 continue;
             };
-            let total: u32 = pod
-                .status
-                .iter()
-                .flat_map(|s| {
-                    s.container_statuses
-                        .iter()
-                        .flatten()
-                        .chain(s.init_container_statuses.iter().flatten())
-                })
-                .map(|c| u32::try_from(c.restart_count).unwrap_or(0))
-                .sum();
-            let before = match self.seen.get(&uid) {
-                Some(&b) => b,
-                None if self.young(pod, now) => 0,
-                None => total,
-            };
-            new = new.saturating_add(total.saturating_sub(before));
-            current.insert(uid, total);
+            let young = self.young(pod, now);
+            let statuses = pod.status.iter().flat_map(|s| {
+                s.container_statuses
+                    .iter()
+                    .flatten()
+                    .chain(s.init_container_statuses.iter().flatten())
+            });
+            for c in statuses {
+                own_seen |= c.name == self.own;
+                let total = u32::try_from(c.restart_count).unwrap_or(0);
+                let key = (uid.clone(), c.name.clone());
+                let before = match self.seen.get(&key) {
+                    Some(&b) => b,
+                    None if young => 0,
+                    None => total,
+                };
+                let added = total.saturating_sub(before);
+                if added > 0 {
+                    let sum = new.entry(c.name.clone()).or_default();
+                    *sum = sum.saturating_add(added);
+                }
+                current.insert(key, total);
+            }
+        }
+        if !own_seen && !pods.is_empty() && !self.own_missing_said {
+            // Then "every container but backstop's own" is every container.
+            tracing::warn!(
+                container = self.own.as_str(),
+                "no container of this revision's pods is named {:?}: backstop's own restarts \
+                 count as the app's; set rollback.kubernetes.container to the name of \
+                 backstop's container",
+                self.own
+            );
+            self.own_missing_said = true;
         }
         self.seen = current;
         Restarts {
             at: Instant::now(),
-            new,
+            new: new.into_iter().collect(),
             pods: pods.len(),
         }
     }
@@ -152,6 +190,7 @@ mod tests {
             "app=checkout",
             Duration::from_secs(5),
             Duration::from_secs(600),
+            "backstop",
         )
     }
 
@@ -168,7 +207,10 @@ mod tests {
             ],
             SystemTime::now(),
         );
-        assert_eq!((first.new, first.pods), (2, 2));
+        assert_eq!(
+            (first.new.clone(), first.pods),
+            (vec![("app".into(), 2)], 2)
+        );
         let second = w.observe(
             &[
                 pod("old", hour, [6, 1]),
@@ -176,9 +218,12 @@ mod tests {
             ],
             SystemTime::now(),
         );
-        assert_eq!(second.new, 2);
+        // Per container: the app's and backstop's own apart.
+        assert_eq!(second.new, vec![("app".into(), 1), ("backstop".into(), 1)]);
+        assert_eq!(second.of(|c| c != "backstop"), 1);
+        assert_eq!(second.of(|_| true), 2);
         // A pod that went away and a new old-enough one: no spurious count.
         let third = w.observe(&[pod("other", hour, [9, 0])], SystemTime::now());
-        assert_eq!((third.new, third.pods), (0, 1));
+        assert_eq!((third.new, third.pods), (vec![], 1));
     }
 }

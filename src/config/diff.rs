@@ -212,12 +212,14 @@ impl Inputs<'_> {
                 Restarts {
                     above: x,
                     window: w,
+                    containers: c,
                 },
                 Restarts {
                     above: y,
                     window: v,
+                    containers: d,
                 },
-            ) => x == y && w == v && self.restarts_same,
+            ) => x == y && w == v && c == d && self.restarts_same,
             _ => false,
         }
     }

@@ -12,6 +12,10 @@ pub struct ConfigError {
     pub path: String,
     /// What is wrong, naming the bad value.
     pub message: String,
+    /// The path with the name of the target, SLO or rule it is in, for a
+    /// person: `rules[2] "fast-burn".when.burn_rate.slo`. None: the path
+    /// says it all (or names were not looked up).
+    pub named: Option<String>,
 }
 
 impl ConfigError {
@@ -19,6 +23,16 @@ impl ConfigError {
         ConfigError {
             path: path.into(),
             message: message.into(),
+            named: None,
+        }
+    }
+
+    /// `path: message`, with the path naming its target, SLO or rule when
+    /// that is known: what `check-config` and the logs print.
+    pub fn located(&self) -> String {
+        match &self.named {
+            Some(named) => format!("{named}: {}", self.message),
+            None => self.to_string(),
         }
     }
 }
@@ -55,21 +69,56 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// Collects problems while validation goes on, so that one run reports all
-/// of them instead of stopping at the first.
+/// of them instead of stopping at the first; also the warnings (valid values
+/// that are almost certainly meant otherwise) and, when checking offline,
+/// the files that were not read.
 #[derive(Debug, Default)]
-pub(super) struct Problems(Vec<ConfigError>);
+pub(super) struct Problems {
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+    /// Checking offline: files are listed in `files`, not read.
+    pub(super) offline: bool,
+    /// `(path, file)` of every file an offline check did not read.
+    pub(super) files: Vec<(String, String)>,
+}
 
 impl Problems {
+    pub(super) fn offline() -> Problems {
+        Problems {
+            offline: true,
+            ..Problems::default()
+        }
+    }
+
     pub(super) fn add(&mut self, path: &str, message: impl Into<String>) {
-        self.0.push(ConfigError::new(path, message));
+        self.errors.push(ConfigError::new(path, message));
     }
 
     pub(super) fn push(&mut self, error: ConfigError) {
-        self.0.push(error);
+        self.errors.push(error);
     }
 
+    /// A valid value that is almost certainly not what was meant.
+    pub(super) fn warn(&mut self, path: &str, message: impl Into<String>) {
+        self.warnings.push(ConfigError::new(path, message));
+    }
+
+    /// Offline: `file` (at `path`) would be read; says whether to skip it.
+    pub(super) fn skip_file(&mut self, path: &str, file: &str) -> bool {
+        if self.offline {
+            self.files.push((path.to_owned(), file.to_owned()));
+        }
+        self.offline
+    }
+
+    #[cfg(test)]
     pub(super) fn into_vec(self) -> Vec<ConfigError> {
-        self.0
+        self.errors
+    }
+
+    /// Errors, warnings, and the files an offline check did not read.
+    pub(super) fn into_parts(self) -> (Vec<ConfigError>, Vec<ConfigError>, Vec<(String, String)>) {
+        (self.errors, self.warnings, self.files)
     }
 }
 
@@ -159,7 +208,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 pub(super) fn check<T>(f: impl FnOnce(&mut Problems) -> Option<T>) -> Result<T, String> {
     let mut p = Problems::default();
     let out = f(&mut p);
-    let messages: Vec<String> = p.0.into_iter().map(|e| e.message).collect();
+    let messages: Vec<String> = p.errors.into_iter().map(|e| e.message).collect();
     match out {
         Some(v) if messages.is_empty() => Ok(v),
         _ => Err(messages.join(" | ")),

@@ -6,45 +6,82 @@ use serde_json::Value;
 
 use super::error::{self, ConfigError};
 
-/// Expands every string leaf of `value` in place. Returns one error per
-/// unset variable or malformed reference, at the path of its string; such a
-/// string is left as written.
-pub(super) fn expand(value: &mut Value, env: &dyn Fn(&str) -> Option<String>) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    walk(value, "", env, &mut errors);
-    errors
+/// What expansion found wrong. A string with any of these is left as written.
+#[derive(Debug, Default)]
+pub(super) struct Unexpanded {
+    /// Malformed references, and unset variables when the environment is
+    /// the one to run with.
+    pub(super) errors: Vec<ConfigError>,
+    /// Offline: `(path, variable)` of every variable without a default that
+    /// the environment would have to set.
+    pub(super) needed: Vec<(String, String)>,
+}
+
+/// Expands every string leaf of `value` in place, looking variables up in
+/// `env`; `offline`: no environment, unset variables are listed as needed
+/// rather than reported as errors.
+pub(super) fn expand(
+    value: &mut Value,
+    env: &dyn Fn(&str) -> Option<String>,
+    offline: bool,
+) -> Unexpanded {
+    let mut out = Unexpanded::default();
+    walk(value, "", env, offline, &mut out);
+    out
 }
 
 fn walk(
     value: &mut Value,
     path: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    errors: &mut Vec<ConfigError>,
+    offline: bool,
+    out: &mut Unexpanded,
 ) {
     match value {
         Value::String(s) => match expand_str(s, env) {
             Ok(expanded) => *s = expanded,
-            Err(messages) => {
-                errors.extend(messages.into_iter().map(|m| ConfigError::new(path, m)));
+            Err(problems) => {
+                for problem in problems {
+                    match problem {
+                        Problem::Unset(name) if offline => out.needed.push((path.to_owned(), name)),
+                        problem => out.errors.push(ConfigError::new(path, problem.to_string())),
+                    }
+                }
             }
         },
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                walk(item, &error::index(path, i), env, errors);
+                walk(item, &error::index(path, i), env, offline, out);
             }
         }
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                walk(v, &error::key(path, k), env, errors);
+                walk(v, &error::key(path, k), env, offline, out);
             }
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 
+/// Why a string could not be expanded.
+#[derive(Debug, PartialEq)]
+enum Problem {
+    Unset(String),
+    Malformed(String),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Unset(name) => write!(f, "environment variable {name} is not set"),
+            Problem::Malformed(message) => f.write_str(message),
+        }
+    }
+}
+
 /// Expands one string. Values substituted in are not expanded again, so an
 /// environment variable cannot inject further references.
-fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<String>> {
+fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<Problem>> {
     let mut out = String::with_capacity(s.len());
     let mut problems = Vec::new();
     let mut rest = s;
@@ -56,7 +93,9 @@ fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, V
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
             let Some(close) = tail.find('}') else {
-                problems.push(r#"unterminated "${" (write "$${" for a literal "${")"#.to_owned());
+                problems.push(Problem::Malformed(
+                    r#"unterminated "${" (write "$${" for a literal "${")"#.to_owned(),
+                ));
                 return Err(problems);
             };
             let reference = &tail[..close];
@@ -79,22 +118,22 @@ fn expand_str(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, V
 }
 
 /// Resolves the inside of `${...}`: `NAME` or `NAME:-default`.
-fn lookup(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn lookup(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Problem> {
     let (name, default) = match reference.split_once(":-") {
         Some((name, default)) => (name, Some(default)),
         None => (reference, None),
     };
     if !is_variable_name(name) {
-        return Err(format!(
+        return Err(Problem::Malformed(format!(
             "{:?} is not a valid variable reference (write ${{NAME}} or ${{NAME:-default}})",
             format!("${{{reference}}}")
-        ));
+        )));
     }
     match (env(name), default) {
         (Some(value), Some(default)) if value.is_empty() => Ok(default.to_owned()),
         (Some(value), _) => Ok(value),
         (None, Some(default)) => Ok(default.to_owned()),
-        (None, None) => Err(format!("environment variable {name} is not set")),
+        (None, None) => Err(Problem::Unset(name.to_owned())),
     }
 }
 
@@ -121,7 +160,7 @@ mod tests {
     }
 
     fn one(s: &str) -> Result<String, Vec<String>> {
-        expand_str(s, &env)
+        expand_str(s, &env).map_err(|p| p.iter().map(ToString::to_string).collect())
     }
 
     #[test]
@@ -164,7 +203,7 @@ mod tests {
             "targets": [{"headers": {"Authorization": "Bearer ${APP_TOKEN}"}, "url": "${TOKEN}"}],
             "${TOKEN}": 5,
         });
-        let errors = expand(&mut value, &env);
+        let errors = expand(&mut value, &env, false).errors;
         assert_eq!(
             errors,
             vec![ConfigError::new(
@@ -178,5 +217,21 @@ mod tests {
             value["targets"][0]["headers"]["Authorization"],
             "Bearer ${APP_TOKEN}"
         );
+    }
+
+    /// Offline, an unset variable is a need, not an error; a malformed
+    /// reference is an error either way, and defaults still apply.
+    #[test]
+    fn offline_lists_unset_variables_instead_of_refusing_them() {
+        let mut value = json!({
+            "a": "Bearer ${APP_TOKEN}",
+            "b": ["${PORT:-8080}", "${not valid}"],
+        });
+        let found = expand(&mut value, &|_| None, true);
+        assert_eq!(found.needed, vec![("a".to_owned(), "APP_TOKEN".to_owned())]);
+        assert_eq!(found.errors.len(), 1);
+        assert_eq!(found.errors[0].path, "b[1]");
+        assert_eq!(value["b"][0], "8080");
+        assert_eq!(value["a"], "Bearer ${APP_TOKEN}");
     }
 }

@@ -12,6 +12,7 @@ mod diff;
 mod error;
 mod expand;
 mod file;
+mod names;
 mod raw;
 mod rules;
 mod security;
@@ -20,6 +21,7 @@ mod types;
 mod units;
 mod validate;
 mod values;
+mod warnings;
 mod yaml;
 
 #[cfg(test)]
@@ -47,6 +49,12 @@ pub const DEFAULT_STATUS_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// Default address of the admin server (`listen`).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9464";
+
+/// A duration as the configuration writes it (`500ms`, `5s`, `1h30m`; units
+/// ms, s, m, h, d), for command-line options that take one too.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    units::parse_duration(text.trim())
+}
 
 /// Reads and validates the configuration file at `path`, expanding `${VAR}`
 /// from the process environment.
@@ -79,12 +87,94 @@ fn cannot_read(path: &Path, why: impl std::fmt::Display) -> ConfigErrors {
 /// (injectable for tests). On failure, returns every problem found, sorted
 /// in document order.
 pub fn parse(yaml: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
-    let document = yaml::parse(yaml).map_err(|e| ConfigErrors(vec![e]))?;
+    let checked = check(yaml, Some(env));
+    match checked.config {
+        Some(config) if checked.errors.is_empty() => Ok(config),
+        _ => Err(ConfigErrors(checked.errors)),
+    }
+}
+
+/// What `check` found.
+#[derive(Debug)]
+pub struct Checked {
+    /// The configuration, when it is valid and could be built (offline, a
+    /// file that was not read or a variable that is not set leaves it None).
+    pub config: Option<Config>,
+    /// Every problem, in document order; empty when valid.
+    pub errors: Vec<ConfigError>,
+    /// Valid values that are almost certainly meant otherwise, in document order.
+    pub warnings: Vec<ConfigError>,
+    /// Offline: the variables without a default the environment must set,
+    /// each with where it is used.
+    pub variables: Vec<Needed>,
+    /// Offline: the files that would be read, each with where it is named.
+    pub files: Vec<Needed>,
+    /// How many targets, SLOs and rules the file lists.
+    pub counts: [usize; 3],
+}
+
+/// Something only the environment can provide: a variable or a file, and
+/// where the configuration asks for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Needed {
+    pub name: String,
+    /// Where it is used, with names: `targets[2] "analytics".headers.Authorization`.
+    pub at: String,
+}
+
+/// Checks `path`: with `offline`, without the environment (see `check`).
+pub fn check_file(path: &Path, offline: bool) -> Checked {
+    let text = read_file(path).and_then(|bytes| {
+        String::from_utf8(bytes).map_err(|_| cannot_read(path, "it is not UTF-8 text"))
+    });
+    match text {
+        Ok(text) if offline => check(&text, None),
+        Ok(text) => check(&text, Some(&|name| std::env::var(name).ok())),
+        Err(errors) => Checked {
+            config: None,
+            errors: errors.0,
+            warnings: Vec::new(),
+            variables: Vec::new(),
+            files: Vec::new(),
+            counts: [0; 3],
+        },
+    }
+}
+
+/// Validates configuration text and says what looks wrong though valid.
+/// `env` looks up variables for `${VAR}`; None checks offline: everything
+/// that does not need the environment (structure, references, units,
+/// patterns), listing the variables and files a real start would need
+/// instead of reading them.
+pub fn check(yaml: &str, env: Option<&dyn Fn(&str) -> Option<String>>) -> Checked {
+    let document = match yaml::parse(yaml) {
+        Ok(document) => document,
+        Err(e) => {
+            return Checked {
+                config: None,
+                errors: vec![e],
+                warnings: Vec::new(),
+                variables: Vec::new(),
+                files: Vec::new(),
+                counts: [0; 3],
+            };
+        }
+    };
     let order = document.order;
     let mut value = document.value;
+    let offline = env.is_none();
+    let mut unexpanded = expand::expand(&mut value, env.unwrap_or(&|_| None), offline);
+    unexpanded
+        .needed
+        .sort_by_key(|(path, _)| order.position(path));
+    let names = names::Names::of(&value);
     let mut expand_errors = document.non_finite;
-    expand_errors.extend(expand::expand(&mut value, env));
-    let mut problems = error::Problems::default();
+    expand_errors.extend(unexpanded.errors);
+    let mut problems = if offline {
+        error::Problems::offline()
+    } else {
+        error::Problems::default()
+    };
     let config = match raw::from_value(value) {
         Ok(raw) => validate::config(&mut problems, &raw),
         Err(structural) => {
@@ -92,27 +182,49 @@ pub fn parse(yaml: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
             None
         }
     };
+    let (errors, warnings, files) = problems.into_parts();
     // A string with an unset variable was left as written, a non-finite
     // number became its spelling; what validation says about that text
-    // would only repeat the real problem.
-    let unexpanded: HashSet<&str> = expand_errors.iter().map(|e| e.path.as_str()).collect();
-    let mut errors: Vec<ConfigError> = problems
-        .into_vec()
+    // would only repeat the real problem (or, offline, is for the
+    // environment to settle).
+    let left: HashSet<&str> = expand_errors
+        .iter()
+        .map(|e| e.path.as_str())
+        .chain(unexpanded.needed.iter().map(|(path, _)| path.as_str()))
+        .collect();
+    let mut errors: Vec<ConfigError> = errors
         .into_iter()
-        .filter(|e| !unexpanded.contains(e.path.as_str()))
+        .filter(|e| !left.contains(e.path.as_str()))
         .collect();
     errors.splice(0..0, expand_errors);
-    match config {
-        Some(config) if errors.is_empty() => Ok(config),
-        _ => {
-            if errors.is_empty() {
-                // Every failed check records a problem; this only guards
-                // against a bug turning into a silent rejection.
-                errors.push(ConfigError::new("", "invalid configuration"));
-            }
-            // Stable: problems at one path keep the order they were found in.
-            errors.sort_by_key(|e| order.position(&e.path));
-            Err(ConfigErrors(errors))
+    let complete = unexpanded.needed.is_empty() && files.is_empty();
+    if config.is_none() && errors.is_empty() && complete {
+        // Every failed check records a problem; this only guards against a
+        // bug turning into a silent rejection.
+        errors.push(ConfigError::new("", "invalid configuration"));
+    }
+    let mut warnings = warnings;
+    for list in [&mut errors, &mut warnings] {
+        // Stable: problems at one path keep the order they were found in.
+        list.sort_by_key(|e| order.position(&e.path));
+        for e in list.iter_mut() {
+            e.named = names.named(&e.path);
         }
+    }
+    let needed = |list: Vec<(String, String)>| {
+        list.into_iter()
+            .map(|(path, name)| Needed {
+                at: names.named(&path).unwrap_or(path),
+                name,
+            })
+            .collect()
+    };
+    Checked {
+        config: config.filter(|_| errors.is_empty()),
+        errors,
+        warnings,
+        variables: needed(unexpanded.needed),
+        files: needed(files),
+        counts: names.counts(),
     }
 }

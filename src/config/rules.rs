@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{self, RawBurnRate, RawErrorRate, RawLatency, RawRestarts, RawRule, RawWhen};
-use super::types::{Action, Condition, Rule, Severity};
-use super::units::{self, Zero, show};
+use super::types::{Action, Condition, Containers, Rule, Severity};
+use super::units::{self, Zero, decimal, show};
 use super::validate::Refs;
 use super::values;
 
@@ -403,6 +403,10 @@ fn restarts(p: &mut Problems, when: &str, r: &RawRestarts, refs: &Refs) -> Optio
         DEFAULT_RESTARTS_WINDOW,
         Zero::Forbidden,
     );
+    let containers = match &r.containers {
+        None => Some(Containers::AllBut(refs.own_container.to_owned())),
+        Some(v) => containers(p, &at("containers"), v).map(Containers::Only),
+    };
     if !refs.kubernetes {
         p.add(
             &path,
@@ -413,7 +417,33 @@ fn restarts(p: &mut Problems, when: &str, r: &RawRestarts, refs: &Refs) -> Optio
     Some(Condition::Restarts {
         above: u32::try_from(above?).ok()?,
         window: window?,
+        containers: containers?,
     })
+}
+
+/// `restarts.containers`: at least one container name, each once.
+fn containers(p: &mut Problems, path: &str, value: &Value) -> Option<Vec<String>> {
+    let items = values::list_or_one(path, value);
+    if items.is_empty() {
+        p.add(
+            path,
+            "must name at least one container (leave it out for every container but backstop's own)",
+        );
+        return None;
+    }
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for (item_path, item) in items {
+        match values::container_name(p, &item_path, item) {
+            Some(name) if out.contains(&name) => {
+                p.add(&item_path, format!("{name:?} is listed twice"));
+                ok = false;
+            }
+            Some(name) => out.push(name),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 /// `min_samples` when given (at least 1), else the rule kind's default raised
@@ -466,10 +496,4 @@ fn actions(p: &mut Problems, path: &str, value: &Value, refs: &Refs) -> Option<V
         ok = false;
     }
     ok.then_some(out)
-}
-
-/// A number for messages: at most six decimals, no trailing zeros.
-fn decimal(x: f64) -> String {
-    let s = format!("{x:.6}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

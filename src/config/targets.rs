@@ -151,19 +151,14 @@ fn floored(
     None
 }
 
-/// `1ms` read as `1m` (or `1s`), `5ns`/`5us` as `5s`: the first reading
-/// within `floor..=limit`, for a plain number with one small unit.
+/// `1ms` read as `1m` (or `1s`): the first reading within `floor..=limit`,
+/// for a plain number in milliseconds.
 fn intended_unit(written: &str, floor: Duration, limit: Duration) -> Option<String> {
-    let number_end = written
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(written.len());
-    let (number, unit) = written.split_at(number_end);
-    let units: &[&str] = match unit.trim() {
-        "ms" => &["m", "s"],
-        "ns" | "us" | "µs" => &["s"],
-        _ => return None,
-    };
-    units
+    let number = written.strip_suffix("ms")?.trim_end();
+    if !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    ["m", "s"]
         .iter()
         .map(|u| format!("{number}{u}"))
         .find(|s| humantime::parse_duration(s).is_ok_and(|d| (floor..=limit).contains(&d)))

@@ -316,7 +316,39 @@ pub enum Condition {
         min_samples: u64,
     },
     /// Container restarts of the current revision's pods (needs `rollback.kubernetes`).
-    Restarts { above: u32, window: Duration },
+    Restarts {
+        above: u32,
+        window: Duration,
+        containers: Containers,
+    },
+}
+
+/// Which containers' restarts a `restarts` rule counts: a sidecar
+/// OOM-killed three times is not the app crash-looping.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Containers {
+    /// Every container but backstop's own (`rollback.kubernetes.container`).
+    AllBut(String),
+    /// Only these (`restarts.containers`).
+    Only(Vec<String>),
+}
+
+impl Containers {
+    /// Whether restarts of the container `name` count.
+    pub fn counts(&self, name: &str) -> bool {
+        match self {
+            Containers::AllBut(own) => name != own,
+            Containers::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
+
+    /// For messages: `every container but backstop`, `checkout, worker`.
+    pub fn describe(&self) -> String {
+        match self {
+            Containers::AllBut(own) => format!("every container but {own}"),
+            Containers::Only(names) => names.join(", "),
+        }
+    }
 }
 
 /// What a firing rule does.
@@ -365,6 +397,9 @@ pub struct Kubernetes {
     /// Per attempt (the reads and the write of one try): the in-cluster
     /// client itself never gives up on an API server that stops answering. Default 10s.
     pub timeout: Duration,
+    /// backstop's own container in the pod (its restarts are not the app's).
+    /// Default `backstop`.
+    pub container: String,
 }
 
 /// `rollback.webhook`: a JSON POST to a deployer.

@@ -18,7 +18,7 @@ use super::types::{
 };
 use super::units::{self, Zero};
 use super::values;
-use super::{rules, security, targets};
+use super::{rules, security, targets, warnings};
 
 /// Longest service name: it becomes a metric label and part of dedup keys,
 /// and 63 is the Kubernetes name limit it usually mirrors.
@@ -31,6 +31,8 @@ const DEFAULT_KUBERNETES_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Prometheus re-sends firing alerts every minute; so does backstop.
 const DEFAULT_RESEND: Duration = Duration::from_secs(60);
+/// backstop's container name in the shipped manifests (k8s/base).
+const DEFAULT_CONTAINER: &str = "backstop";
 
 /// Names other sections refer to. Built from the raw file, so a reference to
 /// a target or SLO that has some other problem is not reported a second time.
@@ -43,6 +45,9 @@ pub(super) struct Refs<'a> {
     pub(super) rollback_configured: bool,
     /// `rollback.kubernetes` is present (restart counts need it).
     pub(super) kubernetes: bool,
+    /// backstop's own container, as `rollback.kubernetes.container` names
+    /// it (or the default); its restarts are not the app's.
+    pub(super) own_container: &'a str,
     /// A page receiver this build supports is present.
     pub(super) page_configured: bool,
 }
@@ -85,6 +90,15 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
             .rollback
             .as_ref()
             .is_some_and(|r| r.kubernetes.is_some()),
+        own_container: match raw
+            .rollback
+            .as_ref()
+            .and_then(|r| r.kubernetes.as_ref())
+            .and_then(|k| k.container.as_ref())
+        {
+            Some(Value::String(name)) => name,
+            _ => DEFAULT_CONTAINER,
+        },
         page_configured: raw
             .page
             .as_ref()
@@ -104,6 +118,12 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
     let otlp = otlp(p, &raw.otlp);
     let admin = security::admin(p, &raw.admin);
     let tls = security::tls(p, &raw.tls);
+    let valid = warnings::Valid {
+        targets: targets.as_deref(),
+        slos: slos.as_deref(),
+        rules: rules.as_deref(),
+    };
+    warnings::check(p, raw, &valid);
     Some(Config {
         service: service?,
         listen: listen?,
@@ -462,10 +482,15 @@ fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
         DEFAULT_KUBERNETES_TIMEOUT,
         Zero::Forbidden,
     );
+    let container = match &k.container {
+        Some(v) => values::container_name(p, &error::key(path, "container"), v),
+        None => Some(DEFAULT_CONTAINER.to_owned()),
+    };
     ok.then_some(Kubernetes {
         deployment,
         namespace,
         timeout: timeout?,
+        container: container?,
     })
 }
 

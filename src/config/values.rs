@@ -117,6 +117,29 @@ pub(super) fn name(p: &mut Problems, path: &str, value: &Value) -> Option<String
     Some(s.to_owned())
 }
 
+/// A container name: a DNS label (lower-case letters, digits and '-',
+/// starting and ending with a letter or digit, at most 63 characters).
+pub(super) fn container_name(p: &mut Problems, path: &str, value: &Value) -> Option<String> {
+    let s = text(p, path, value)?;
+    let label = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !label {
+        p.add(
+            path,
+            format!(
+                "{} is not a container name (lower-case letters, digits and '-', at most 63)",
+                quote(s)
+            ),
+        );
+        return None;
+    }
+    Some(s.to_owned())
+}
+
 /// An absolute http or https URL. A bad one is shown without credentials.
 pub(super) fn http_url(p: &mut Problems, path: &str, value: &Value) -> Option<url::Url> {
     let s = text(p, path, value)?;
@@ -159,6 +182,9 @@ pub(super) fn secret_file(p: &mut Problems, path: &str, value: &Value) -> Option
     let file = text(p, path, value)?;
     if file.is_empty() {
         p.add(path, "must name a file");
+        return None;
+    }
+    if p.skip_file(path, file) {
         return None;
     }
     match read_limited(file) {

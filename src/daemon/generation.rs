@@ -8,7 +8,7 @@ use super::Telemetry;
 use super::{StartError, status_url};
 use crate::act::{ActionLog, Backend, Receivers, Revision, alertmanager, grafana, pagerduty};
 use crate::cluster::{self, RestartWatcher};
-use crate::config::{Config, ReceiverChanges};
+use crate::config::{Config, ReceiverChanges, RollbackBackend};
 use crate::probe::{Prober, Probes, Request};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,12 +74,16 @@ impl Generation {
     pub fn restart_watcher(&self, options: &super::Options) -> Option<RestartWatcher> {
         let (ctx, id) = self.cluster.as_ref()?;
         let window = self.config.restarts_window()?;
+        let Some(RollbackBackend::Kubernetes(k)) = &self.config.rollback.backend else {
+            return None;
+        };
         Some(RestartWatcher::new(
             ctx.client.clone(),
             &id.namespace,
             &id.pod_selector,
             options.restart_poll,
             window,
+            &k.container,
         ))
     }
 }

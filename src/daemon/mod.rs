@@ -59,6 +59,8 @@ pub struct Options {
     /// The revision being guarded outside Kubernetes (`--revision` /
     /// `BACKSTOP_REVISION`); in a pod it comes from the ReplicaSet.
     pub revision: String,
+    /// Whether someone named the revision (false: `Revision::UNNAMED`).
+    pub revision_named: bool,
     /// Where this pod runs, when it runs in one (needed by `rollback.kubernetes`).
     pub kubernetes: Option<cluster::Connection>,
     /// How often the revision's pods are listed for restart counts.
@@ -69,8 +71,18 @@ impl Options {
     pub fn new(revision: impl Into<String>) -> Options {
         Options {
             revision: revision.into(),
+            revision_named: true,
             kubernetes: None,
             restart_poll: RESTART_POLL,
+        }
+    }
+
+    /// No `--revision`: outside Kubernetes the revision is `Revision::UNNAMED`,
+    /// and backstop says so loudly (see `Revision::UNNAMED_WARNING`).
+    pub fn unnamed() -> Options {
+        Options {
+            revision_named: false,
+            ..Options::new(Revision::UNNAMED)
         }
     }
 }
@@ -166,7 +178,15 @@ pub async fn start(
     let telemetry = Telemetry::new(&config.service);
     let now = Instant::now();
     let (revision, cluster) = identify(&config, &options).await?;
-    telemetry.revision(&config.service, &revision.id);
+    let named = cluster.is_some() || options.revision_named;
+    if !named {
+        tracing::warn!(
+            revision = revision.id.as_str(),
+            "{}",
+            Revision::UNNAMED_WARNING
+        );
+    }
+    telemetry.revision(&config.service, &revision.id, named);
     let actions = ActionLog::default();
     let env = Env {
         options: &options,
@@ -221,15 +241,18 @@ pub async fn start(
     let maintenance = actor.maintenance();
     tasks.spawn(actor.run(actor_rx, stop.clone(), ACTION_GRACE));
 
-    let shared = Arc::new(Shared::new(
-        config.clone(),
-        telemetry.server.clone(),
-        status_tx,
-        actions.clone(),
-        revision.clone(),
-        command_tx,
-        maintenance,
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            config.clone(),
+            telemetry.server.clone(),
+            status_tx,
+            actions.clone(),
+            revision.clone(),
+            command_tx,
+            maintenance,
+        )
+        .revision_named(named),
+    );
     tasks.spawn(server::serve(
         listener,
         shared.clone(),

@@ -77,6 +77,7 @@ pub struct Telemetry {
     pub act: act::Telemetry,
     pub server: server::Telemetry,
     revision_info: IntGaugeVec,
+    revision_unnamed: IntGauge,
     config_reloads: IntCounterVec,
     config_last_reload_successful: IntGauge,
 }
@@ -106,6 +107,10 @@ impl Telemetry {
                 "The revision backstop guards; always 1.",
                 &["service", "revision"],
             ),
+            revision_unnamed: registry.gauge1(
+                "backstop_revision_unnamed",
+                "1 when backstop runs outside Kubernetes without --revision: every release looks the same to bake and to the rollback webhook.",
+            ),
             config_reloads: registry.counter(
                 "backstop_config_reloads_total",
                 "Configuration reloads (SIGHUP or the file changing) by result: applied, unchanged, rejected (the running configuration stays).",
@@ -130,10 +135,12 @@ impl Telemetry {
         self.events.subscribe()
     }
 
-    pub fn revision(&self, service: &str, revision: &str) {
+    /// The revision guarded; `named`: false when nobody named it.
+    pub fn revision(&self, service: &str, revision: &str, named: bool) {
         self.revision_info
             .with_label_values(&[service, revision])
             .set(1);
+        self.revision_unnamed.set(i64::from(!named));
     }
 
     /// A configuration reload ended.

@@ -5,7 +5,7 @@
 //! status requests and keeps the SLO and rule gauges current.
 
 use crate::cluster::Restarts;
-use crate::config::{Condition, Config};
+use crate::config::{Condition, Config, Containers};
 use crate::probe::{Outcome, Sample};
 use crate::rules::{self, Evidence, Machine, Observations, State, Transition};
 use crate::slo;
@@ -119,8 +119,9 @@ pub struct Engine {
     /// Per SLO: its burn rate over the last 15 minutes.
     slo_tracks: Vec<SloTrack>,
     started: Instant,
-    /// Container restarts seen, newest last, within `restarts_window`.
-    restarts: VecDeque<(Instant, u32)>,
+    /// Container restarts seen (per container name), newest last, within
+    /// `restarts_window`.
+    restarts: VecDeque<Restarts>,
     restarts_window: Duration,
     /// The pods have been looked at at least once.
     restarts_seen: bool,
@@ -274,14 +275,14 @@ impl Engine {
     /// Record what the last look at the revision's pods found.
     pub fn record_restarts(&mut self, r: Restarts) {
         self.restarts_seen = true;
-        if r.new > 0 {
-            self.restarts.push_back((r.at, r.new));
+        let (at, keep) = (r.at, self.restarts_window);
+        if !r.new.is_empty() {
+            self.restarts.push_back(r);
         }
-        let keep = self.restarts_window;
         while self
             .restarts
             .front()
-            .is_some_and(|(at, _)| r.at.saturating_duration_since(*at) > keep)
+            .is_some_and(|old| at.saturating_duration_since(old.at) > keep)
         {
             self.restarts.pop_front();
         }
@@ -499,13 +500,15 @@ impl Observations for View<'_> {
     fn consecutive_failures(&self, target: usize) -> u32 {
         self.engine.targets[target].consecutive_failures
     }
-    fn restarts(&self, span: Duration) -> Option<u32> {
+    fn restarts(&self, span: Duration, containers: &Containers) -> Option<u32> {
         let e = self.engine;
         e.restarts_seen.then(|| {
             e.restarts
                 .iter()
-                .filter(|(at, _)| self.now.saturating_duration_since(*at) <= span)
-                .fold(0u32, |sum, (_, n)| sum.saturating_add(*n))
+                .filter(|r| self.now.saturating_duration_since(r.at) <= span)
+                .fold(0u32, |sum, r| {
+                    sum.saturating_add(r.of(|name| containers.counts(name)))
+                })
         })
     }
     fn last_failure(&self, target: usize) -> Option<String> {

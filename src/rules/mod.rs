@@ -12,7 +12,7 @@
 //! the rule's arithmetic says, whatever the pod's age (10 % errors against
 //! a 14.4× burn over 5m: 0.0144 × 300 s / 0.1 = 43 s).
 
-use crate::config::{Condition, Config, Rule};
+use crate::config::{Condition, Config, Containers, Rule};
 use crate::slo::{self, SloWindow};
 use crate::window::{Counts, Stats};
 use serde::Serialize;
@@ -38,7 +38,9 @@ pub trait Observations {
     fn assumed(&self, target: usize, span: Duration) -> u64;
     /// Container restarts of the revision's pods within the span; None until
     /// the pods have been looked at once.
-    fn restarts(&self, span: Duration) -> Option<u32>;
+    /// Restarts of `containers` in the revision's pods within `span`;
+    /// None until the pods have been looked at.
+    fn restarts(&self, span: Duration, containers: &Containers) -> Option<u32>;
 }
 
 /// A rule's state.
@@ -109,6 +111,8 @@ pub enum Evidence {
         /// None until the pods have been looked at.
         restarts: Option<u32>,
         above: u32,
+        /// Whose restarts count: `every container but backstop`, `checkout`.
+        containers: String,
     },
     /// Not a rule: a person asked through the admin API.
     Manual { reason: String },
@@ -192,10 +196,11 @@ impl fmt::Display for Evidence {
                 window_seconds,
                 restarts,
                 above,
+                containers,
             } => match restarts {
                 Some(n) => write!(
                     f,
-                    "{n} container restarts of this revision's pods over {}, threshold {above}",
+                    "{n} container restarts ({containers}) of this revision's pods over {}, threshold {above}",
                     secs(*window_seconds)
                 ),
                 None => f.write_str("the revision's pods have not been looked at yet"),
@@ -346,14 +351,19 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                 },
             }
         }
-        Condition::Restarts { above, window } => {
-            let seen = data.restarts(*window);
+        Condition::Restarts {
+            above,
+            window,
+            containers,
+        } => {
+            let seen = data.restarts(*window, containers);
             Verdict {
                 breached: seen.map(|n| n > *above),
                 evidence: Evidence::Restarts {
                     window_seconds: window.as_secs_f64(),
                     restarts: seen,
                     above: *above,
+                    containers: containers.describe(),
                 },
             }
         }

@@ -87,8 +87,13 @@ impl Observations for Data {
     fn consecutive_failures(&self, target: usize) -> u32 {
         self.consecutive[target]
     }
-    fn restarts(&self, _span: Duration) -> Option<u32> {
-        self.restarts
+    fn restarts(&self, _span: Duration, containers: &Containers) -> Option<u32> {
+        // The sidecar restarted too: it must not count.
+        let sidecar = self
+            .restarts
+            .map(|_| 5)
+            .filter(|_| containers.counts("backstop"));
+        self.restarts.map(|n| n + sidecar.unwrap_or(0))
     }
     fn last_failure(&self, _target: usize) -> Option<String> {
         Some("status 503, expected 2xx".into())
@@ -371,6 +376,7 @@ async fn restarts_breach_above_the_threshold_once_pods_were_seen() {
     let when = Condition::Restarts {
         above: 3,
         window: 600 * S,
+        containers: Containers::AllBut("backstop".into()),
     };
     assert_eq!(
         verdict(when.clone(), &d).breached,
@@ -384,7 +390,7 @@ async fn restarts_breach_above_the_threshold_once_pods_were_seen() {
     assert_eq!(v.breached, Some(true));
     assert_eq!(
         v.evidence.to_string(),
-        "4 container restarts of this revision's pods over 10m, threshold 3"
+        "4 container restarts (every container but backstop) of this revision's pods over 10m, threshold 3"
     );
 }
 

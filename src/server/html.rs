@@ -26,6 +26,9 @@ pub fn page(s: &Status) -> String {
         rb = s.rollback.backend.unwrap_or("none"),
         dry = if s.rollback.dry_run { " (dry run)" } else { "" },
     );
+    if let Some(warning) = s.revision.warning {
+        let _ = write!(h, "<p class=firing><b>Warning:</b> {}</p>", esc(warning));
+    }
     let step = s.engine.history_step_seconds;
     if !s.engine.slos.is_empty() {
         h.push_str(

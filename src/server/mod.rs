@@ -53,6 +53,8 @@ pub struct Shared {
     /// The current pause of automatic actions.
     maintenance: watch::Receiver<Option<Maintenance>>,
     limits: api::Limits,
+    /// Someone named the revision (false: `Revision::UNNAMED_WARNING` applies).
+    revision_named: bool,
 }
 
 impl Shared {
@@ -74,7 +76,14 @@ impl Shared {
             commands,
             maintenance,
             limits: api::Limits::default(),
+            revision_named: true,
         }
+    }
+
+    /// Whether someone named the revision; `/` and `/status` warn when not.
+    pub fn revision_named(mut self, named: bool) -> Shared {
+        self.revision_named = named;
+        self
     }
 
     /// The configuration in force.
@@ -354,6 +363,10 @@ pub struct Status {
 pub struct RevisionStatus {
     pub id: String,
     pub age_seconds: f64,
+    /// False when nobody named the revision (no `--revision` outside Kubernetes).
+    pub named: bool,
+    /// What that means, for a person; None when it is named.
+    pub warning: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -379,6 +392,8 @@ async fn status(shared: &Shared) -> Option<Status> {
             age_seconds: Instant::now()
                 .saturating_duration_since(shared.revision.since)
                 .as_secs_f64(),
+            named: shared.revision_named,
+            warning: (!shared.revision_named).then_some(Revision::UNNAMED_WARNING),
         },
         rollback: RollbackStatus {
             backend: rb.backend.as_ref().map(|b| match b {

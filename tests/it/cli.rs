@@ -59,14 +59,150 @@ fn check_config_reports_every_mistake_with_its_path() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("3 problem(s)"), "{err}");
     assert!(
-        err.contains("targets[0].timeout: 3s is longer than interval 1s"),
+        err.contains(r#"targets[0] "health".timeout: 3s is longer than interval 1s"#),
         "{err}"
     );
     assert!(
-        err.contains("rules[0].when.burn_rate.slo: no SLO named \"avail\""),
+        err.contains(r#"rules[0] "fast-burn".when.burn_rate.slo: no SLO named "avail""#),
         "{err}"
     );
-    assert!(err.contains("slos[0].objective"), "{err}");
+    assert!(err.contains(r#"slos[0] "availability".objective"#), "{err}");
+}
+
+/// `check-config` finds its file where `run` does: `--config`, then
+/// `BACKSTOP_CONFIG`; a positional file still works.
+#[test]
+fn check_config_takes_the_file_like_run() {
+    let f = write_config(VALID);
+    let flag = backstop()
+        .env_remove("BACKSTOP_CONFIG")
+        .args(["check-config", "--config"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    assert_eq!(flag.status.code(), Some(0), "{flag:?}");
+    let env = backstop()
+        .arg("check-config")
+        .env("BACKSTOP_CONFIG", f.path())
+        .output()
+        .unwrap();
+    assert_eq!(env.status.code(), Some(0), "{env:?}");
+    assert!(String::from_utf8_lossy(&env.stdout).contains("valid (1 targets"));
+    let none = backstop()
+        .env_remove("BACKSTOP_CONFIG")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--config FILE or set BACKSTOP_CONFIG"));
+}
+
+/// Valid but almost certainly wrong: exit 0, each printed as a warning at
+/// its path, naming the item it is in.
+#[test]
+fn check_config_warns_about_values_meant_otherwise() {
+    let f = write_config(
+        &VALID
+            .replace("objective: 99.9", "objective: 0.999")
+            .replace(
+                "short: 1m, long: 5m, factor: 14.4",
+                "short: 1m, long: 2d, factor: 1",
+            ),
+    );
+    let out = backstop()
+        .arg("check-config")
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("valid (1 targets, 1 SLOs, 1 rules, 2 warnings)"),
+        "{out:?}"
+    );
+    assert!(
+        err.contains(r#"warning: slos[0] "availability".objective: 0.999 means 0.999 % of probes must be good"#),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            r#"warning: rules[0] "fast-burn".when.burn_rate.long: 2days is longer than a day"#
+        ),
+        "{err}"
+    );
+}
+
+/// The shipped example passes offline, as its own comment says, with no
+/// variable set and no file read; what it would need is listed.
+#[test]
+fn check_config_offline_passes_the_shipped_example() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/checkout.yaml");
+    let text = std::fs::read_to_string(example).unwrap();
+    assert!(text.contains("backstop check-config --offline examples/checkout.yaml"));
+    let out = backstop()
+        .args(["check-config", "--offline", example])
+        .env_remove("APP_TOKEN")
+        .env_remove("DEPLOYER_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout.contains("valid offline (6 targets, 2 SLOs, 5 rules)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            r#"variable APP_TOKEN (at targets[2] "analytics-executive".headers.Authorization"#
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("variable DEPLOYER_TOKEN (at rollback.webhook.headers.Authorization)"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "{out:?}");
+    // Without --offline the same file needs its variables.
+    let online = backstop()
+        .args(["check-config", example])
+        .env_remove("APP_TOKEN")
+        .env_remove("DEPLOYER_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(online.status.code(), Some(2));
+}
+
+/// Offline, a missing secret file is listed, not an error; a bad unit is
+/// an error with its hint either way.
+#[test]
+fn check_config_offline_lists_files_and_still_refuses_bad_units() {
+    let with_file =
+        format!("{VALID}page:\n  pagerduty: {{ routing_key_file: /nonexistent/pagerduty-key }}\n");
+    let f = write_config(&with_file);
+    let out = backstop()
+        .args(["check-config", "--offline"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("file /nonexistent/pagerduty-key (at page.pagerduty.routing_key_file)"),
+        "{out:?}"
+    );
+    let f = write_config(&with_file.replace("interval: 1s", "interval: 5M"));
+    let out = backstop()
+        .args(["check-config", "--offline"])
+        .arg(f.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(r#"targets[0] "health".interval: "5M" is not a duration: M is not minutes (nor months); did you mean "5m"?"#),
+        "{err}"
+    );
 }
 
 #[test]
@@ -83,6 +219,7 @@ fn sigterm_stops_the_daemon_with_status_0_within_a_second() {
         .arg("run")
         .arg("--config")
         .arg(f.path())
+        .env_remove("BACKSTOP_REVISION")
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -127,6 +264,13 @@ fn sigterm_stops_the_daemon_with_status_0_within_a_second() {
         .unwrap();
     let parsed: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
     assert_eq!(parsed["level"], "INFO");
+    // No --revision outside Kubernetes: said loudly at start.
+    let unnamed = first
+        .lines()
+        .find(|l| l.contains("no revision named"))
+        .unwrap_or_else(|| panic!("no warning about the unnamed revision in:\n{first}"));
+    let parsed: serde_json::Value = serde_json::from_str(unnamed).expect("JSON log line");
+    assert_eq!(parsed["level"], "WARN");
 }
 
 /// The child, killed if the test ends before it does.

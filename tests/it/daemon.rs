@@ -322,3 +322,42 @@ rules:
     );
     s.shutdown().await;
 }
+
+/// Outside Kubernetes without `--revision`, every release is "unnamed":
+/// `/status`, `/` and `/metrics` say so, and what it means for the guards.
+#[tokio::test]
+async fn an_unnamed_revision_is_said_everywhere() {
+    let yaml = PROBES.replace("{app}", "http://127.0.0.1:9");
+    let unnamed = Daemon::start_with(&yaml, backstop::Options::unnamed()).await;
+    let (_, status) = get(&unnamed.admin("/status")).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["revision"]["id"], "unnamed");
+    assert_eq!(status["revision"]["named"], false);
+    let warning = status["revision"]["warning"].as_str().unwrap();
+    assert!(warning.starts_with("no revision named"), "{warning}");
+    assert!(
+        warning.contains("bake counts from backstop's start"),
+        "{warning}"
+    );
+    let (_, page) = get(&unnamed.admin("/")).await;
+    assert!(
+        page.contains("<b>Warning:</b> no revision named: outside Kubernetes"),
+        "{page}"
+    );
+    let metrics = unnamed.metrics().await;
+    assert_eq!(metric(&metrics, "backstop_revision_unnamed"), Some(1.0));
+    unnamed.shutdown().await;
+
+    let named = Daemon::start_with(&yaml, backstop::Options::new("v2")).await;
+    let (_, status) = get(&named.admin("/status")).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["revision"]["named"], true);
+    assert!(status["revision"]["warning"].is_null());
+    let (_, page) = get(&named.admin("/")).await;
+    assert!(!page.contains("Warning:"), "{page}");
+    assert_eq!(
+        metric(&named.metrics().await, "backstop_revision_unnamed"),
+        Some(0.0)
+    );
+    named.shutdown().await;
+}

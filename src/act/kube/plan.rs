@@ -5,7 +5,7 @@
 //! precondition, so that of N sidecars racing exactly one write succeeds.
 
 use crate::act::Prevented;
-use crate::cluster::{REVISION, TEMPLATE_HASH, controller, revision_of};
+use crate::cluster::{REVISION, TEMPLATE_HASH, controller, replicaset_revision, revision_of};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use std::collections::BTreeMap;
@@ -23,9 +23,9 @@ pub const KEEP_FROM_DEPLOYMENT: [&str; 6] = [
 
 /// Template hashes backstop rolled back from; never rolled back to again.
 pub const BAD_TEMPLATES: &str = "backstop.dev/bad-templates";
-pub const FROM_REVISION: &str = "backstop.dev/rolled-back-from-revision";
+pub const FROM_REVISION: &str = crate::cluster::ROLLED_BACK_FROM;
 pub const TO_REVISION: &str = "backstop.dev/rolled-back-to-revision";
-pub const AT: &str = "backstop.dev/rolled-back-at";
+pub const AT: &str = crate::cluster::ROLLED_BACK_AT;
 pub const RULE: &str = "backstop.dev/rolled-back-rule";
 pub const BY: &str = "backstop.dev/rolled-back-by";
 /// How many bad templates the Deployment remembers.
@@ -145,7 +145,8 @@ pub fn plan(deployment: &Deployment, ours: &ReplicaSet, all: &[ReplicaSet], why:
             controller(rs.metadata.owner_references.as_ref())
                 .is_some_and(|c| Some(c.uid.as_str()) == uid)
         })
-        .filter_map(|rs| Some((revision_of(&rs.metadata)?, rs)))
+        // kubectl: no annotation is revision 0, a bad one is skipped.
+        .filter_map(|rs| Some((replicaset_revision(&rs.metadata)?, rs)))
         .filter(|(rev, rs)| {
             *rev < our_rev && hash_of(rs).is_none_or(|h| h != our_hash && !bad.contains(&h))
         })

@@ -247,3 +247,44 @@ fn conflicts_are_retried_and_forbidden_is_not() {
         );
     }
 }
+
+/// kubectl reads a ReplicaSet without the revision annotation (adopted,
+/// say) as revision 0 and rolls back to it; one whose annotation is not a
+/// number is skipped.
+#[test]
+fn an_unannotated_replicaset_is_revision_0_like_kubectl() {
+    let mut adopted = replicaset(1, "1.41.0", "aaa", UID);
+    adopted
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove("deployment.kubernetes.io/revision");
+    let current = replicaset(1, "1.42.0", "bbb", UID);
+    let all = vec![adopted, current.clone()];
+    let Plan::Patch {
+        from,
+        to,
+        to_replicaset,
+        ..
+    } = plan::plan(&deployment(1, "1.42.0", json!({})), &current, &all, &WHY)
+    else {
+        panic!("expected a patch");
+    };
+    assert_eq!((from, to, to_replicaset.as_str()), (1, 0, "checkout-aaa"));
+
+    let mut garbled = all;
+    garbled[0]
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert("deployment.kubernetes.io/revision".into(), "one".into());
+    let refused = plan::plan(
+        &deployment(1, "1.42.0", json!({})),
+        &current,
+        &garbled,
+        &WHY,
+    );
+    assert_eq!(refusal(refused), Prevented::NoPreviousRevision);
+}

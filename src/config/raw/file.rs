@@ -189,10 +189,16 @@ pub(in crate::config) struct RawKubernetes {
     pub namespace: Option<Value>,
     /// Per-attempt timeout (the reads and the write of one try). Default `10s`.
     pub timeout: Option<Value>,
+    /// The name of backstop's own container in the pod, whose restarts a
+    /// `restarts` rule leaves out (they are not the app's). Default `backstop`.
+    pub container: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawKubernetes, ["deployment", "namespace", "timeout"]);
+section!(
+    RawKubernetes,
+    ["deployment", "namespace", "timeout", "container"]
+);
 
 /// `rollback.webhook`.
 #[derive(Debug, Default, Deserialize)]

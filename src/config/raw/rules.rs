@@ -139,7 +139,10 @@ pub(in crate::config) struct RawRestarts {
     pub above: Option<Value>,
     /// Span the restarts are counted over. Default `10m`.
     pub window: Option<Value>,
+    /// The containers whose restarts count, by name (`[app]`). Default every
+    /// container but backstop's own (`rollback.kubernetes.container`).
+    pub containers: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawRestarts, ["above", "window"]);
+section!(RawRestarts, ["above", "window", "containers"]);

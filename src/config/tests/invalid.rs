@@ -159,14 +159,16 @@ fn durations_need_a_unit_a_positive_value_and_a_known_format() {
     assert_eq!(fine.targets[0].timeout, std::time::Duration::from_secs(90));
 }
 
-/// `1ns` is ~700 failed probes a second, each logged; `1ms` is mostly `1m`
-/// mistyped. Both are refused, with the likely unit suggested.
+/// `1ns` is not a unit backstop takes; `1ms` is mostly `1m` mistyped. Both
+/// are refused, with the likely unit suggested.
 #[test]
 fn interval_and_timeout_have_floors_and_suggest_the_unit() {
     let target = |fields: &str| errors(&format!("{MINIMAL}    {fields}\n"));
     assert_eq!(
         target("interval: 1ns"),
-        vec!["targets[0].interval: 1ns is below the 100ms floor; did you mean 1s?"]
+        vec![
+            r#"targets[0].interval: "1ns" is not a duration: nothing shorter than a millisecond is accepted; did you mean "1s"? (units: ms, s, m, h, d)"#
+        ]
     );
     assert_eq!(
         target("interval: 1ms"),
@@ -344,6 +346,7 @@ fn rollback_backends() {
             deployment: Some("checkout".into()),
             namespace: None,
             timeout: std::time::Duration::from_secs(10),
+            container: "backstop".into(),
         }))
     );
     // Everything is optional: the Deployment is found through the pod's owners.
@@ -353,6 +356,7 @@ fn rollback_backends() {
             deployment: None,
             namespace: None,
             timeout: std::time::Duration::from_secs(10),
+            container: "backstop".into(),
         }))
     );
     assert_eq!(
@@ -367,7 +371,7 @@ fn rollback_backends() {
         ),
         vec![
             "rollback: set either kubernetes or webhook, not both",
-            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout); did you mean "namespace"?"#,
+            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, container); did you mean "namespace"?"#,
             "rollback.bake: must be greater than 0, got 0s",
             r#"rollback.dry_run: expected true or false, got "yes""#,
         ]

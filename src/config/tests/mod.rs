@@ -6,6 +6,7 @@ mod invalid;
 mod rules;
 mod security;
 mod valid;
+mod warnings;
 
 use super::{Config, parse};
 

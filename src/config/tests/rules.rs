@@ -155,7 +155,7 @@ fn restarts_need_kubernetes() {
         vec![
             refused.to_owned(),
             "rules[0].when.restarts.above: must be at least 0, got -1".to_owned(),
-            r#"rules[0].when.restarts.windw: unknown field (expected one of: above, window); did you mean "window"?"#.to_owned(),
+            r#"rules[0].when.restarts.windw: unknown field (expected one of: above, window, containers); did you mean "window"?"#.to_owned(),
         ]
     );
     let config = crate::config::parse(
@@ -169,9 +169,63 @@ fn restarts_need_kubernetes() {
         config.rules[0].when,
         crate::config::Condition::Restarts {
             above: 3,
-            window: std::time::Duration::from_secs(600)
+            window: std::time::Duration::from_secs(600),
+            containers: crate::config::Containers::AllBut("backstop".into()),
         }
     );
+}
+
+/// The app's containers only: every one but backstop's own (named by
+/// `rollback.kubernetes.container`, default `backstop`), or those named.
+#[test]
+fn restarts_count_the_apps_containers() {
+    use crate::config::{Condition, Containers};
+    let restarts = |kubernetes: &str, when: &str| {
+        crate::config::parse(
+            &format!(
+                "{MINIMAL}rollback: {{ kubernetes: {kubernetes} }}
+rules:
+  - {{ name: crashloop, when: {{ restarts: {when} }} }}
+"
+            ),
+            &|_| None,
+        )
+        .map(|c| c.rules[0].when.clone())
+        .map_err(|e| e.to_string())
+    };
+    let containers = |c: Result<Condition, String>| match c {
+        Ok(Condition::Restarts { containers, .. }) => Ok(containers),
+        other => Err(format!("{other:?}")),
+    };
+    assert_eq!(
+        containers(restarts("{ container: guard }", "{ above: 3 }")),
+        Ok(Containers::AllBut("guard".into()))
+    );
+    assert_eq!(
+        containers(restarts("{}", "{ above: 3, containers: [app, worker] }")),
+        Ok(Containers::Only(vec!["app".into(), "worker".into()]))
+    );
+    assert_eq!(
+        containers(restarts("{}", "{ above: 3, containers: app }")),
+        Ok(Containers::Only(vec!["app".into()]))
+    );
+    assert_eq!(
+        restarts("{ container: Guard }", "{ above: 3, containers: [app, app, \"a b\"] }"),
+        Err([
+            r#"rollback.kubernetes.container: "Guard" is not a container name (lower-case letters, digits and '-', at most 63)"#,
+            r#"rules[0].when.restarts.containers[1]: "app" is listed twice"#,
+            r#"rules[0].when.restarts.containers[2]: "a b" is not a container name (lower-case letters, digits and '-', at most 63)"#,
+        ]
+        .join("\n"))
+    );
+    assert!(
+        restarts("{}", "{ above: 3, containers: [] }")
+            .unwrap_err()
+            .contains("must name at least one container")
+    );
+    let counts = Containers::AllBut("backstop".into());
+    assert!(counts.counts("app") && !counts.counts("backstop"));
+    assert_eq!(counts.describe(), "every container but backstop");
 }
 
 #[test]

@@ -290,7 +290,11 @@ impl Sim {
             self.next_poll = now + POLL;
             self.engine.record_restarts(crate::cluster::Restarts {
                 at: now,
-                new,
+                new: if new > 0 {
+                    vec![("checkout".into(), new)]
+                } else {
+                    Vec::new()
+                },
                 pods: 1,
             });
             self.oracle.record_restarts(now, new);

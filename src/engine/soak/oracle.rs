@@ -200,7 +200,7 @@ impl Oracle {
                 let rank = (percentile * all as f64 / 100.0).ceil() as u64;
                 n >= min_samples.max(1) && all - slow < rank
             }
-            Condition::Restarts { above, window } => {
+            Condition::Restarts { above, window, .. } => {
                 self.restarts_seen
                     && self
                         .restarts

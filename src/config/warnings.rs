@@ -1,0 +1,195 @@
+//! Values that are valid but almost certainly meant otherwise: an objective
+//! written as a fraction (`0.999`), a bare `above` below 1 (0.1 %, not
+//! 10 %), a window longer than a day, a latency threshold equal to the
+//! timeout. Each is a warning at the value's path; none stops a start.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::error::{self, Problems};
+use super::raw::RawConfig;
+use super::types::{Condition, Rule, Slo, Target};
+use super::units::{decimal, show};
+
+/// Windows live in memory and start empty with every pod; past a day they
+/// are judged on far less than they say.
+const LONGEST_WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// An objective below this is a fraction typed for a percentage, or a
+/// target so loose that it is no objective at all.
+const LOWEST_OBJECTIVE: f64 = 50.0;
+
+/// The validated sections that were valid (None: not checked here, their
+/// errors say enough).
+pub(super) struct Valid<'a> {
+    pub(super) targets: Option<&'a [Target]>,
+    pub(super) slos: Option<&'a [Slo]>,
+    pub(super) rules: Option<&'a [Rule]>,
+}
+
+pub(super) fn check(p: &mut Problems, raw: &RawConfig, valid: &Valid) {
+    if let Some(slos) = valid.slos {
+        objectives(p, slos);
+    }
+    bare_fractions(p, raw);
+    if let Some(rules) = valid.rules {
+        long_windows(p, rules);
+    }
+    if let Some(targets) = valid.targets {
+        at_the_timeout(p, targets, valid.slos.unwrap_or_default(), valid.rules);
+    }
+}
+
+fn objectives(p: &mut Problems, slos: &[Slo]) {
+    for (i, slo) in slos.iter().enumerate() {
+        let pct = slo.objective * 100.0;
+        if pct >= LOWEST_OBJECTIVE {
+            continue;
+        }
+        let path = error::key(&error::index("slos", i), "objective");
+        let message = if pct < 1.0 {
+            format!(
+                "{written} means {written} % of probes must be good, which almost anything meets; \
+                 objectives are percentages: for {meant} % write {meant}",
+                written = decimal(pct),
+                meant = decimal(pct * 100.0),
+            )
+        } else {
+            format!(
+                "{written} % lets {failing} % of probes fail before the objective is missed; \
+                 objectives are percentages (99.9 means 99.9 %)",
+                written = decimal(pct),
+                failing = decimal(100.0 - pct),
+            )
+        };
+        p.warn(&path, message);
+    }
+}
+
+/// `error_rate.above` written as a bare number below 1: the config takes
+/// percentages, but Argo and Flagger users write fractions.
+fn bare_fractions(p: &mut Problems, raw: &RawConfig) {
+    for (i, rule) in raw.rules.iter().flatten().enumerate() {
+        let Some(above) = rule
+            .when
+            .as_ref()
+            .and_then(|w| w.error_rate.as_ref())
+            .and_then(|e| e.above.as_ref())
+        else {
+            continue;
+        };
+        let bare = match above {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) if !s.contains('%') => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        let Some(pct) = bare.filter(|x| *x > 0.0 && *x < 1.0) else {
+            continue;
+        };
+        let path = error::index("rules", i) + ".when.error_rate.above";
+        p.warn(
+            &path,
+            format!(
+                "{written} means {written} % of probes (1 in {every}), not {meant} %: a bare \
+                 number is a percentage; write \"{meant}%\" if that is what you meant, or \
+                 \"{written}%\" to keep it and silence this warning",
+                written = decimal(pct),
+                every = decimal((100.0 / pct).round()),
+                meant = decimal(pct * 100.0),
+            ),
+        );
+    }
+}
+
+fn long_windows(p: &mut Problems, rules: &[Rule]) {
+    for (i, rule) in rules.iter().enumerate() {
+        let when = error::key(&error::index("rules", i), "when");
+        let windows: Vec<(&str, Duration)> = match &rule.when {
+            Condition::ErrorRate { window, .. } => vec![("error_rate.window", *window)],
+            Condition::Latency { window, .. } => vec![("latency.window", *window)],
+            Condition::Restarts { window, .. } => vec![("restarts.window", *window)],
+            Condition::BurnRate { short, long, .. } => {
+                vec![("burn_rate.short", *short), ("burn_rate.long", *long)]
+            }
+            Condition::ConsecutiveFailures { .. } => Vec::new(),
+        };
+        for (field, window) in windows {
+            if window > LONGEST_WINDOW {
+                p.warn(
+                    &format!("{when}.{field}"),
+                    format!(
+                        "{} is longer than a day: backstop keeps its windows in memory and every \
+                         new pod starts them empty, so this rule judges on far less than {0}; \
+                         leave long windows to Prometheus (backstop alert-rules)",
+                        show(window)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A latency threshold equal to the target's timeout: nothing is measured
+/// slower than its timeout, so the threshold can never be passed.
+fn at_the_timeout(p: &mut Problems, targets: &[Target], slos: &[Slo], rules: Option<&[Rule]>) {
+    for (i, t) in targets.iter().enumerate() {
+        if t.expect.max_latency == Some(t.timeout) {
+            p.warn(
+                &(error::index("targets", i) + ".expect.max_latency"),
+                format!(
+                    "{} equals this target's timeout: a slower answer has already timed out, so \
+                     max_latency never fails a probe; set it below the timeout or raise timeout",
+                    show(t.timeout)
+                ),
+            );
+        }
+    }
+    for (i, slo) in slos.iter().enumerate() {
+        let Some(threshold) = slo.latency_threshold else {
+            continue;
+        };
+        let equal: Vec<&str> = slo
+            .targets
+            .iter()
+            .filter_map(|&t| targets.get(t))
+            .filter(|t| t.timeout == threshold)
+            .map(|t| t.name.as_str())
+            .collect();
+        if !equal.is_empty() {
+            p.warn(
+                &(error::index("slos", i) + ".latency_threshold"),
+                format!(
+                    "{} equals the timeout of {}: every answer that arrives is within it, so this \
+                     SLO counts what availability counts; set it below the timeout",
+                    show(threshold),
+                    quoted_list(&equal)
+                ),
+            );
+        }
+    }
+    for (i, rule) in rules.into_iter().flatten().enumerate() {
+        let Condition::Latency { target, above, .. } = &rule.when else {
+            continue;
+        };
+        let Some(t) = targets.get(*target).filter(|t| t.timeout == *above) else {
+            continue;
+        };
+        p.warn(
+            &(error::index("rules", i) + ".when.latency.above"),
+            format!(
+                "{} equals the timeout of target {:?}: no probe is measured slower than its \
+                 timeout, so this rule can never fire; set above below the timeout or raise it",
+                show(*above),
+                t.name
+            ),
+        );
+    }
+}
+
+fn quoted_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    match quoted.len() {
+        1 => format!("target {}", quoted[0]),
+        _ => format!("targets {}", quoted.join(", ")),
+    }
+}
