@@ -20,6 +20,7 @@ pub mod retry;
 mod rollback;
 mod telemetry;
 mod webhook;
+pub mod words;
 
 pub use admin::{Command, MAX_PAUSE, Maintenance, Refused};
 use admin::{next_command, sleep_until_some};
@@ -30,6 +31,7 @@ pub use record::{ActionLog, ActionOutcome, ActionRecord};
 pub use reload::{Receivers, Reconfigure};
 pub use telemetry::{Acted, Telemetry};
 pub use webhook::{RollbackRequest, WebhookBackend};
+pub use words::{Fact, RollbackNote};
 
 use crate::config::{Action, Config, ReceiverChanges, RollbackBackend};
 use crate::engine::{Decision, DecisionKind};
@@ -324,19 +326,25 @@ impl Actor {
             // A new episode (or its end): report preventions afresh.
             self.episodes[d.rule].reported = None;
         }
-        let config = self.config.clone();
-        for action in &config.rules[d.rule].actions {
-            match action {
-                Action::Rollback if d.kind != DecisionKind::Resolved => self.rollback(&d, tasks),
-                Action::Rollback => {}
-                Action::Page => self.page_or_hold(&d),
-            }
+        // The rollback first, so that the page says what became of it.
+        let actions = &self.config.rules[d.rule].actions;
+        let (rolls_back, pages) = (
+            actions.contains(&Action::Rollback),
+            actions.contains(&Action::Page),
+        );
+        let note = if rolls_back && d.kind != DecisionKind::Resolved {
+            self.rollback(&d, tasks)
+        } else {
+            None
+        };
+        if pages {
+            self.page_or_hold(&d, note);
         }
     }
 
     /// Page on a rule's first firing and on its end; during a pause hold the
     /// page back, and send it when the pause ends if the rule still fires.
-    fn page_or_hold(&mut self, d: &Decision) {
+    fn page_or_hold(&mut self, d: &Decision, note: Option<RollbackNote>) {
         let paused = self.paused.borrow().is_some();
         let e = &mut self.episodes[d.rule];
         match d.kind {
@@ -350,7 +358,7 @@ impl Actor {
             }
             DecisionKind::Fired => {
                 e.open = true;
-                self.page(d, ReceiverChanges::ALL);
+                self.page(d, note, ReceiverChanges::ALL);
             }
             DecisionKind::Firing if (e.held || e.announce.any()) && !paused => {
                 // Held back by a pause: everyone; after a reload: the new receivers.
@@ -362,7 +370,7 @@ impl Actor {
                 (e.held, e.announce, e.open) = (false, ReceiverChanges::default(), true);
                 let mut first = d.clone();
                 first.kind = DecisionKind::Fired;
-                self.page(&first, to);
+                self.page(&first, note, to);
             }
             // The pager re-sends on its own schedule; reminders add nothing.
             DecisionKind::Firing => {}
@@ -370,7 +378,7 @@ impl Actor {
             DecisionKind::Resolved if e.held => e.held = false,
             DecisionKind::Resolved => {
                 (e.open, e.announce) = (false, ReceiverChanges::default());
-                self.page(d, ReceiverChanges::ALL);
+                self.page(d, None, ReceiverChanges::ALL);
             }
         }
     }

@@ -79,7 +79,7 @@ impl Actor {
                     evidence: d.evidence.clone(),
                     at,
                 };
-                self.page(&resolved, ReceiverChanges::ALL);
+                self.page(&resolved, None, ReceiverChanges::ALL);
             }
         }
         let mut old: Vec<Option<Episode>> = self.episodes.drain(..).map(Some).collect();
