@@ -306,7 +306,7 @@ impl EventSender {
                 tracing::warn!(
                     rule = notice.rule.as_str(),
                     error = last.as_str(),
-                    "PagerDuty did not take the trigger; the newer one goes instead"
+                    "PagerDuty did not take the event; the newer trigger goes instead"
                 );
                 return;
             }
