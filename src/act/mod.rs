@@ -12,6 +12,7 @@ pub mod alertmanager;
 pub mod grafana;
 mod guard;
 pub mod kube;
+pub mod notifier;
 mod notify;
 pub mod pagerduty;
 mod record;
