@@ -1,7 +1,7 @@
 //! Secrets never leak. The backstop binary runs with a secret in every place
 //! the configuration takes one (PagerDuty routing key, Grafana token, secret
-//! and `${VAR}` headers of a target and of the rollback webhook, a password
-//! in every URL), all logging on at `trace`, against in-test receivers some
+//! and `${VAR}` headers of a target and of the rollback webhook, the Slack
+//! and notification webhook URLs, a password in every URL), all logging on at `trace`, against in-test receivers some
 //! of which fail. A rule fires and resolves, so every outbound call and its
 //! error paths run. Then the whole log, `/metrics`, `/status`, `/`, every
 //! exported span and `check-config`'s output (for a valid file and for one
@@ -11,6 +11,8 @@
 
 use crate::common;
 use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::fake_slack::{FakeNotify, FakeSlack};
+use crate::common::faulty::Fault;
 use crate::common::otlp::FakeCollector;
 use crate::common::ports::{self, Closed};
 use crate::common::process::{self, Process, spawn_on_free_port};
@@ -40,6 +42,9 @@ const SECRETS_TO_CHECK: &[(&str, Option<&str>)] = &[
     ("grafana-url", Some("grafana")),
     ("otlp-url", Some("otel")),
     ("admin-token", None),
+    ("slack-url", None),
+    ("notify-url", None),
+    ("notify-header-file", None),
 ];
 
 /// This run's secret values: `s3cr3t-<name>-<tag>`, the tag random, so any
@@ -171,6 +176,8 @@ struct Receivers {
     alertmanager: Recorder,
     grafana: Recorder,
     pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    notify: FakeNotify,
     collector: FakeCollector,
     /// Where nothing listens: a target and an Alertmanager.
     down: Closed,
@@ -213,6 +220,8 @@ page:
   alertmanager:
     url: ["{am}", "http://am:{down_am}@127.0.0.1:{down}/"]
     timeout: 1s
+  slack: {{ webhook_url_file: "{slack_file}" }}
+  webhook: {{ url: "{notify}", header_files: {{ X-Notify-Token: "{notify_file}" }} }}
 annotate:
   grafana: {{ url: "{grafana}", token_file: "{token_file}" }}
 otlp: {{ endpoint: "http://otel:{otlp}@127.0.0.1:{otlp_port}" }}
@@ -233,6 +242,9 @@ admin: {{ token_file: "{admin_file}" }}
         otlp = s.get("otlp-url"),
         otlp_port = r.collector.port(),
         admin_file = secret_file(dir, "admin", &s.get("admin-token")),
+        slack_file = secret_file(dir, "slack", &r.slack.url()),
+        notify = r.notify.url(),
+        notify_file = secret_file(dir, "notify", &s.get("notify-header-file")),
     )
 }
 
@@ -316,6 +328,8 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
         alertmanager: Recorder::start().await,
         grafana: Recorder::start().await,
         pagerduty: FakePagerDuty::start_with_key(&s.get("routing-key")).await,
+        slack: FakeSlack::slack(&s.get("slack-url")).await,
+        notify: FakeNotify::notify(&format!("/hooks/{}", s.get("notify-url"))).await,
         collector: FakeCollector::grpc().await,
         down: Closed::new(),
     };
@@ -327,6 +341,8 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
     r.webhook.fail_next(&[500]);
     r.grafana.fail_next(&[500; 6]);
     r.pagerduty.fail_next(&[500; 3]);
+    r.slack.plan(&[Fault::Status(500)]);
+    r.notify.plan(&[Fault::Status(503)]);
 
     let dir = tempfile::tempdir().unwrap();
     // check-config binds nothing: any port will do.
@@ -509,6 +525,15 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
                 .iter()
                 .all(|e| e["routing_key"] == s.get("routing-key").as_str()),
         "{pd:#?}"
+    );
+    assert!(!r.slack.taken().is_empty(), "{:#?}", r.slack.seen());
+    let told = r.notify.taken();
+    assert!(!told.is_empty(), "{:#?}", r.notify.seen());
+    assert!(
+        r.notify
+            .header("x-notify-token")
+            .iter()
+            .all(|v| *v == s.get("notify-header-file"))
     );
     let pd_auth = basic("events", &s.get("pagerduty-url"));
     assert!(r.pagerduty.authorizations().iter().all(|a| *a == pd_auth));
