@@ -270,7 +270,8 @@ impl Actor {
             match m {
                 ToActor::Decision(d) if d.kind == DecisionKind::Fired => {
                     if let Some(rule) = self.rule(&d) {
-                        tracing::warn!(rule = rule.name.as_str(), evidence = %d.evidence, "shutting down: not acting on a rule that just fired");
+                        let evidence = serde_json::to_string(&d.evidence).unwrap_or_default();
+                        tracing::warn!(rule = rule.name.as_str(), summary = %d.evidence, evidence, "shutting down: not acting on a rule that just fired");
                     }
                 }
                 ToActor::Decision(_) => {}

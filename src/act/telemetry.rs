@@ -101,6 +101,7 @@ impl Telemetry {
             rule,
             revision = req.revision.as_str(),
             reason = req.reason.as_str(),
+            evidence = serde_json::to_string(&req.evidence).unwrap_or_default(),
             "rolling back"
         );
         self.events.emit(|| Acted::RollbackStarted {
