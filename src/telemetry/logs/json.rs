@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::SystemTime;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -43,7 +44,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
+        // An event of the `log` crate (hyper, reqwest) under its own target.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let mut line = Map::new();
         let now = humantime::format_rfc3339_micros(SystemTime::now()).to_string();
         line.insert("timestamp".into(), json!(now));
@@ -79,29 +82,37 @@ where
     }
 }
 
-/// Records an event's fields into the line.
+/// Records an event's fields into the line; the `log.*` fields of a `log`
+/// crate event are its metadata, already taken by `normalized_metadata`.
 struct Fields<'a>(&'a mut Map<String, Value>);
+
+impl Fields<'_> {
+    fn insert(&mut self, field: &Field, value: Value) {
+        if !field.name().starts_with("log.") {
+            self.0.insert(field.name().into(), value);
+        }
+    }
+}
 
 impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         let v = field_value(field.name(), value);
-        self.0.insert(field.name().into(), v);
+        self.insert(field, v);
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), json!(format!("{value:?}")));
+        self.insert(field, json!(format!("{value:?}")));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), json!(value));
+        self.insert(field, json!(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), json!(value));
+        self.insert(field, json!(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), json!(value));
+        self.insert(field, json!(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), json!(value));
+        self.insert(field, json!(value));
     }
 }
 
