@@ -12,6 +12,7 @@ pub mod alertmanager;
 pub mod grafana;
 mod guard;
 pub mod kube;
+pub mod notifier;
 mod notify;
 pub mod pagerduty;
 mod record;
@@ -20,6 +21,7 @@ pub mod retry;
 mod rollback;
 mod telemetry;
 mod webhook;
+pub mod words;
 
 pub use admin::{Command, MAX_PAUSE, Maintenance, Refused};
 use admin::{next_command, sleep_until_some};
@@ -30,6 +32,7 @@ pub use record::{ActionLog, ActionOutcome, ActionRecord};
 pub use reload::{Receivers, Reconfigure};
 pub use telemetry::{Acted, Telemetry};
 pub use webhook::{RollbackRequest, WebhookBackend};
+pub use words::{Fact, RollbackNote};
 
 use crate::config::{Action, Config, ReceiverChanges, RollbackBackend};
 use crate::engine::{Decision, DecisionKind};
@@ -279,7 +282,8 @@ impl Actor {
             match m {
                 ToActor::Decision(d) if d.kind == DecisionKind::Fired => {
                     if let Some(rule) = self.rule(&d) {
-                        tracing::warn!(rule = rule.name.as_str(), evidence = %d.evidence, "shutting down: not acting on a rule that just fired");
+                        let evidence = serde_json::to_string(&d.evidence).unwrap_or_default();
+                        tracing::warn!(rule = rule.name.as_str(), summary = %d.evidence, evidence, "shutting down: not acting on a rule that just fired");
                     }
                 }
                 ToActor::Decision(_) => {}
@@ -336,19 +340,25 @@ impl Actor {
             // A new episode (or its end): report preventions afresh.
             self.episodes[d.rule].reported = None;
         }
-        let config = self.config.clone();
-        for action in &config.rules[d.rule].actions {
-            match action {
-                Action::Rollback if d.kind != DecisionKind::Resolved => self.rollback(&d, tasks),
-                Action::Rollback => {}
-                Action::Page => self.page_or_hold(&d),
-            }
+        // The rollback first, so that the page says what became of it.
+        let actions = &self.config.rules[d.rule].actions;
+        let (rolls_back, pages) = (
+            actions.contains(&Action::Rollback),
+            actions.contains(&Action::Page),
+        );
+        let note = if rolls_back && d.kind != DecisionKind::Resolved {
+            self.rollback(&d, tasks)
+        } else {
+            None
+        };
+        if pages {
+            self.page_or_hold(&d, note);
         }
     }
 
     /// Page on a rule's first firing and on its end; during a pause hold the
     /// page back, and send it when the pause ends if the rule still fires.
-    fn page_or_hold(&mut self, d: &Decision) {
+    fn page_or_hold(&mut self, d: &Decision, note: Option<RollbackNote>) {
         let paused = self.paused.borrow().is_some();
         let e = &mut self.episodes[d.rule];
         match d.kind {
@@ -362,7 +372,7 @@ impl Actor {
             }
             DecisionKind::Fired => {
                 e.open = true;
-                self.page(d, ReceiverChanges::ALL);
+                self.page(d, note, ReceiverChanges::ALL);
             }
             DecisionKind::Firing if (e.held || e.announce.any()) && !paused => {
                 // Held back by a pause: everyone; after a reload: the new receivers.
@@ -374,7 +384,7 @@ impl Actor {
                 (e.held, e.announce, e.open) = (false, ReceiverChanges::default(), true);
                 let mut first = d.clone();
                 first.kind = DecisionKind::Fired;
-                self.page(&first, to);
+                self.page(&first, note, to);
             }
             // The pager re-sends on its own schedule; reminders add nothing.
             DecisionKind::Firing => {}
@@ -382,7 +392,7 @@ impl Actor {
             DecisionKind::Resolved if e.held => e.held = false,
             DecisionKind::Resolved => {
                 (e.open, e.announce) = (false, ReceiverChanges::default());
-                self.page(d, ReceiverChanges::ALL);
+                self.page(d, None, ReceiverChanges::ALL);
             }
         }
     }

@@ -32,6 +32,8 @@ pub struct ConfigDiff {
 pub struct ReceiverChanges {
     pub alertmanager: bool,
     pub pagerduty: bool,
+    pub slack: bool,
+    pub webhook: bool,
     pub grafana: bool,
 }
 
@@ -40,11 +42,13 @@ impl ReceiverChanges {
     pub const ALL: ReceiverChanges = ReceiverChanges {
         alertmanager: true,
         pagerduty: true,
+        slack: true,
+        webhook: true,
         grafana: true,
     };
 
     pub fn any(self) -> bool {
-        self.alertmanager || self.pagerduty || self.grafana
+        self.alertmanager || self.pagerduty || self.slack || self.webhook || self.grafana
     }
 
     /// Changed in either.
@@ -52,6 +56,8 @@ impl ReceiverChanges {
         ReceiverChanges {
             alertmanager: self.alertmanager || other.alertmanager,
             pagerduty: self.pagerduty || other.pagerduty,
+            slack: self.slack || other.slack,
+            webhook: self.webhook || other.webhook,
             grafana: self.grafana || other.grafana,
         }
     }
@@ -101,6 +107,8 @@ impl ConfigDiff {
                 && old.page.pagerduty == new.page.pagerduty
                 // PagerDuty's incidents link to the Grafana dashboard.
                 && old.grafana.as_ref().map(|g| &g.url) == new.grafana.as_ref().map(|g| &g.url)),
+            slack: !(shared && old.page.slack == new.page.slack),
+            webhook: !(shared && old.page.webhook == new.page.webhook),
             grafana: !(shared && old.grafana == new.grafana),
         };
         ConfigDiff {

@@ -484,7 +484,10 @@ fn actions(p: &mut Problems, path: &str, value: &Value, refs: &Refs) -> Option<V
                 out.push(Action::Page);
                 continue;
             }
-            "page" => r#""page" needs page.pagerduty or page.alertmanager"#.to_owned(),
+            "page" => {
+                r#""page" needs page.pagerduty, page.alertmanager, page.slack or page.webhook"#
+                    .to_owned()
+            }
             other => format!(
                 "unknown action {} (valid: {}){}",
                 values::quote(other),

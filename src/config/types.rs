@@ -98,6 +98,54 @@ pub struct Grafana {
 pub struct Page {
     pub alertmanager: Option<Alertmanager>,
     pub pagerduty: Option<PagerDuty>,
+    pub slack: Option<Slack>,
+    pub webhook: Option<NotifyWebhook>,
+}
+
+/// `page.slack`: a Slack incoming webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slack {
+    /// The incoming webhook (`webhook_url_file`, or `webhook_url` for
+    /// `${VAR}`): its path is the credential. Never printed.
+    pub url: SecretUrl,
+    /// Posts per minute. Default 20.
+    pub max_per_minute: u32,
+    /// Per request. Default 5s.
+    pub timeout: Duration,
+}
+
+/// `page.webhook`: backstop's notification JSON, POSTed to any endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyWebhook {
+    /// Where it goes (`url`, or `url_file`). Never printed.
+    pub url: SecretUrl,
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// Posts per minute. Default 30.
+    pub max_per_minute: u32,
+    /// Per request. Default 5s.
+    pub timeout: Duration,
+}
+
+/// A URL that is itself a credential (a Slack webhook's path is its
+/// token). Debug prints the scheme and host only.
+#[derive(Clone, PartialEq)]
+pub struct SecretUrl(url::Url);
+
+impl SecretUrl {
+    pub fn new(url: url::Url) -> SecretUrl {
+        SecretUrl(url)
+    }
+    /// The URL itself; call only where it is sent on the wire.
+    pub fn expose(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = self.0.host_str().unwrap_or("");
+        write!(f, "{}://{host}/<redacted>", self.0.scheme())
+    }
 }
 
 /// `page.pagerduty`: PagerDuty Events API v2.

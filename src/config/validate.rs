@@ -9,12 +9,12 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{
-    self, RawAlertmanager, RawConfig, RawGrafana, RawKubernetes, RawOtlp, RawPage, RawPagerDuty,
-    RawRollback, RawSlo, RawTarget, RawWebhook,
+    self, RawAlertmanager, RawConfig, RawGrafana, RawKubernetes, RawNotifyWebhook, RawOtlp,
+    RawPage, RawPagerDuty, RawRollback, RawSlack, RawSlo, RawTarget, RawWebhook,
 };
 use super::types::{
-    Alertmanager, Config, Grafana, Kubernetes, Otlp, Page, PagerDuty, Rollback, RollbackBackend,
-    Secret, Slo, Webhook,
+    Alertmanager, Config, Grafana, Kubernetes, NotifyWebhook, Otlp, Page, PagerDuty, Rollback,
+    RollbackBackend, Secret, SecretUrl, Slack, Slo, Webhook,
 };
 use super::units::{self, Zero};
 use super::values;
@@ -99,10 +99,12 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
             Some(Value::String(name)) => name,
             _ => DEFAULT_CONTAINER,
         },
-        page_configured: raw
-            .page
-            .as_ref()
-            .is_some_and(|p| p.alertmanager.is_some() || p.pagerduty.is_some()),
+        page_configured: raw.page.as_ref().is_some_and(|p| {
+            p.alertmanager.is_some()
+                || p.pagerduty.is_some()
+                || p.slack.is_some()
+                || p.webhook.is_some()
+        }),
     };
     let slos = slos(p, &raw.slos, &mut refs);
     let rules = rules::rules(p, &raw.rules, &refs);
@@ -174,10 +176,111 @@ fn page(p: &mut Problems, raw: &Option<RawPage>) -> Option<Page> {
     // Both are checked before either can fail, so all problems are reported.
     let pagerduty = page.pagerduty.as_ref().map(|pd| pagerduty(p, pd));
     let alertmanager = page.alertmanager.as_ref().map(|am| alertmanager(p, am));
+    let slack = page.slack.as_ref().map(|s| slack(p, s));
+    let webhook = page.webhook.as_ref().map(|w| notify_webhook(p, w));
     Some(Page {
         alertmanager: alertmanager.map_or(Some(None), |a| a.map(Some))?,
         pagerduty: pagerduty.map_or(Some(None), |d| d.map(Some))?,
+        slack: slack.map_or(Some(None), |s| s.map(Some))?,
+        webhook: webhook.map_or(Some(None), |w| w.map(Some))?,
     })
+}
+
+fn slack(p: &mut Problems, raw: &RawSlack) -> Option<Slack> {
+    let path = "page.slack";
+    raw::check_unknown(p, path, raw);
+    let url = secret_url(
+        p,
+        path,
+        ("webhook_url_file", &raw.webhook_url_file),
+        ("webhook_url", &raw.webhook_url),
+    );
+    let max = per_minute(p, path, &raw.max_per_minute, 20);
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &raw.timeout,
+        DEFAULT_WEBHOOK_TIMEOUT,
+        Zero::Forbidden,
+    );
+    Some(Slack {
+        url: url?,
+        max_per_minute: max?,
+        timeout: timeout?,
+    })
+}
+
+fn notify_webhook(p: &mut Problems, raw: &RawNotifyWebhook) -> Option<NotifyWebhook> {
+    let path = "page.webhook";
+    raw::check_unknown(p, path, raw);
+    let url = secret_url(p, path, ("url_file", &raw.url_file), ("url", &raw.url));
+    let headers = targets::headers(p, path, &raw.headers, &raw.header_files);
+    let max = per_minute(p, path, &raw.max_per_minute, 30);
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &raw.timeout,
+        DEFAULT_WEBHOOK_TIMEOUT,
+        Zero::Forbidden,
+    );
+    Some(NotifyWebhook {
+        url: url?,
+        headers: headers?,
+        max_per_minute: max?,
+        timeout: timeout?,
+    })
+}
+
+/// A URL that is a credential, from a file or from the text itself (one
+/// of the two); a bad one is described, never shown.
+fn secret_url(
+    p: &mut Problems,
+    section: &str,
+    (file_key, file): (&str, &Option<Value>),
+    (text_key, text): (&str, &Option<Value>),
+) -> Option<SecretUrl> {
+    let (at, value) = match (file, text) {
+        (Some(f), None) => {
+            let at = error::key(section, file_key);
+            let secret = values::secret_file(p, &at, f)?;
+            (at, secret.expose().to_string())
+        }
+        (None, Some(v)) => {
+            let at = error::key(section, text_key);
+            let value = values::secret_text(p, &at, v)?.trim().to_string();
+            (at, value)
+        }
+        (Some(_), Some(_)) => {
+            p.add(section, format!("give {file_key} or {text_key}, not both"));
+            return None;
+        }
+        (None, None) => {
+            p.add(section, format!("needs {file_key} (or {text_key})"));
+            return None;
+        }
+    };
+    match url::Url::parse(&value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+            Some(SecretUrl::new(url))
+        }
+        Ok(url) => {
+            p.add(
+                &at,
+                format!(
+                    "must be an http or https URL with a host, not {} (the URL is not shown: it is a secret)",
+                    url.scheme()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            p.add(
+                &at,
+                format!("is not an absolute URL: {e} (the URL is not shown: it is a secret)"),
+            );
+            None
+        }
+    }
 }
 
 fn pagerduty(p: &mut Problems, pd: &RawPagerDuty) -> Option<PagerDuty> {

@@ -6,7 +6,9 @@
 
 use super::Telemetry;
 use super::{StartError, status_url};
-use crate::act::{ActionLog, Backend, Receivers, Revision, alertmanager, grafana, pagerduty};
+use crate::act::{
+    ActionLog, Backend, Receivers, Revision, alertmanager, grafana, notifier, pagerduty,
+};
 use crate::cluster::{self, RestartWatcher};
 use crate::config::{Config, ReceiverChanges, RollbackBackend};
 use crate::probe::{Prober, Probes, Request};
@@ -89,7 +91,8 @@ impl Generation {
 }
 
 /// Build the configured receivers among `which` (Alertmanager, PagerDuty,
-/// Grafana) and the loops that run them; nothing runs yet.
+/// Slack, the notification webhook, Grafana) and the loops that run them;
+/// nothing runs yet.
 fn build_receivers(
     config: &Config,
     which: ReceiverChanges,
@@ -160,6 +163,19 @@ fn build_receivers(
             env.actions.clone(),
         )?;
         receivers.pagerduty = Some(queue(&mut runs, |rx, stop| pager.run(rx, stop)));
+    }
+    let notify_source = || notifier::NotifySource {
+        status_url: status_url(env.addr),
+    };
+    if let Some(slack) = config.page.slack.as_ref().filter(|_| which.slack) {
+        let (telemetry, log) = (env.telemetry.act.clone(), env.actions.clone());
+        let n = notifier::Notifier::slack(slack, &config.tls, notify_source(), telemetry, log)?;
+        receivers.slack = Some(queue(&mut runs, |rx, stop| n.run(rx, stop)));
+    }
+    if let Some(hook) = config.page.webhook.as_ref().filter(|_| which.webhook) {
+        let (telemetry, log) = (env.telemetry.act.clone(), env.actions.clone());
+        let n = notifier::Notifier::webhook(hook, &config.tls, notify_source(), telemetry, log)?;
+        receivers.webhook = Some(queue(&mut runs, |rx, stop| n.run(rx, stop)));
     }
     Ok((receivers, runs))
 }

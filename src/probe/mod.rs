@@ -12,7 +12,7 @@ mod telemetry;
 pub use expect::{Body, check, json_path};
 pub use http::{Prober, Request};
 pub use schedule::{Place, Probes, Warmup};
-pub use telemetry::{Probed, Telemetry};
+pub use telemetry::{Change, Probed, Streak, Telemetry};
 
 use std::time::Duration;
 use tokio::time::Instant;

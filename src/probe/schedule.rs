@@ -8,7 +8,7 @@
 //! samples are read against the right target.
 
 use super::http::Request;
-use super::{Prober, Sample, Telemetry};
+use super::{Prober, Sample, Streak, Telemetry};
 use crate::config::{Config, ConfigDiff, Target};
 use crate::tls::ClientError;
 use rand::Rng;
@@ -125,6 +125,7 @@ impl Probes {
             samples: self.samples.clone(),
             telemetry: self.telemetry.clone(),
             warmup: Warmup::new(Instant::now(), target.warmup),
+            streak: Streak::default(),
         };
         let cancelled = stop.clone();
         self.tasks.spawn(async move {
@@ -153,6 +154,8 @@ struct TargetLoop {
     samples: mpsc::Sender<Sample>,
     telemetry: Telemetry,
     warmup: Warmup,
+    /// The target's current run of failures, for its log lines.
+    streak: Streak,
 }
 
 impl TargetLoop {
@@ -175,7 +178,7 @@ impl TargetLoop {
             let place = *self.place.borrow();
             (sample.generation, sample.target) = (place.generation, place.index);
             sample.counted = self.warmup.counts(sample.at, sample.outcome.is_success());
-            self.telemetry.probe(target, &sample);
+            self.telemetry.probe(target, &sample, &mut self.streak);
             if self.samples.send(sample).await.is_err() {
                 return;
             }

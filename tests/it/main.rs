@@ -25,6 +25,7 @@ mod fake_kube;
 mod faults;
 mod grafana;
 mod kubernetes;
+mod notify;
 mod otlp;
 mod pagerduty;
 mod prometheus;

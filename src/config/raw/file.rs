@@ -30,7 +30,7 @@ pub(in crate::config) struct RawConfig {
     /// How to roll back, and the guards around it.
     #[serde(default, deserialize_with = "present")]
     pub rollback: Option<RawRollback>,
-    /// Where incidents go: PagerDuty, Alertmanager.
+    /// Where incidents go: PagerDuty, Alertmanager, Slack, a webhook.
     #[serde(default, deserialize_with = "present")]
     pub page: Option<RawPage>,
     /// Where annotations go: Grafana.
@@ -229,10 +229,78 @@ pub(in crate::config) struct RawPage {
     /// Alertmanager v2.
     #[serde(default, deserialize_with = "present")]
     pub alertmanager: Option<RawAlertmanager>,
+    /// A Slack incoming webhook.
+    #[serde(default, deserialize_with = "present")]
+    pub slack: Option<RawSlack>,
+    /// Any HTTP endpoint that takes backstop's notification JSON.
+    #[serde(default, deserialize_with = "present")]
+    pub webhook: Option<RawNotifyWebhook>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawPage, ["pagerduty", "alertmanager"]);
+section!(RawPage, ["pagerduty", "alertmanager", "slack", "webhook"]);
+
+/// `page.slack`: a message in a channel for every incident change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of Slack settings")]
+pub(in crate::config) struct RawSlack {
+    /// File holding the incoming webhook's URL (a mounted Secret: the URL
+    /// is the credential, so it is never logged or shown).
+    pub webhook_url_file: Option<Value>,
+    /// The URL itself, for `"${SLACK_WEBHOOK_URL}"` from the environment;
+    /// give this or `webhook_url_file`.
+    pub webhook_url: Option<Value>,
+    /// Most posts per minute; more wait (counted as held). Default 20
+    /// (Slack takes about one message a second per webhook).
+    pub max_per_minute: Option<Value>,
+    /// Per-request timeout. Default `5s`.
+    pub timeout: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawSlack,
+    [
+        "webhook_url_file",
+        "webhook_url",
+        "max_per_minute",
+        "timeout"
+    ]
+);
+
+/// `page.webhook`: a JSON POST for every incident change, with the same
+/// fields as the rollback webhook's body and the incident's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of notification webhook settings")]
+pub(in crate::config) struct RawNotifyWebhook {
+    /// http or https URL (never logged or shown: it may hold a token).
+    pub url: Option<Value>,
+    /// File holding the URL instead (a mounted Secret); give this or `url`.
+    pub url_file: Option<Value>,
+    /// Request headers, name → value.
+    #[serde(default, deserialize_with = "present")]
+    pub headers: Option<BTreeMap<String, Value>>,
+    /// Secret request headers, name → file holding the value.
+    #[serde(default, deserialize_with = "present")]
+    pub header_files: Option<BTreeMap<String, Value>>,
+    /// Most posts per minute; more wait (counted as held). Default 30.
+    pub max_per_minute: Option<Value>,
+    /// Per-request timeout. Default `5s`.
+    pub timeout: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawNotifyWebhook,
+    [
+        "url",
+        "url_file",
+        "headers",
+        "header_files",
+        "max_per_minute",
+        "timeout"
+    ]
+);
 
 /// `page.pagerduty`.
 #[derive(Debug, Default, Deserialize)]

@@ -7,6 +7,7 @@ pub mod fake_deployer;
 pub mod fake_grafana;
 pub mod fake_kube;
 pub mod fake_pagerduty;
+pub mod fake_slack;
 pub mod faulty;
 pub mod harness;
 pub mod https;
