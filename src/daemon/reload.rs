@@ -59,25 +59,31 @@ impl Running {
         let config = Arc::new(config);
         let diff = ConfigDiff::new(&self.live.config, &config);
         // Everything that can fail, before anything changes.
-        let cluster = match (&config.rollback.backend, &self.live.cluster) {
-            (Some(RollbackBackend::Kubernetes(_)), Some(c)) => Some(c.clone()),
+        let found = match (&config.rollback.backend, &self.live.found.cluster) {
+            (Some(RollbackBackend::Kubernetes(_)), Some(_)) => self.live.found.clone(),
+            // Not found yet (page-only mode): a reload is the way to try again.
             (Some(RollbackBackend::Kubernetes(_)), None) => {
-                identify(&config, &self.live.options).await?.1
+                identify(&config, &self.live.options, &self.telemetry)
+                    .await
+                    .1
             }
-            _ => None,
+            _ => {
+                self.telemetry.page_only(None);
+                InCluster::default()
+            }
         };
         let number = self.live.generation + 1;
-        let built =
-            Generation::build(number, config.clone(), cluster, diff.receivers, &self.env())?;
+        let built = Generation::build(number, config.clone(), found, diff.receivers, &self.env())?;
         // The restart poll carries on unless what it watches changed.
         let new_watcher = self.live.config.restarts_window() != config.restarts_window()
-            || self.live.cluster.is_some() != built.cluster.is_some();
+            || self.live.found.cluster.is_some() != built.cluster.is_some();
         let watcher = new_watcher
             .then(|| built.restart_watcher(&self.live.options))
             .flatten();
 
         let Generation {
             cluster,
+            page_only,
             requests,
             prober,
             backend,
@@ -128,7 +134,8 @@ impl Running {
                 live.watcher = Some(token);
             }
         }
-        live.cluster = cluster;
+        live.shared.set_page_only(page_only.clone());
+        live.found = InCluster { cluster, page_only };
         live.generation = number;
         live.shared.set_config(config.clone());
         live.config = config;

@@ -23,6 +23,14 @@ pub fn page(s: &Status) -> String {
         rb = s.rollback.backend.unwrap_or("none"),
         dry = if s.rollback.dry_run { " (dry run)" } else { "" },
     );
+    if let Some(p) = &s.rollback.page_only {
+        let _ = write!(
+            h,
+            "<p class=firing><b>No automatic rollback ({cause}).</b> {m}</p>",
+            cause = p.cause.metric_label(),
+            m = esc(&p.message)
+        );
+    }
     h.push_str("<h2>Rules</h2><table><tr><th>rule</th><th>state</th><th>for</th><th>actions</th><th>evidence</th></tr>");
     for r in &s.engine.rules {
         let _ = write!(

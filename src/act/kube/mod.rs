@@ -5,12 +5,11 @@
 //! rollback or refusal also leaves a Kubernetes Event on the Deployment so
 //! `kubectl describe deployment` shows why.
 
-mod events;
 pub mod plan;
 
 use super::retry::{self, Attempt, Backoff, RetryError};
 use super::{RollbackRequest, Rolled};
-use crate::cluster::{Connection, Identity};
+use crate::cluster::{Connection, Identity, events};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use plan::{Plan, Why};

@@ -189,10 +189,21 @@ pub(in crate::config) struct RawKubernetes {
     pub namespace: Option<Value>,
     /// Per-attempt timeout (the reads and the write of one try). Default `10s`.
     pub timeout: Option<Value>,
+    /// The API token to roll back with, mounted into the sidecar only (from
+    /// a dedicated ServiceAccount's token Secret); re-read as it rotates.
+    /// Default: the pod's own service-account token.
+    pub token_file: Option<Value>,
+    /// What to do when Argo CD or Flux manages the Deployment: `suspend`
+    /// (default: stop its automatic sync, then roll back), `page` (page
+    /// only), `ignore` (roll back anyway).
+    pub gitops: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawKubernetes, ["deployment", "namespace", "timeout"]);
+section!(
+    RawKubernetes,
+    ["deployment", "namespace", "timeout", "token_file", "gitops"]
+);
 
 /// `rollback.webhook`.
 #[derive(Debug, Default, Deserialize)]

@@ -48,6 +48,8 @@ pub struct Recorded {
     /// The raw (still percent-encoded) query string, "" when none.
     pub query: String,
     pub content_type: Option<String>,
+    /// The `Authorization` header as sent (the fake accepts any bearer token).
+    pub authorization: Option<String>,
     pub body: String,
     /// The status code answered; 0 while the request is still in progress.
     pub status: u16,
@@ -322,6 +324,11 @@ async fn serve(
         content_type: parts
             .headers
             .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        authorization: parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         body: String::from_utf8_lossy(&body).into_owned(),
