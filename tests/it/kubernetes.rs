@@ -12,6 +12,7 @@ use backstop::demo::app::{Behaviour, SampleApp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use std::time::Duration;
 
+mod gitops;
 mod page_only;
 
 const NS: &str = "shop";

@@ -5,11 +5,14 @@
 //! rollback or refusal also leaves a Kubernetes Event on the Deployment so
 //! `kubectl describe deployment` shows why.
 
+pub mod gitops;
 pub mod plan;
 
 use super::retry::{self, Attempt, Backoff, RetryError};
-use super::{RollbackRequest, Rolled};
+use super::{Prevented, RollbackRequest, Rolled};
 use crate::cluster::{Connection, Identity, events};
+use crate::config::GitOps;
+use gitops::Gate;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use plan::{Plan, Why};
@@ -21,6 +24,8 @@ pub struct KubeBackend {
     /// Bounds one read-decide-write round.
     timeout: Duration,
     backoff: Backoff,
+    /// What to do when Argo CD or Flux syncs the Deployment.
+    gitops: GitOps,
 }
 
 impl KubeBackend {
@@ -29,12 +34,14 @@ impl KubeBackend {
         identity: Identity,
         timeout: Duration,
         backoff: Backoff,
+        gitops: GitOps,
     ) -> KubeBackend {
         KubeBackend {
             ctx,
             identity,
             timeout,
             backoff,
+            gitops,
         }
     }
 
@@ -121,15 +128,24 @@ impl KubeBackend {
                 let what = format!(
                     "Deployment {ns}/{name} from revision {from} to revision {to} (ReplicaSet {to_replicaset})"
                 );
+                // In the same decision and before the undo: a rollback that
+                // the owner's next sync reverts is worse than none.
+                let gate =
+                    gitops::before_rollback(&self.ctx.client, self.gitops, &deployment, dry_run)
+                        .await?;
+                let note = match gate {
+                    Gate::Refuse(why) => return Ok(Rolled::Refused(Prevented::GitOps, why)),
+                    Gate::Clear(note) => note.map(|n| format!("; {n}")).unwrap_or_default(),
+                };
                 if dry_run {
-                    return Ok(Rolled::DryRun(format!("would roll back {what}")));
+                    return Ok(Rolled::DryRun(format!("would roll back {what}{note}")));
                 }
                 let patch: json_patch::Patch =
                     serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
                 deployments
                     .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
                     .await?;
-                Ok(Rolled::Back(format!("rolled back {what}")))
+                Ok(Rolled::Back(format!("rolled back {what}{note}")))
             }
         }
     }
