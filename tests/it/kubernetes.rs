@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use std::time::Duration;
 
 mod gitops;
+mod hold;
 mod page_only;
 
 const NS: &str = "shop";

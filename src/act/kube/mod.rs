@@ -6,6 +6,7 @@
 //! `kubectl describe deployment` shows why.
 
 pub mod gitops;
+pub mod hold;
 pub mod plan;
 
 use super::retry::{self, Attempt, Backoff, RetryError};
@@ -16,6 +17,7 @@ use gitops::Gate;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use plan::{Plan, Why};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub struct KubeBackend {
@@ -26,6 +28,9 @@ pub struct KubeBackend {
     backoff: Backoff,
     /// What to do when Argo CD or Flux syncs the Deployment.
     gitops: GitOps,
+    /// The last answer was the cluster-wide pause: asked again every
+    /// little while, it is said in an Event once, not every time.
+    holding: AtomicBool,
 }
 
 impl KubeBackend {
@@ -42,6 +47,7 @@ impl KubeBackend {
             timeout,
             backoff,
             gitops,
+            holding: AtomicBool::new(false),
         }
     }
 
@@ -72,6 +78,10 @@ impl KubeBackend {
             on_attempt,
         )
         .await;
+        let held = matches!(&result, Ok(Rolled::Refused(Prevented::Hold, _)));
+        if self.holding.swap(held, Ordering::Relaxed) && held {
+            return result;
+        }
         let (reason, kind, message) = match &result {
             Ok(Rolled::Back(m)) => ("BackstopRollback", "Warning", m.clone()),
             Ok(Rolled::DryRun(m)) => ("BackstopRollbackDryRun", "Normal", m.clone()),
@@ -101,6 +111,10 @@ impl KubeBackend {
         let deployments: Api<Deployment> = Api::namespaced(self.ctx.client.clone(), ns);
         let replicasets: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), ns);
         let deployment = deployments.get(&self.identity.deployment).await?;
+        // Read by every replica before it acts: the cluster-wide pause.
+        if let Some(why) = hold::hold(&deployment, k8s_openapi::jiff::Timestamp::now()) {
+            return Ok(Rolled::Refused(Prevented::Hold, why));
+        }
         // Our ReplicaSet is read afresh: its revision changes when a rollout reuses it.
         let ours = replicasets.get(&self.identity.replicaset).await?;
         let selector = deployment
