@@ -60,3 +60,79 @@ async fn a_pause_that_ended_holds_nothing() {
     s.shutdown().await;
     fake.assert_no_unexpected();
 }
+
+/// The backend itself, asked three times as the actions stage would ask
+/// while the rule keeps firing: the pause is said once, then lifted, and
+/// the next ask rolls back.
+#[tokio::test]
+async fn a_held_rollback_is_said_once_and_goes_ahead_after_the_pause() {
+    use backstop::act::RollbackRequest;
+    use backstop::act::kube::KubeBackend;
+    use backstop::act::retry::Backoff;
+    use backstop::cluster::Identity;
+    use backstop::config::GitOps;
+    use backstop::rules::Evidence;
+
+    let (fake, _app) = setup().await;
+    let until = k8s_openapi::jiff::Timestamp::now() + std::time::Duration::from_secs(3600);
+    annotate(&fake, &until.to_string());
+    let ctx = Connection {
+        client: fake.client(NS),
+        namespace: NS.into(),
+        pod: PODS[0].into(),
+    };
+    let id = Identity::discover(&ctx, None, None).await.unwrap();
+    let backend = KubeBackend::new(
+        ctx,
+        id,
+        Duration::from_secs(5),
+        Backoff::default(),
+        GitOps::Suspend,
+    );
+    let request = RollbackRequest {
+        service: "checkout".into(),
+        revision: "3".into(),
+        rule: "health-down".into(),
+        reason: "health failed 3 times in a row".into(),
+        evidence: Evidence::ConsecutiveFailures {
+            target: "health".into(),
+            failures: 3,
+            threshold: 3,
+            last_failure: None,
+        },
+        fired_at: "2026-12-06T10:00:00Z".into(),
+        idempotency_key: "backstop/checkout/3".into(),
+    };
+    let refused = |r: &Result<backstop::act::Rolled, _>| {
+        matches!(
+            r,
+            Ok(backstop::act::Rolled::Refused(
+                backstop::act::Prevented::Hold,
+                _
+            ))
+        )
+    };
+    assert!(refused(&backend.rollback(&request, false, |_| {}).await));
+    assert!(refused(&backend.rollback(&request, false, |_| {}).await));
+    let said = |fake: &FakeKube, reason: &str| {
+        fake.events()
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .count()
+    };
+    assert_eq!(said(&fake, "BackstopRollbackRefused"), 1);
+
+    fake.modify(NS, "checkout", |d: &mut Deployment| {
+        d.metadata
+            .annotations
+            .get_or_insert_default()
+            .remove("backstop.dev/paused-until");
+    });
+    let done = backend.rollback(&request, false, |_| {}).await;
+    assert!(
+        matches!(done, Ok(backstop::act::Rolled::Back(_))),
+        "{done:?}"
+    );
+    assert_eq!(said(&fake, "BackstopRollback"), 1);
+    fake.assert_no_unexpected();
+}
