@@ -137,7 +137,7 @@ impl PageOnly {
             cause,
             message: format!(
                 "page-only mode: automatic rollback is off because {problem}; \
-                 rules still page. Fix it and restart the pod (or reload the configuration)"
+                 rules still page. backstop tries again every 30 s once it is fixed"
             ),
         }
     }

@@ -10,11 +10,13 @@ use crate::cluster::{self, Cause, PageOnly, events};
 use crate::config::{Config, RollbackBackend};
 use tokio::time::Instant;
 
-/// The revision to guard and what backstop found about itself.
+/// The revision to guard and what backstop found about itself. `known`:
+/// the page-only mode already announced, which is not announced again.
 pub(super) async fn identify(
     config: &Config,
     options: &Options,
     telemetry: &Telemetry,
+    known: Option<&PageOnly>,
 ) -> (Revision, InCluster) {
     let now = Instant::now();
     let outside = Revision {
@@ -34,7 +36,7 @@ pub(super) async fn identify(
             Cause::NotInPod,
             format!("backstop has no connection to the Kubernetes API: {why}"),
         );
-        return (outside, page_only(telemetry, p, None).await);
+        return (outside, page_only(telemetry, p, None, known).await);
     };
     // The in-cluster client never gives up on an API server that does not
     // answer; start-up must not wait for it.
@@ -58,10 +60,15 @@ pub(super) async fn identify(
         Ok(Err(e)) => {
             return (
                 outside,
-                page_only(telemetry, PageOnly::from_error(&e), None).await,
+                page_only(telemetry, PageOnly::from_error(&e), None, known).await,
             );
         }
-        Err(_) => return (outside, page_only(telemetry, unreachable(), None).await),
+        Err(_) => {
+            return (
+                outside,
+                page_only(telemetry, unreachable(), None, known).await,
+            );
+        }
     };
     tracing::info!(
         deployment = id.deployment.as_str(),
@@ -90,27 +97,33 @@ pub(super) async fn identify(
         Ok(Err(e)) => PageOnly::from_error(&e),
         Err(_) => unreachable(),
     };
-    let found = page_only(telemetry, refused, Some((&ctx, &id))).await;
+    let found = page_only(telemetry, refused, Some((&ctx, &id)), known).await;
     (revision, found)
 }
 
-/// Say it everywhere a person looks, once: a log line, the metric, and an
-/// Event on the Deployment when backstop knows which (best effort: the
-/// missing permission may be that one).
+/// Say it everywhere a person looks, once (not again on each retry while
+/// it stays the same): a log line, the metric, and an Event on the
+/// Deployment when backstop knows which (best effort: the missing
+/// permission may be that one).
 async fn page_only(
     telemetry: &Telemetry,
     p: PageOnly,
     on: Option<(&cluster::Connection, &cluster::Identity)>,
+    known: Option<&PageOnly>,
 ) -> InCluster {
-    tracing::error!(cause = p.cause.metric_label(), "{}", p.message);
     telemetry.page_only(Some(p.cause));
+    let found = InCluster {
+        cluster: None,
+        page_only: Some(p.clone()),
+    };
+    if known == Some(&p) {
+        return found;
+    }
+    tracing::error!(cause = p.cause.metric_label(), "{}", p.message);
     if let Some((ctx, id)) = on {
         let event = events::record(ctx, id, "BackstopPageOnly", "Warning", &p.message);
         // Bounded like every other call: the API server may be the problem.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), event).await;
     }
-    InCluster {
-        cluster: None,
-        page_only: Some(p),
-    }
+    found
 }

@@ -61,6 +61,9 @@ pub struct Options {
     pub not_in_pod: Option<String>,
     /// How often the revision's pods are listed for restart counts.
     pub restart_poll: Duration,
+    /// How often page-only mode tries to find the pod in the cluster again
+    /// (`run`): an API server that was down at start comes back.
+    pub page_only_retry: Duration,
 }
 
 impl Options {
@@ -70,12 +73,15 @@ impl Options {
             kubernetes: None,
             not_in_pod: None,
             restart_poll: RESTART_POLL,
+            page_only_retry: PAGE_ONLY_RETRY,
         }
     }
 }
 
 /// Default interval of the restart-count poll: one list per interval.
 pub const RESTART_POLL: Duration = Duration::from_secs(5);
+/// Default interval between page-only mode's tries to find the pod again.
+pub const PAGE_ONLY_RETRY: Duration = Duration::from_secs(30);
 
 /// A started daemon.
 pub struct Running {
@@ -135,6 +141,11 @@ impl Running {
         &self.live.config
     }
 
+    /// Why `rollback.kubernetes` cannot roll back, while it cannot.
+    pub fn page_only(&self) -> Option<&cluster::PageOnly> {
+        self.live.found.page_only.as_ref()
+    }
+
     /// Stop probing, let actions in flight finish (bounded), stop serving.
     pub async fn shutdown(self) {
         self.stop.cancel();
@@ -165,7 +176,7 @@ pub async fn start(
     let config = Arc::new(config);
     let telemetry = Telemetry::new(&config.service);
     let now = Instant::now();
-    let (revision, found) = identify(&config, &options, &telemetry).await;
+    let (revision, found) = identify(&config, &options, &telemetry, None).await;
     telemetry.revision(&config.service, &revision.id);
     let actions = ActionLog::default();
     let env = Env {

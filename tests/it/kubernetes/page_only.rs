@@ -201,3 +201,93 @@ async fn the_token_file_is_what_the_client_sends() {
     );
     fake.assert_no_unexpected();
 }
+
+/// Through `backstop::run`, as the binary runs: page-only mode tries again
+/// on its own, and an API server that comes back turns rollback on.
+#[tokio::test]
+async fn page_only_mode_tries_again_and_recovers_when_the_api_server_is_back() {
+    let (fake, app) = setup().await;
+    fake.down().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backstop.yaml");
+    let yaml = format!(
+        "listen: 127.0.0.1:0\n{}",
+        CONFIG.replace("{app}", &app.url(""))
+    );
+    std::fs::write(&file, &yaml).unwrap();
+    let config = backstop::config::load(&file).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut options = backstop::Options::new("ignored-in-a-pod");
+    options.kubernetes = Some(Connection {
+        client: fake.client(NS),
+        namespace: NS.into(),
+        pod: PODS[0].into(),
+    });
+    options.page_only_retry = Duration::from_millis(200);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(backstop::run(
+        config,
+        listener,
+        options,
+        async move {
+            let _ = stopped.await;
+        },
+        Some((file, Duration::from_secs(60))),
+    ));
+    let status = || async {
+        reqwest::get(format!("http://{addr}/status"))
+            .await
+            .ok()?
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+    };
+    let cause = |s: &serde_json::Value| s["rollback"]["page_only"]["cause"].clone();
+    let mut seen = None;
+    for _ in 0..100 {
+        if let Some(s) = status().await {
+            seen = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cause(&seen.expect("/status answers")), "unreachable");
+    fake.up().await;
+    let mut recovered = false;
+    for _ in 0..100 {
+        if status()
+            .await
+            .is_some_and(|s| s["rollback"]["page_only"].is_null())
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "still page-only: {:#?}", status().await);
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("backstop_rollback_page_only{cause=\"unreachable\"} 0"),
+        "{metrics}"
+    );
+    // Rollback is on: a failing release is rolled back.
+    app.set(Behaviour::Status(500));
+    let mut rolled = false;
+    for _ in 0..100 {
+        if !fake.patches().is_empty() {
+            rolled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rolled, "no rollback after recovering");
+    let _ = stop.send(());
+    daemon.await.unwrap().unwrap();
+    fake.assert_no_unexpected();
+}
