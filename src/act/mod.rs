@@ -93,6 +93,9 @@ pub enum BackendError {
 pub enum Backend {
     Webhook(WebhookBackend),
     Kubernetes(kube::KubeBackend),
+    /// `rollback.kubernetes` that cannot roll back: every rollback is
+    /// refused with the reason, and the rule's page says it.
+    PageOnly(crate::cluster::PageOnly),
 }
 
 impl Backend {
@@ -101,6 +104,7 @@ impl Backend {
     pub fn from_config(
         config: &Config,
         cluster: Option<(crate::cluster::Connection, crate::cluster::Identity)>,
+        page_only: Option<&crate::cluster::PageOnly>,
     ) -> Result<Option<Backend>, BackendError> {
         Ok(match (&config.rollback.backend, cluster) {
             (None, _) => None,
@@ -113,16 +117,19 @@ impl Backend {
                 )?))
             }
             (Some(RollbackBackend::Kubernetes(k)), Some((ctx, id))) => Some(Backend::Kubernetes(
-                kube::KubeBackend::new(ctx, id, k.timeout, retry::Backoff::default()),
+                kube::KubeBackend::new(ctx, id, k.timeout, retry::Backoff::default(), k.gitops),
             )),
-            (Some(RollbackBackend::Kubernetes(_)), None) => return Err(BackendError::NoIdentity),
+            (Some(RollbackBackend::Kubernetes(_)), None) => match page_only {
+                Some(p) => Some(Backend::PageOnly(p.clone())),
+                None => return Err(BackendError::NoIdentity),
+            },
         })
     }
 
     pub fn label(&self) -> &'static str {
         match self {
             Backend::Webhook(_) => "webhook",
-            Backend::Kubernetes(_) => "kubernetes",
+            Backend::Kubernetes(_) | Backend::PageOnly(_) => "kubernetes",
         }
     }
 
@@ -135,6 +142,7 @@ impl Backend {
         match self {
             Backend::Webhook(w) => w.rollback(req, dry_run, on_attempt).await,
             Backend::Kubernetes(k) => k.rollback(req, dry_run, on_attempt).await,
+            Backend::PageOnly(p) => Ok(Rolled::Refused(Prevented::PageOnly, p.message.clone())),
         }
     }
 }

@@ -178,6 +178,11 @@ impl RollbackRun {
                 (ActionOutcome::Succeeded, detail, Done::RolledBack)
             }
             Ok(Rolled::DryRun(detail)) => (ActionOutcome::DryRun, detail, Done::Settled),
+            // A cluster-wide pause ends: asked again while the rule fires.
+            Ok(Rolled::Refused(why @ Prevented::Hold, detail)) => {
+                telemetry.rollback_prevented(rule, why);
+                (ActionOutcome::Prevented(why), detail, Done::Failed)
+            }
             Ok(Rolled::Refused(why, detail)) => {
                 telemetry.rollback_prevented(rule, why);
                 (ActionOutcome::Prevented(why), detail, Done::Settled)

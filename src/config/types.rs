@@ -448,6 +448,36 @@ pub struct Kubernetes {
     /// backstop's own container in the pod (its restarts are not the app's).
     /// Default `backstop`.
     pub container: String,
+    /// The API token file, mounted into the sidecar only; None: the pod's
+    /// service-account token. Read at load to check it, re-read by the
+    /// client as the token rotates.
+    pub token_file: Option<std::path::PathBuf>,
+    /// What to do when Argo CD or Flux manages the Deployment.
+    pub gitops: GitOps,
+}
+
+/// `rollback.kubernetes.gitops`: a rollback of a Deployment that Argo CD or
+/// Flux syncs from Git lasts only until their next sync, unless their
+/// automatic sync is stopped first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GitOps {
+    /// Stop the owner's automatic sync, then roll back; page if it cannot be stopped.
+    #[default]
+    Suspend,
+    /// Do not roll back a Deployment that Git owns: page only.
+    Page,
+    /// Roll back as if nobody synced it (the owner will undo it).
+    Ignore,
+}
+
+impl GitOps {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GitOps::Suspend => "suspend",
+            GitOps::Page => "page",
+            GitOps::Ignore => "ignore",
+        }
+    }
 }
 
 /// `rollback.webhook`: a JSON POST to a deployer.

@@ -13,8 +13,8 @@ use super::raw::{
     RawPage, RawPagerDuty, RawRollback, RawSlack, RawSlo, RawTarget, RawWebhook,
 };
 use super::types::{
-    Alertmanager, Config, Grafana, Kubernetes, NotifyWebhook, Otlp, Page, PagerDuty, Rollback,
-    RollbackBackend, Secret, SecretUrl, Slack, Slo, Webhook,
+    Alertmanager, Config, GitOps, Grafana, Kubernetes, NotifyWebhook, Otlp, Page, PagerDuty,
+    Rollback, RollbackBackend, Secret, SecretUrl, Slack, Slo, Webhook,
 };
 use super::units::{self, Zero};
 use super::values;
@@ -589,11 +589,58 @@ fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
         Some(v) => values::container_name(p, &error::key(path, "container"), v),
         None => Some(DEFAULT_CONTAINER.to_owned()),
     };
+    let token_file = k.token_file.as_ref().and_then(|v| {
+        let path = error::key(path, "token_file");
+        let file = values::text(p, &path, v)?;
+        match values::secret_file(p, &path, v) {
+            None => {
+                ok = false;
+                None
+            }
+            // The client sends the file as it is: a newline would make
+            // every request's Authorization header invalid.
+            Some(_) if std::fs::read(file).is_ok_and(|b| b.trim_ascii().len() != b.len()) => {
+                p.add(
+                    &path,
+                    format!(
+                        "the token in {file} has spaces or a newline around it, which would be \
+                         sent as part of the token; mount the Secret's `token` key as it is"
+                    ),
+                );
+                ok = false;
+                None
+            }
+            Some(_) => Some(std::path::PathBuf::from(file)),
+        }
+    });
+    let gitops = match &k.gitops {
+        None => Some(GitOps::default()),
+        Some(v) => {
+            let path = error::key(path, "gitops");
+            values::text(p, &path, v).and_then(|s| match s {
+                "suspend" => Some(GitOps::Suspend),
+                "page" => Some(GitOps::Page),
+                "ignore" => Some(GitOps::Ignore),
+                other => {
+                    p.add(
+                        &path,
+                        format!(
+                            "{} is not one of suspend, page, ignore",
+                            values::quote(other)
+                        ),
+                    );
+                    None
+                }
+            })
+        }
+    };
     ok.then_some(Kubernetes {
         deployment,
         namespace,
         timeout: timeout?,
         container: container?,
+        token_file,
+        gitops: gitops?,
     })
 }
 

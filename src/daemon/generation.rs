@@ -30,11 +30,21 @@ pub(super) struct Env<'a> {
     pub revision: &'a Revision,
 }
 
+/// What backstop found out about itself in the cluster
+/// (`rollback.kubernetes`): who it is, or why it can only page.
+#[derive(Clone, Default)]
+pub(super) struct InCluster {
+    pub cluster: Option<(cluster::Connection, cluster::Identity)>,
+    pub page_only: Option<cluster::PageOnly>,
+}
+
 /// Everything one configuration needs, built and not yet running.
 pub(super) struct Generation {
     pub number: u64,
     pub config: Arc<Config>,
     pub cluster: Option<(cluster::Connection, cluster::Identity)>,
+    /// Why `rollback.kubernetes` cannot roll back, if it cannot.
+    pub page_only: Option<cluster::PageOnly>,
     /// Every target's request, in order.
     pub requests: Vec<Request>,
     pub prober: Prober,
@@ -51,18 +61,20 @@ impl Generation {
     pub fn build(
         number: u64,
         config: Arc<Config>,
-        cluster: Option<(cluster::Connection, cluster::Identity)>,
+        found: InCluster,
         build: ReceiverChanges,
         env: &Env,
     ) -> Result<Generation, StartError> {
+        let InCluster { cluster, page_only } = found;
         let requests = Probes::requests(&config)?;
         let prober = Prober::new(&config.tls)?;
-        let backend = Backend::from_config(&config, cluster.clone())?;
+        let backend = Backend::from_config(&config, cluster.clone(), page_only.as_ref())?;
         let (receivers, receiver_runs) = build_receivers(&config, build, env)?;
         Ok(Generation {
             number,
             config,
             cluster,
+            page_only,
             requests,
             prober,
             backend,

@@ -29,6 +29,14 @@ pub fn page(s: &Status) -> String {
     if let Some(warning) = s.revision.warning {
         let _ = write!(h, "<p class=firing><b>Warning:</b> {}</p>", esc(warning));
     }
+    if let Some(p) = &s.rollback.page_only {
+        let _ = write!(
+            h,
+            "<p class=firing><b>No automatic rollback ({cause}).</b> {m}</p>",
+            cause = p.cause.metric_label(),
+            m = esc(&p.message)
+        );
+    }
     let step = s.engine.history_step_seconds;
     if !s.engine.slos.is_empty() {
         h.push_str(

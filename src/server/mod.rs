@@ -52,6 +52,8 @@ pub struct Shared {
     commands: mpsc::Sender<Command>,
     /// The current pause of automatic actions.
     maintenance: watch::Receiver<Option<Maintenance>>,
+    /// Why rollback.kubernetes cannot roll back, if it cannot.
+    page_only: RwLock<Option<crate::cluster::PageOnly>>,
     limits: api::Limits,
     /// Someone named the revision (false: `Revision::UNNAMED_WARNING` applies).
     revision_named: bool,
@@ -75,6 +77,7 @@ impl Shared {
             revision,
             commands,
             maintenance,
+            page_only: RwLock::new(None),
             limits: api::Limits::default(),
             revision_named: true,
         }
@@ -84,6 +87,11 @@ impl Shared {
     pub fn revision_named(mut self, named: bool) -> Shared {
         self.revision_named = named;
         self
+    }
+
+    /// Page-only mode began or ended (start-up, a reload).
+    pub fn set_page_only(&self, page_only: Option<crate::cluster::PageOnly>) {
+        *self.page_only.write().unwrap_or_else(|p| p.into_inner()) = page_only;
     }
 
     /// The configuration in force.
@@ -372,6 +380,8 @@ pub struct RevisionStatus {
 #[derive(Serialize)]
 pub struct RollbackStatus {
     pub backend: Option<&'static str>,
+    /// Set when backstop cannot roll back and only pages: why, and what to fix.
+    pub page_only: Option<crate::cluster::PageOnly>,
     pub dry_run: bool,
     pub bake_seconds: f64,
     pub cooldown_seconds: f64,
@@ -400,6 +410,11 @@ async fn status(shared: &Shared) -> Option<Status> {
                 crate::config::RollbackBackend::Webhook(_) => "webhook",
                 crate::config::RollbackBackend::Kubernetes(_) => "kubernetes",
             }),
+            page_only: shared
+                .page_only
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             dry_run: rb.dry_run,
             bake_seconds: rb.bake.as_secs_f64(),
             cooldown_seconds: rb.cooldown.as_secs_f64(),

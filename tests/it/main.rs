@@ -24,6 +24,7 @@ mod examples;
 mod fake_kube;
 mod faults;
 mod grafana;
+mod k8s_component;
 mod kubernetes;
 mod notify;
 mod otlp;

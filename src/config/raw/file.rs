@@ -192,12 +192,20 @@ pub(in crate::config) struct RawKubernetes {
     /// The name of backstop's own container in the pod, whose restarts a
     /// `restarts` rule leaves out (they are not the app's). Default `backstop`.
     pub container: Option<Value>,
+    /// The API token to roll back with, mounted into the sidecar only (from
+    /// a dedicated ServiceAccount's token Secret); re-read as it rotates.
+    /// Default: the pod's own service-account token.
+    pub token_file: Option<Value>,
+    /// What to do when Argo CD or Flux manages the Deployment: `suspend`
+    /// (default: stop its automatic sync, then roll back), `page` (page
+    /// only), `ignore` (roll back anyway).
+    pub gitops: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 section!(
     RawKubernetes,
-    ["deployment", "namespace", "timeout", "container"]
+    ["deployment", "namespace", "timeout", "container", "token_file", "gitops"]
 );
 
 /// `rollback.webhook`.

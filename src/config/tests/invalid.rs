@@ -2,7 +2,7 @@
 //! value, all of them at once, in document order.
 
 use super::{MINIMAL, errors, errors_with, only_error};
-use crate::config::{Kubernetes, RollbackBackend};
+use crate::config::{GitOps, Kubernetes, RollbackBackend};
 
 #[test]
 fn three_mistakes_give_exactly_three_errors() {
@@ -347,6 +347,8 @@ fn rollback_backends() {
             namespace: None,
             timeout: std::time::Duration::from_secs(10),
             container: "backstop".into(),
+            token_file: None,
+            gitops: GitOps::Suspend,
         }))
     );
     // Everything is optional: the Deployment is found through the pod's owners.
@@ -357,6 +359,8 @@ fn rollback_backends() {
             namespace: None,
             timeout: std::time::Duration::from_secs(10),
             container: "backstop".into(),
+            token_file: None,
+            gitops: GitOps::Suspend,
         }))
     );
     assert_eq!(
@@ -371,7 +375,7 @@ fn rollback_backends() {
         ),
         vec![
             "rollback: set either kubernetes or webhook, not both",
-            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, container); did you mean "namespace"?"#,
+            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, container, token_file, gitops); did you mean "namespace"?"#,
             "rollback.bake: must be greater than 0, got 0s",
             r#"rollback.dry_run: expected true or false, got "yes""#,
         ]
@@ -387,6 +391,66 @@ fn rollback_backends() {
     assert_eq!(
         errors_with("rollback: { kubernetes: { timeout: 0s } }\n"),
         vec!["rollback.kubernetes.timeout: must be greater than 0, got 0s"]
+    );
+    let gitops = |v: &str| match k8s(&format!("{{ gitops: {v} }}")) {
+        Ok(Some(RollbackBackend::Kubernetes(k))) => k.gitops,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(gitops("page"), GitOps::Page);
+    assert_eq!(gitops("ignore"), GitOps::Ignore);
+    assert_eq!(gitops("suspend"), GitOps::Suspend);
+    assert_eq!(
+        errors_with("rollback: { kubernetes: { gitops: pause } }\n"),
+        vec![r#"rollback.kubernetes.gitops: "pause" is not one of suspend, page, ignore"#]
+    );
+}
+
+#[test]
+fn rollback_token_file_is_read_and_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("token");
+    std::fs::write(&good, "eyJhbGciOiJSUzI1NiJ9.payload.signature").unwrap();
+    let config = crate::config::parse(
+        &format!(
+            "{MINIMAL}rollback: {{ kubernetes: {{ token_file: {} }} }}\n",
+            good.display()
+        ),
+        &|_| None,
+    )
+    .unwrap();
+    match config.rollback.backend {
+        Some(RollbackBackend::Kubernetes(k)) => assert_eq!(k.token_file, Some(good)),
+        other => panic!("{other:?}"),
+    }
+    let newline = dir.path().join("newline");
+    std::fs::write(&newline, "abc.def.ghi\n").unwrap();
+    let got = errors_with(&format!(
+        "rollback: {{ kubernetes: {{ token_file: {} }} }}\n",
+        newline.display()
+    ));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with(&format!(
+            "rollback.kubernetes.token_file: the token in {} has spaces or a newline around it",
+            newline.display()
+        )),
+        "{got:?}"
+    );
+    let got =
+        errors_with("rollback: { kubernetes: { token_file: /nonexistent/backstop/token } }\n");
+    assert!(
+        got[0].starts_with(
+            "rollback.kubernetes.token_file: cannot read /nonexistent/backstop/token: No such file"
+        ),
+        "{got:?}"
+    );
+    let got = errors_with(&format!(
+        "rollback: {{ kubernetes: {{ token_file: {} }} }}\n",
+        dir.path().display()
+    ));
+    assert!(
+        got[0].ends_with("it is a directory, not a regular file"),
+        "{got:?}"
     );
 }
 

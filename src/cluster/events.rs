@@ -1,8 +1,8 @@
-//! Kubernetes Events on the Deployment: why backstop rolled it back, or why
-//! it would not. Best effort: a failed Event is logged, never retried in a
+//! Kubernetes Events on the Deployment: why backstop rolled it back, why
+//! it would not, or why it cannot (page-only mode). Best effort: a failed Event is logged, never retried in a
 //! way that delays the rollback report.
 
-use crate::cluster::{Connection, Identity};
+use super::{Connection, Identity};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, PostParams};
