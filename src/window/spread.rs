@@ -63,6 +63,17 @@ impl Spread {
         }
     }
 
+    /// How many equal batches the batches weigh as, `(Σ n_i)² / Σ n_i²`,
+    /// rounded down: a batch of one event next to batches of a hundred
+    /// hardly tells anything about how they spread.
+    pub fn effective_batches(&self) -> u64 {
+        if self.sum_nn == 0 {
+            return 0;
+        }
+        let n = u128::from(self.total);
+        u64::try_from(n * n / self.sum_nn).unwrap_or(u64::MAX)
+    }
+
     /// `Σ (b_i - R·n_i)²` with `R = bad / total`: how far the batches stray
     /// from the overall error ratio. 0 when every batch fails alike.
     pub fn residuals(&self) -> f64 {
