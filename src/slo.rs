@@ -146,7 +146,11 @@ pub fn error_rate_at_least(spread: &Spread) -> f64 {
     let independent = p * (1.0 - p) / n;
     let batched = k / (k - 1.0) * spread.residuals() / (n * n);
     if batched > independent && independent > 0.0 {
-        wilson_lower(p, n * independent / batched, t99(spread.effective_batches() - 1))
+        wilson_lower(
+            p,
+            n * independent / batched,
+            t99(spread.effective_batches() - 1),
+        )
     } else {
         wilson_lower(p, n, Z99)
     }
@@ -169,9 +173,9 @@ fn wilson_lower(p: f64, n: f64, z: f64) -> f64 {
 /// normal quantile (within 0.001 of the exact value past 30).
 fn t99(df: u64) -> f64 {
     const TABLE: [f64; 30] = [
-        31.821, 6.965, 4.541, 3.747, 3.365, 3.143, 2.998, 2.896, 2.821, 2.764, 2.718, 2.681,
-        2.650, 2.624, 2.602, 2.583, 2.567, 2.552, 2.539, 2.528, 2.518, 2.508, 2.500, 2.492,
-        2.485, 2.479, 2.473, 2.467, 2.462, 2.457,
+        31.821, 6.965, 4.541, 3.747, 3.365, 3.143, 2.998, 2.896, 2.821, 2.764, 2.718, 2.681, 2.650,
+        2.624, 2.602, 2.583, 2.567, 2.552, 2.539, 2.528, 2.518, 2.508, 2.500, 2.492, 2.485, 2.479,
+        2.473, 2.467, 2.462, 2.457,
     ];
     const Z: f64 = Z99;
     match df {

@@ -44,8 +44,8 @@ use tokio::time::Instant;
 
 pub use histogram::Histogram;
 use histogram::{SlotHistogram, bucket_index, nanos};
-pub use spread::{BATCH_SECS, Spread};
 use spread::Batcher;
+pub use spread::{BATCH_SECS, Spread};
 
 /// A tier never has more slots than this; past it a coarser tier takes over.
 const MAX_SLOTS: u64 = 120;

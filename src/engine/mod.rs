@@ -431,7 +431,12 @@ impl Observations for View<'_> {
         let of = |t: &TargetState| t.window.spread(span, self.now, None);
         match target {
             Some(t) => of(&self.engine.targets[t]),
-            None => self.engine.targets.iter().map(of).fold(Spread::default(), |a, b| a + b),
+            None => self
+                .engine
+                .targets
+                .iter()
+                .map(of)
+                .fold(Spread::default(), |a, b| a + b),
         }
     }
     fn stats(&self, target: usize, span: Duration) -> Stats {

@@ -10,6 +10,10 @@ const S: Duration = Duration::from_secs(1);
 /// One target `orders` sampled every `interval` (a request rate), a
 /// 99.9 % availability SLO over it, and the given rules.
 fn engine(interval: Duration, rules: &str) -> Engine {
+    engine_with(interval, rules, Telemetry::detached())
+}
+
+fn engine_with(interval: Duration, rules: &str, telemetry: Telemetry) -> Engine {
     let yaml = format!(
         r#"
 service: checkout
@@ -24,7 +28,7 @@ rules: {rules}
     let mut c = crate::config::for_tests(&yaml);
     // Faster than any probe may run: these samples stand for requests.
     c.targets[0].interval = interval;
-    Engine::new(Arc::new(c), Telemetry::detached(), Instant::now())
+    Engine::new(Arc::new(c), telemetry, Instant::now())
 }
 
 const FAST_BURN: &str = "{ name: fast-burn, when: { burn_rate: { slo: availability, short: 1m, long: 5m, factor: 14.4 } }, do: [rollback] }";
@@ -53,7 +57,7 @@ fn run(
     secs: u64,
     mut fails: impl FnMut(u64, f64) -> bool,
 ) -> Vec<(String, f64)> {
-    let start = Instant::now();
+    let start = e.started;
     let mut fired = Vec::new();
     let mut note = |e: &Engine, d: Vec<Decision>, at: Instant| {
         for d in d.iter().filter(|d| d.kind == DecisionKind::Fired) {
@@ -164,11 +168,14 @@ fn one_failure_among_few_requests_fires_nothing() {
         for failing in [0, 1, 5, 20] {
             let mut e = engine(interval, &format!("[{FAST_BURN}, {ERROR_RATE}]"));
             let fired = run(&mut e, interval, 600, |i, _| i == failing);
-            assert_eq!(fired, vec![], "one request every {secs} s, #{failing} failing");
+            assert_eq!(
+                fired,
+                vec![],
+                "one request every {secs} s, #{failing} failing"
+            );
         }
     }
 }
-
 
 /// Probes once a second against `error_rate` 5 % over 2m, `fails(i)`
 /// saying which probe fails: when the rule fires, and when it fired before
@@ -226,7 +233,9 @@ fn sample_at(at: Instant, ok: bool) -> Sample {
 #[test]
 fn probes_failing_10_percent_are_caught_no_later_than_with_a_good_past() {
     let (now, before) = probes(|i| i % 10 == 9);
-    eprintln!("10 % probe errors: fired after {now:?} s, {before:?} s taking the missing past as good");
+    eprintln!(
+        "10 % probe errors: fired after {now:?} s, {before:?} s taking the missing past as good"
+    );
     // The 7th failure: 7 of 120 > 5 %. Seven failures are too few to
     // bound the rate, so the bound is the same.
     assert_eq!((now, before), (Some(69), Some(69)));
@@ -239,4 +248,59 @@ fn a_five_probe_outage_in_a_new_pod_fires_nothing() {
         let (now, before) = probes(|i| (from..from + 5).contains(&i));
         assert_eq!((now, before), (None, None), "failing from {from} s");
     }
+}
+
+#[test]
+fn metrics_status_and_evidence_show_the_same_numbers() {
+    // 90 s of 2 % errors at 100 requests a second: the 1m window is full,
+    // the 5m one young.
+    let registry = crate::telemetry::Registry::new();
+    let telemetry = Telemetry::register(&registry, crate::telemetry::Emitter::none());
+    let interval = Duration::from_millis(10);
+    let mut e = engine_with(interval, &format!("[{FAST_BURN}]"), telemetry);
+    let fired = run(&mut e, interval, 90, |i, _| i % 50 == 49);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let now = e.started + 90 * S - interval;
+    e.evaluate(now, Scope::Tick);
+    e.publish_slos(now);
+    let status = e.status(now);
+    let Some(Evidence::BurnRate { short, long, .. }) = status.rules[0].evidence.clone() else {
+        panic!("burn-rate evidence")
+    };
+    assert_eq!(status.slos[0].windows, vec![short, long]);
+    assert_eq!(short.young, None);
+    let young = long.young.expect("the 5m window is young");
+    assert_eq!(young.seen, 9000);
+    let text = registry.encode();
+    let metric = |name: &str, window: &str| -> f64 {
+        let key = format!("{name}{{slo=\"availability\",window=\"{window}\"}} ");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&key))
+            .unwrap_or_else(|| panic!("{key} in\n{text}"));
+        line[key.len()..].parse().expect("a number")
+    };
+    for (w, window) in [(short, "1m"), (long, "5m")] {
+        assert_eq!(
+            metric("backstop_slo_burn_rate", window),
+            w.burn_rate.unwrap()
+        );
+        assert_eq!(metric("backstop_slo_sli_ratio", window), w.sli.unwrap());
+        assert_eq!(
+            metric("backstop_slo_burn_rate_at_least", window),
+            w.judged_burn_rate().unwrap()
+        );
+        assert_eq!(
+            metric("backstop_slo_window_young", window),
+            f64::from(u8::from(w.young.is_some()))
+        );
+    }
+    // The same words: /status's summary is the evidence's sentence.
+    let summary = status.rules[0].summary.clone().unwrap();
+    let phrase = format!(
+        "20.00 over 5m (young window, 9000 of 30000 expected probes seen: at least {:.2} at 99% confidence)",
+        young.burn_rate_at_least.unwrap()
+    );
+    assert!(summary.contains(&phrase), "{summary}\n{phrase}");
+    assert!(summary.contains("20.00 over 1m and"), "{summary}");
 }

@@ -131,11 +131,15 @@ impl fmt::Display for Evidence {
             } => {
                 let ms = |s: f64| format!("{:.0}ms", s * 1000.0);
                 let young = young.map_or(String::new(), |y| {
+                    let share = format!(
+                        "{} slower than {}",
+                        pct(Some(y.error_ratio_at_least)),
+                        ms(*above_seconds)
+                    );
                     format!(
-                        "; {}: {} slower than {}, limit {}",
+                        "; {}: {}, limit {}",
                         y.seen_of("probes"),
-                        Young::at_least(pct(Some(y.error_ratio_at_least))),
-                        ms(*above_seconds),
+                        Young::at_least(share),
                         pct(Some(1.0 - percentile / 100.0))
                     )
                 });

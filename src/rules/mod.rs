@@ -44,7 +44,12 @@ pub trait Observations {
 }
 
 /// An SLO over one window, as every rule, `/status` and metric shows it.
-pub fn slo_window(config: &Config, slo: usize, span: Duration, data: &dyn Observations) -> SloWindow {
+pub fn slo_window(
+    config: &Config,
+    slo: usize,
+    span: Duration,
+    data: &dyn Observations,
+) -> SloWindow {
     let s = &config.slos[slo];
     let missing = s.targets.iter().map(|t| data.missing(*t, span)).sum();
     slo::evaluate(&data.slo_spread(slo, span), missing, s.objective, span)
@@ -73,7 +78,8 @@ impl State {
 /// The outcome of assessing a condition once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    /// Some(true) breached, Some(false) clear, None: too few samples to say.
+    /// Some(true) breached, Some(false) clear, None: too few samples to
+    /// say, or a young window whose evidence does not decide (see `decide`).
     pub breached: Option<bool>,
     pub evidence: Evidence,
 }
@@ -107,10 +113,11 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                     .sum(),
             };
             let (error_ratio, young) = slo::judge(&spread, missing);
-            let judged = young.map(|y| y.error_ratio_at_least).or(error_ratio);
+            let judged = young.map(|y| y.error_ratio_at_least);
             Verdict {
                 breached: enough(spread.total, *min_samples)
-                    .then(|| judged.is_some_and(|r| r > *above)),
+                    .then(|| decide(error_ratio, judged, *above))
+                    .flatten(),
                 evidence: Evidence::ErrorRate {
                     target: target.map(|t| config.targets[t].name.clone()),
                     window_seconds: window.as_secs_f64(),
@@ -139,9 +146,17 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             // short one only confirms the burn is still going on, and on a single
             // 1 s target a 1 m window could never hold a larger minimum.
             let enough_data = enough(short_w.total, 1) && enough(long_w.total, *min_samples);
-            let over = |w: &SloWindow| w.judged_burn_rate().is_some_and(|b| b > *factor);
+            let over = |w: &SloWindow| {
+                let judged = w.young.map(|y| y.burn_rate_at_least.unwrap_or_default());
+                decide(w.burn_rate, judged, *factor)
+            };
+            let both = match (over(&short_w), over(&long_w)) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            };
             Verdict {
-                breached: enough_data.then(|| over(&short_w) && over(&long_w)),
+                breached: enough_data.then_some(both).flatten(),
                 evidence: Evidence::BurnRate {
                     slo: s.name.clone(),
                     objective: s.objective,
@@ -169,12 +184,15 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             let young = (missing > 0)
                 .then(|| slo::judge(&data.latency_spread(*target, *window, *above), missing).1)
                 .flatten();
-            let over = match young {
-                Some(y) => y.error_ratio_at_least > limit,
-                None => value.is_some_and(|v| v > *above),
+            let over = match (young, value) {
+                (_, None) => None,
+                (Some(y), Some(v)) if y.error_ratio_at_least <= limit => {
+                    (v <= *above).then_some(false)
+                }
+                (_, Some(v)) => Some(v > *above),
             };
             Verdict {
-                breached: enough(samples, *min_samples).then_some(over),
+                breached: enough(samples, *min_samples).then_some(over).flatten(),
                 evidence: Evidence::Latency {
                     target: config.targets[*target].name.clone(),
                     percentile: *percentile,
@@ -198,6 +216,20 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                 },
             }
         }
+    }
+}
+
+/// Whether a value `seen` is past `limit`: for a full window (`judged`
+/// None) that is the verdict; a young one is breached only when its lower
+/// bound `judged` is past the limit too, clear when even what it has seen
+/// is not, and undecided (None) in between: a firing rule stays firing
+/// until the evidence clears it.
+fn decide(seen: Option<f64>, judged: Option<f64>, limit: f64) -> Option<bool> {
+    let seen = seen?;
+    match judged {
+        None => Some(seen > limit),
+        Some(bound) if bound > limit => Some(true),
+        Some(_) => (seen <= limit).then_some(false),
     }
 }
 

@@ -271,7 +271,9 @@ async fn slow_failures_count_in_the_latency_percentile() {
     let v = verdict(when, &d);
     assert_eq!(v.breached, Some(true), "{}", v.evidence);
     assert!(
-        v.evidence.to_string().starts_with("analytics: p99 2000ms over 5m (60 samples)"),
+        v.evidence
+            .to_string()
+            .starts_with("analytics: p99 2000ms over 5m (60 samples)"),
         "{}",
         v.evidence
     );
@@ -398,3 +400,89 @@ async fn restarts_breach_above_the_threshold_once_pods_were_seen() {
     );
 }
 
+/// `n` probes on target `t`, one a second up to now, the first counted
+/// `n` seconds ago; `slow(i)` answers take 600 ms, the others 40 ms.
+fn young(d: &mut Data, t: usize, n: u32, ok: impl Fn(u32) -> bool, slow: impl Fn(u32) -> bool) {
+    d.first[t] = Some(d.now - (n - 1) * S);
+    for i in 0..n {
+        let latency = if slow(i) { 600 * MS } else { 40 * MS };
+        d.windows[t].record(d.now - (n - 1 - i) * S, ok(i), latency);
+    }
+}
+
+#[test]
+fn decide_is_undecided_between_the_bound_and_what_was_seen() {
+    assert_eq!(decide(Some(0.1), None, 0.05), Some(true));
+    assert_eq!(decide(Some(0.05), None, 0.05), Some(false));
+    assert_eq!(decide(Some(0.1), Some(0.06), 0.05), Some(true));
+    assert_eq!(decide(Some(0.1), Some(0.04), 0.05), None);
+    assert_eq!(decide(Some(0.04), Some(0.01), 0.05), Some(false));
+    assert_eq!(decide(None, None, 0.05), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_young_error_rate_says_what_it_has_seen_and_its_bound() {
+    advance(3600 * S).await;
+    let when = Condition::ErrorRate {
+        target: Some(0),
+        above: 0.05,
+        window: 120 * S,
+        min_samples: 21,
+    };
+    // 30 probes, every other one failing: 15 failures, more than the six a
+    // full 2m window of 120 may hold and enough to bound the rate.
+    let mut d = Data::new();
+    young(&mut d, 0, 30, |i| i % 2 == 0, |_| false);
+    let v = verdict(when.clone(), &d);
+    assert_eq!(v.breached, Some(true), "{v:?}");
+    let Evidence::ErrorRate { young: Some(y), .. } = &v.evidence else {
+        panic!("{v:?}")
+    };
+    assert_eq!((y.seen, y.expected), (30, 120));
+    assert!(y.error_ratio_at_least > 15.0 / 120.0, "{y:?}");
+    let text = v.evidence.to_string();
+    assert!(
+        text.starts_with("health: error rate 50.00% over 2m (15 bad of 30; young window, 30 of 120 expected probes seen: at least "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("% at 99% confidence), threshold 5.00%"),
+        "{text}"
+    );
+    // Three failures of 30 are 10 %, but may be a blip: undecided.
+    let mut d = Data::new();
+    young(&mut d, 0, 30, |i| i % 10 != 0, |_| false);
+    assert_eq!(verdict(when, &d).breached, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_young_latency_window_is_judged_on_its_share_of_slow_answers() {
+    advance(3600 * S).await;
+    let when = Condition::Latency {
+        target: 1,
+        percentile: 95.0,
+        above: 200 * MS,
+        window: 300 * S,
+        min_samples: 20,
+    };
+    // A cold start: the first 4 of 20 answers slow. p95 of what was seen is
+    // slow, but 4 slow answers are not 5 % of the 300 a full window holds.
+    let mut d = Data::new();
+    young(&mut d, 1, 20, |_| true, |i| i < 4);
+    let v = verdict(when.clone(), &d);
+    assert_eq!(v.breached, None, "{}", v.evidence);
+    assert!(
+        v.evidence.to_string().contains("(20 samples; young window, 20 of 300 expected probes seen: at least 1.33% slower than 200ms at 99% confidence, limit 5.00%)"),
+        "{}",
+        v.evidence
+    );
+    // The same answers in a full window breach.
+    d.first[1] = None;
+    assert_eq!(verdict(when.clone(), &d).breached, Some(true));
+    // Every answer slow, from the first: 20 of 300 are not yet 5 %, but
+    // the rate of slow answers bounds the rest.
+    let mut d = Data::new();
+    young(&mut d, 1, 20, |_| true, |_| true);
+    let v = verdict(when, &d);
+    assert_eq!(v.breached, Some(true), "{}", v.evidence);
+}

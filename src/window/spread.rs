@@ -171,7 +171,13 @@ mod tests {
         s.add_batch(1000, 1000);
         s.add_batch(940, 1000);
         assert!((s.residuals() - 2400.0).abs() < 1e-6, "{}", s.residuals());
-        assert_eq!(s.counts(), Counts { good: 2940, bad: 60 });
+        assert_eq!(
+            s.counts(),
+            Counts {
+                good: 2940,
+                bad: 60
+            }
+        );
     }
 
     #[test]

@@ -458,10 +458,8 @@ async fn spreads_batch_ten_seconds_and_match_the_counts() {
         // The three failures share one batch: R = 3/40, and the batch that
         // holds them strays from it the most.
         let r: f64 = 3.0 / 40.0;
-        let want = (9.0 * r).powi(2)
-            + 2.0 * (10.0 * r).powi(2)
-            + (3.0 - 10.0 * r).powi(2)
-            + r.powi(2);
+        let want =
+            (9.0 * r).powi(2) + 2.0 * (10.0 * r).powi(2) + (3.0 - 10.0 * r).powi(2) + r.powi(2);
         assert!((s.residuals() - want).abs() < 1e-9, "{}", s.residuals());
     }
     // Within the 200 ms threshold: the slow second is not good either.
