@@ -30,5 +30,6 @@ mod pagerduty;
 mod prometheus;
 mod reload;
 mod secrets;
+mod slow_endpoint;
 mod tls;
 mod verdict;
