@@ -91,7 +91,8 @@ struct LastProbe {
 struct RuleState {
     machine: Machine,
     evidence: Option<Evidence>,
-    /// The last assessment: None while there were too few samples to judge.
+    /// The last assessment: None while there were too few samples to judge
+    /// (or a young window's evidence did not decide).
     breached: Option<bool>,
     /// Reads more than `WIDE` targets: assessed in batches.
     wide: bool,
