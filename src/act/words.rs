@@ -79,7 +79,7 @@ impl Fact {
                 slo, factor, short, ..
             } => {
                 let targets = config.slos.iter().find(|s| &s.name == slo);
-                let measured = short.total - short.assumed_good;
+                let measured = short.total;
                 let bad = short.total - short.good.min(short.total);
                 Fact {
                     subject: targets.map_or(slo.clone(), |s| paths(config, s.targets.clone())),

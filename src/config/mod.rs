@@ -17,6 +17,7 @@ mod raw;
 mod rules;
 mod security;
 mod targets;
+mod thresholds;
 mod types;
 mod units;
 mod validate;

@@ -117,6 +117,9 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         None => Some(None),
         Some(g) => grafana(p, g).map(Some),
     };
+    if let (Some(targets), Some(slos), Some(rules)) = (&targets, &slos, &rules) {
+        super::thresholds::check(p, targets, slos, rules);
+    }
     let otlp = otlp(p, &raw.otlp);
     let admin = security::admin(p, &raw.admin);
     let tls = security::tls(p, &raw.tls);

@@ -9,7 +9,7 @@ use crate::config::{Condition, Config, Containers};
 use crate::probe::{Outcome, Sample};
 use crate::rules::{self, Evidence, Machine, Observations, State, Transition};
 use crate::slo;
-use crate::window::{Counts, Stats, Window};
+use crate::window::{Spread, Stats, Window};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -73,7 +73,7 @@ struct TargetState {
     window: Window,
     consecutive_failures: u32,
     /// When the first counted probe started: a window younger than a
-    /// rule's span is judged with the time before it taken as healthy.
+    /// rule's span is young (judged on a bound, see `crate::slo`).
     first: Option<Instant>,
     last: Option<LastProbe>,
     /// The last failed probe, kept after the target recovers.
@@ -98,7 +98,8 @@ pub struct LastProbe {
 struct RuleState {
     machine: Machine,
     evidence: Option<Evidence>,
-    /// The last assessment: None while there were too few samples to judge.
+    /// The last assessment: None while there were too few samples to judge
+    /// (or a young window's evidence did not decide).
     breached: Option<bool>,
     /// Reads more than `WIDE` targets: assessed in batches.
     wide: bool,
@@ -375,12 +376,8 @@ impl Engine {
     pub fn publish_slos(&self, now: Instant) {
         for (i, s) in self.config.slos.iter().enumerate() {
             for span in slo_windows(&self.config, i) {
-                let (good, total) = self.slo_counts(i, span, now);
-                self.telemetry.slo(
-                    &s.name,
-                    span,
-                    &slo::evaluate(good, total, s.objective, span),
-                );
+                self.telemetry
+                    .slo(&s.name, span, &self.slo_window(i, span, now));
             }
         }
     }
@@ -399,25 +396,14 @@ impl Engine {
             let burn_rate = slo_windows(&self.config, i)
                 .into_iter()
                 .min()
-                .and_then(|span| {
-                    let (good, total) = self.slo_counts(i, span, now);
-                    slo::evaluate(good, total, self.config.slos[i].objective, span).burn_rate
-                });
+                .and_then(|span| self.slo_window(i, span, now).burn_rate);
             self.slo_tracks[i].roll(now, || burn_rate);
         }
     }
 
-    fn slo_counts(&self, slo: usize, span: Duration, now: Instant) -> (u64, u64) {
-        let s = &self.config.slos[slo];
-        s.targets.iter().fold((0, 0), |(good, total), &t| {
-            let w = &self.targets[t].window;
-            let c = w.counts(span, now);
-            let g = match self.slo_thresholds[slo][t] {
-                Some(th) => w.good_within(span, now, th),
-                None => c.good,
-            };
-            (good + g, total + c.total())
-        })
+    /// One SLO over one window, exactly as its burn-rate rules judge it.
+    fn slo_window(&self, slo: usize, span: Duration, now: Instant) -> slo::SloWindow {
+        rules::slo_window(&self.config, slo, span, &View { engine: self, now })
     }
 }
 
@@ -480,22 +466,35 @@ struct View<'a> {
 }
 
 impl Observations for View<'_> {
-    fn counts(&self, target: Option<usize>, span: Duration) -> Counts {
+    fn spread(&self, target: Option<usize>, span: Duration) -> Spread {
+        let of = |t: &TargetState| t.window.spread(span, self.now, None);
         match target {
-            Some(t) => self.engine.targets[t].window.counts(span, self.now),
+            Some(t) => of(&self.engine.targets[t]),
             None => self
                 .engine
                 .targets
                 .iter()
-                .map(|t| t.window.counts(span, self.now))
-                .fold(Counts::default(), |a, b| a + b),
+                .map(of)
+                .fold(Spread::default(), |a, b| a + b),
         }
     }
     fn stats(&self, target: usize, span: Duration) -> Stats {
         self.engine.targets[target].window.stats(span, self.now)
     }
-    fn slo_counts(&self, slo: usize, span: Duration) -> (u64, u64) {
-        self.engine.slo_counts(slo, span, self.now)
+    fn latency_spread(&self, target: usize, span: Duration, above: Duration) -> Spread {
+        let window = &self.engine.targets[target].window;
+        window.latency_spread(span, self.now, above)
+    }
+    fn slo_spread(&self, slo: usize, span: Duration) -> Spread {
+        let e = self.engine;
+        e.config.slos[slo]
+            .targets
+            .iter()
+            .map(|&t| {
+                let threshold = e.slo_thresholds[slo][t];
+                e.targets[t].window.spread(span, self.now, threshold)
+            })
+            .fold(Spread::default(), |a, b| a + b)
     }
     fn consecutive_failures(&self, target: usize) -> u32 {
         self.engine.targets[target].consecutive_failures
@@ -514,7 +513,7 @@ impl Observations for View<'_> {
     fn last_failure(&self, target: usize) -> Option<String> {
         self.engine.targets[target].last.as_ref()?.detail.clone()
     }
-    fn assumed(&self, target: usize, span: Duration) -> u64 {
+    fn missing(&self, target: usize, span: Duration) -> u64 {
         let Some(first) = self.engine.targets[target].first else {
             return 0;
         };
@@ -533,3 +532,5 @@ pub use status::{EngineStatus, LastFailure, RuleStatus, SloStatus, TargetStatus}
 mod soak;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod young;

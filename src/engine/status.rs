@@ -3,7 +3,7 @@
 
 use super::{Engine, HISTORY_STEP, LastProbe, Series, TargetHistory, slo_windows};
 use crate::rules::{Evidence, State};
-use crate::slo::{self, SloWindow};
+use crate::slo::SloWindow;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -61,10 +61,7 @@ impl Engine {
                 latency_threshold_seconds: s.latency_threshold.map(|d| d.as_secs_f64()),
                 windows: slo_windows(&self.config, i)
                     .into_iter()
-                    .map(|span| {
-                        let (good, total) = self.slo_counts(i, span, now);
-                        slo::evaluate(good, total, s.objective, span)
-                    })
+                    .map(|span| self.slo_window(i, span, now))
                     .collect(),
             })
             .collect();

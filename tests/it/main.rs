@@ -33,5 +33,6 @@ mod prometheus;
 mod reload;
 mod secrets;
 mod status_page;
+mod slow_endpoint;
 mod tls;
 mod verdict;

@@ -21,7 +21,7 @@ fn an_error_rate_reads_as_counts_of_an_endpoint_against_its_limit() {
         window_seconds: 60.0,
         good: 471,
         bad: 41,
-        assumed_good: 0,
+        young: None,
         error_ratio: Some(41.0 / 512.0),
         above: 0.05,
         min_samples: 30,
@@ -54,8 +54,9 @@ fn more_rules_are_named_after_the_first_and_the_action_comes_last() {
             last_failure: Some("HTTP 500".into()),
         },
     );
-    let mut w = evaluate(900, 1000, 0.999, Duration::from_secs(60));
-    w.assumed_good = 0;
+    let mut spread = crate::window::Spread::default();
+    spread.add_batch(900, 1000);
+    let w = evaluate(&spread, 0, 0.999, Duration::from_secs(60));
     let burn = Fact::of(
         &c,
         &Evidence::BurnRate {
@@ -108,7 +109,7 @@ fn latency_and_restarts_read_in_their_units() {
             above_seconds: 1.0,
             window_seconds: 300.0,
             samples: 120,
-            assumed_fast: 0,
+            young: None,
             min_samples: 10,
         },
     );

@@ -550,3 +550,39 @@ fn non_finite_numbers_are_errors_at_their_field_and_the_rest_is_checked() {
         ]
     );
 }
+
+#[test]
+fn latency_thresholds_must_be_below_the_timeout() {
+    let all = errors(
+        r#"
+service: checkout
+targets:
+  - { name: slow, url: "http://127.0.0.1:1/slow", interval: 2s, timeout: 1s, expect: { max_latency: 2s } }
+  - { name: fast, url: "http://127.0.0.1:1/fast", interval: 2s, timeout: 1s, expect: { max_latency: 999ms } }
+slos:
+  - { name: speed, objective: 95, latency_threshold: 1s, targets: [fast, slow] }
+  - { name: fine, objective: 95, latency_threshold: 900ms }
+rules:
+  - { name: p95, when: { latency: { target: slow, above: 1s } } }
+  - { name: p99, when: { latency: { target: fast, percentile: 99, above: 900ms } } }
+"#,
+    );
+    let why = "a probe is cut off at its timeout and counts at the time it took";
+    assert_eq!(
+        all,
+        vec![
+            format!(
+                "targets[0].expect.max_latency: 2s is not below this target's timeout 1s: {why}, \
+                 so no answer is ever slower and this could never fail a probe; lower it below 1s or raise timeout"
+            ),
+            format!(
+                "slos[0].latency_threshold: 1s is not below the timeout 1s of target \"fast\": {why}, \
+                 so every answer would be fast enough and the SLO would measure only availability; lower it below 1s"
+            ),
+            format!(
+                "rules[0].when.latency.above: 1s is not below the timeout 1s of target \"slow\": {why}, \
+                 so no percentile can ever be above it and the rule could never fire; lower it below 1s"
+            ),
+        ]
+    );
+}
