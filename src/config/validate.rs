@@ -124,7 +124,6 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
     let admin = security::admin(p, &raw.admin);
     let tls = security::tls(p, &raw.tls);
     let valid = warnings::Valid {
-        targets: targets.as_deref(),
         slos: slos.as_deref(),
         rules: rules.as_deref(),
     };
