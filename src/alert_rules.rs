@@ -165,6 +165,20 @@ struct Latency {
 }
 
 fn sli(config: &Config, slo: &Slo) -> Result<Sli, String> {
+    let traffic: Vec<&str> = slo
+        .targets
+        .iter()
+        .filter(|t| config.traffic_index(**t).is_some())
+        .map(|t| config.source_name(*t))
+        .collect();
+    if !traffic.is_empty() {
+        return Err(format!(
+            "it reads the app's own request counters (traffic {}), which Prometheus \
+             scrapes from the app itself; these rules cover probe SLOs only, so \
+             write that SLO's rules over the app's metrics",
+            traffic.join(", ")
+        ));
+    }
     let targets = if slo.targets.len() == config.targets.len() {
         String::new()
     } else {

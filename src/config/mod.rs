@@ -16,6 +16,7 @@ mod raw;
 mod rules;
 mod security;
 mod targets;
+mod traffic;
 mod types;
 mod units;
 mod validate;

@@ -240,7 +240,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             Verdict {
                 breached: Some(failures >= *count),
                 evidence: Evidence::ConsecutiveFailures {
-                    target: config.targets[*target].name.clone(),
+                    target: config.source_name(*target).to_owned(),
                     failures,
                     threshold: *count,
                     last_failure: data.last_failure(*target),
@@ -266,7 +266,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                 breached: enough(c.total(), *min_samples)
                     .then(|| error_ratio.is_some_and(|r| r > *above)),
                 evidence: Evidence::ErrorRate {
-                    target: target.map(|t| config.targets[t].name.clone()),
+                    target: target.map(|t| config.source_name(t).to_owned()),
                     window_seconds: window.as_secs_f64(),
                     good: c.good,
                     bad: c.bad,
@@ -335,7 +335,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             Verdict {
                 breached: enough(samples, *min_samples).then(|| value.is_some_and(|v| v > *above)),
                 evidence: Evidence::Latency {
-                    target: config.targets[*target].name.clone(),
+                    target: config.source_name(*target).to_owned(),
                     percentile: *percentile,
                     value_seconds: value.map(|v| v.as_secs_f64()),
                     above_seconds: above.as_secs_f64(),

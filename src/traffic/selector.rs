@@ -197,6 +197,20 @@ impl Selector {
     }
 }
 
+/// Two selectors are equal when they read the same: same name, same
+/// matchers in the same order (what a reload compares).
+impl PartialEq for Selector {
+    fn eq(&self, other: &Selector) -> bool {
+        self.name == other.name
+            && self.matchers.len() == other.matchers.len()
+            && self
+                .matchers
+                .iter()
+                .zip(&other.matchers)
+                .all(|(a, b)| a.label == b.label && a.op == b.op && a.value == b.value)
+    }
+}
+
 impl FromStr for Selector {
     type Err = SelectorError;
 
