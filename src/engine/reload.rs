@@ -181,6 +181,7 @@ mod tests {
                 detail: "status 500".into(),
             },
             counted: true,
+            scraped: None,
         }
     }
 
