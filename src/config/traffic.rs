@@ -106,7 +106,10 @@ pub(super) fn traffic(
             } else if let Some(j) = seen.iter().position(|n| *n == Some(name.as_str())) {
                 p.add(
                     &name_path,
-                    format!("{} is already the name of traffic[{j}]", values::quote(name)),
+                    format!(
+                        "{} is already the name of traffic[{j}]",
+                        values::quote(name)
+                    ),
                 );
             }
             seen.push(Some(name));
@@ -240,8 +243,7 @@ fn selector(p: &mut Problems, path: &str, value: &Value) -> Option<Selector> {
         }
     };
     let named = s.name().is_some()
-        || s
-            .matchers()
+        || s.matchers()
             .iter()
             .any(|m| m.label() == "__name__" && m.op() == crate::traffic::MatchOp::Equal);
     if !named {
@@ -276,7 +278,10 @@ fn matchers(p: &mut Problems, path: &str, value: &Value) -> Option<Selector> {
         Err(e) => {
             p.add(
                 path,
-                format!("{} is not a list of label matchers: {e}", values::quote(text)),
+                format!(
+                    "{} is not a list of label matchers: {e}",
+                    values::quote(text)
+                ),
             );
             None
         }

@@ -66,7 +66,10 @@ impl Refs<'_> {
             };
             p.add(
                 path,
-                format!("no {what} named {name:?}{}", error::did_you_mean(name, known)),
+                format!(
+                    "no {what} named {name:?}{}",
+                    error::did_you_mean(name, known)
+                ),
             );
         }
         found

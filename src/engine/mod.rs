@@ -18,9 +18,12 @@ use tokio::time::Instant;
 
 mod reload;
 mod telemetry;
+mod traffic;
 use reload::Previous;
 pub use reload::{Carried, Dropped};
 pub use telemetry::{TargetHealth, Telemetry, Transitioned};
+pub use traffic::Metrics as TrafficMetrics;
+use traffic::TrafficState;
 
 /// A rule reading more targets than this is assessed in batches (at most
 /// `BATCH` after a sample), not on every sample: assessing it costs a read
@@ -106,6 +109,8 @@ pub struct Engine {
     batch_due: Option<Instant>,
     telemetry: Telemetry,
     targets: Vec<TargetState>,
+    /// Per traffic entry (source `targets.len() + i`).
+    traffic: Vec<TrafficState>,
     /// Per SLO, per target: index of the SLO's latency threshold in that target's window.
     slo_thresholds: Vec<Vec<Option<usize>>>,
     rules: Vec<RuleState>,
@@ -163,6 +168,11 @@ impl Engine {
                 health: telemetry.target_health(&target.name),
             })
             .collect();
+        let traffic = config
+            .traffic
+            .iter()
+            .map(|t| TrafficState::new(t, config.slos.len(), horizon, now))
+            .collect();
         let rules = config
             .rules
             .iter()
@@ -181,6 +191,7 @@ impl Engine {
             batch_due: None,
             telemetry,
             targets,
+            traffic,
             slo_thresholds,
             rules,
             started: now,
@@ -224,6 +235,7 @@ impl Engine {
     }
 
     fn record_at(&mut self, index: usize, s: &Sample) {
+        self.record_traffic(index, s);
         let t = &mut self.targets[index];
         let (reason, detail) = match &s.outcome {
             Outcome::Success { .. } => (None, None),
@@ -251,6 +263,36 @@ impl Engine {
             t.consecutive_failures.saturating_add(1)
         };
         t.health.set(ok, t.consecutive_failures);
+    }
+
+    /// Hand a scrape of target `index` to the traffic entries that read it;
+    /// the body is parsed once for all of them. A failure during warm-up
+    /// is not counted, as for any probe.
+    fn record_traffic(&mut self, index: usize, s: &Sample) {
+        if !s.counted {
+            return;
+        }
+        let config = &self.config;
+        let mut readers = config
+            .traffic
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.from == index)
+            .map(|(i, _)| i)
+            .peekable();
+        if readers.peek().is_none() {
+            return;
+        }
+        // The prober parsed it already; it cannot fail here.
+        let parsed = s
+            .scraped
+            .as_ref()
+            .and_then(|b| crate::traffic::parse(&b.body, b.format).ok());
+        let metrics = &self.telemetry.traffic;
+        for i in readers {
+            let source = config.targets.len() + i;
+            self.traffic[i].scraped(config, source, s, parsed.as_ref(), metrics);
+        }
     }
 
     /// Record what the last look at the revision's pods found.
@@ -283,7 +325,7 @@ impl Engine {
             let relevant = match scope {
                 Scope::Tick => true,
                 Scope::Batch => wide,
-                Scope::Target(t) => reads_target(&self.config, &rule.when, t),
+                Scope::Target(t) => reads_scrape(&self.config, &rule.when, t),
                 Scope::Restarts => matches!(rule.when, Condition::Restarts { .. }),
             };
             if !relevant {
@@ -352,8 +394,18 @@ impl Engine {
         self.targets.iter().all(|t| t.last.is_some())
     }
 
-    /// Refresh the SLO gauges (done on the tick, not per sample).
+    /// Refresh the SLO gauges, and say which traffic has no data (done on
+    /// the tick, not per sample).
     pub fn publish_slos(&self, now: Instant) {
+        let span = crate::config::DEFAULT_STATUS_WINDOW;
+        for (t, state) in self.config.traffic.iter().zip(&self.traffic) {
+            let idle = state.counts(span, now).total() == 0;
+            self.telemetry
+                .traffic
+                .no_traffic
+                .with_label_values(&[t.name.as_str()])
+                .set(i64::from(idle));
+        }
         for (i, s) in self.config.slos.iter().enumerate() {
             for span in slo_windows(&self.config, i) {
                 let (good, total) = self.slo_counts(i, span, now);
@@ -368,7 +420,22 @@ impl Engine {
 
     fn slo_counts(&self, slo: usize, span: Duration, now: Instant) -> (u64, u64) {
         let s = &self.config.slos[slo];
-        s.targets.iter().fold((0, 0), |(good, total), &t| {
+        let mut judged = true;
+        let counts = s.targets.iter().fold((0, 0), |(good, total), &t| {
+            if let Some(i) = self.config.traffic_index(t) {
+                let traffic = &self.traffic[i];
+                let (g, n) = match s.latency_threshold {
+                    None => {
+                        let c = traffic.counts(span, now);
+                        (c.good, c.total())
+                    }
+                    Some(_) => traffic.within(slo, span, now).unwrap_or_else(|| {
+                        judged = false;
+                        (0, 0)
+                    }),
+                };
+                return (good + g, total + n);
+            }
             let w = &self.targets[t].window;
             let c = w.counts(span, now);
             let g = match self.slo_thresholds[slo][t] {
@@ -376,7 +443,10 @@ impl Engine {
                 None => c.good,
             };
             (good + g, total + c.total())
-        })
+        });
+        // A latency SLO over traffic whose threshold is not a bucket bound
+        // has no exact SLI: it has no data, so it never fires.
+        if judged { counts } else { (0, 0) }
     }
 }
 
@@ -420,6 +490,18 @@ fn read_targets(config: &Config, when: &Condition) -> Vec<usize> {
     }
 }
 
+/// Whether a new sample of `target`, or of the traffic its scrape feeds,
+/// can change this condition's verdict.
+fn reads_scrape(config: &Config, when: &Condition, target: usize) -> bool {
+    let n = config.targets.len();
+    reads_target(config, when, target)
+        || config
+            .traffic
+            .iter()
+            .enumerate()
+            .any(|(i, t)| t.from == target && reads_target(config, when, n + i))
+}
+
 /// Whether a new sample of `target` can change this condition's verdict.
 fn reads_target(config: &Config, when: &Condition, target: usize) -> bool {
     match when {
@@ -440,8 +522,12 @@ struct View<'a> {
 
 impl Observations for View<'_> {
     fn counts(&self, target: Option<usize>, span: Duration) -> Counts {
+        let config = &self.engine.config;
         match target {
-            Some(t) => self.engine.targets[t].window.counts(span, self.now),
+            Some(t) => match config.traffic_index(t) {
+                Some(i) => self.engine.traffic[i].counts(span, self.now),
+                None => self.engine.targets[t].window.counts(span, self.now),
+            },
             None => self
                 .engine
                 .targets
@@ -451,13 +537,32 @@ impl Observations for View<'_> {
         }
     }
     fn stats(&self, target: usize, span: Duration) -> Stats {
-        self.engine.targets[target].window.stats(span, self.now)
+        match self.engine.config.traffic_index(target) {
+            Some(i) => Stats {
+                counts: self.engine.traffic[i].counts(span, self.now),
+                latency: Default::default(),
+            },
+            None => self.engine.targets[target].window.stats(span, self.now),
+        }
+    }
+    fn bucket_percentile(
+        &self,
+        target: usize,
+        span: Duration,
+        percentile: f64,
+    ) -> Option<(Option<Duration>, u64)> {
+        let i = self.engine.config.traffic_index(target)?;
+        Some(self.engine.traffic[i].percentile(span, self.now, percentile))
     }
     fn slo_counts(&self, slo: usize, span: Duration) -> (u64, u64) {
         self.engine.slo_counts(slo, span, self.now)
     }
     fn consecutive_failures(&self, target: usize) -> u32 {
-        self.engine.targets[target].consecutive_failures
+        // Validation keeps consecutive_failures off traffic.
+        self.engine
+            .targets
+            .get(target)
+            .map_or(0, |t| t.consecutive_failures)
     }
     fn restarts(&self, span: Duration) -> Option<u32> {
         let e = self.engine;
@@ -469,10 +574,15 @@ impl Observations for View<'_> {
         })
     }
     fn last_failure(&self, target: usize) -> Option<String> {
-        self.engine.targets[target].last.as_ref()?.detail.clone()
+        match self.engine.config.traffic_index(target) {
+            Some(i) => self.engine.traffic[i].last.as_ref()?.detail.clone(),
+            None => self.engine.targets[target].last.as_ref()?.detail.clone(),
+        }
     }
     fn assumed(&self, target: usize, span: Duration) -> u64 {
-        let Some(first) = self.engine.targets[target].first else {
+        // Traffic is judged on the requests it has: a request is not a
+        // probe that stands for an interval of time.
+        let Some(first) = self.engine.targets.get(target).and_then(|t| t.first) else {
             return 0;
         };
         // The first probe stands for one interval of time.
@@ -484,7 +594,7 @@ impl Observations for View<'_> {
 }
 
 mod status;
-pub use status::{EngineStatus, RuleStatus, SloStatus, TargetStatus};
+pub use status::{EngineStatus, RuleStatus, SloStatus, TargetStatus, TrafficStatus, TrafficWindow};
 
 #[cfg(test)]
 mod soak;

@@ -1,6 +1,7 @@
 //! What the engine shows `/status`: per target its window statistics and
 //! last probe, per SLO its windows, per rule its state and evidence.
 
+pub use super::traffic::{TrafficStatus, TrafficWindow};
 use super::{Engine, LastProbe, slo_windows};
 use crate::rules::{Evidence, State};
 use crate::slo::{self, SloWindow};
@@ -79,6 +80,7 @@ impl Engine {
             ready: self.ready(),
             uptime_seconds: now.saturating_duration_since(self.started).as_secs_f64(),
             targets,
+            traffic: self.traffic_status(now),
             slos,
             rules,
         }
@@ -90,6 +92,7 @@ pub struct EngineStatus {
     pub ready: bool,
     pub uptime_seconds: f64,
     pub targets: Vec<TargetStatus>,
+    pub traffic: Vec<TrafficStatus>,
     pub slos: Vec<SloStatus>,
     pub rules: Vec<RuleStatus>,
 }

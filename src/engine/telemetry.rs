@@ -29,6 +29,7 @@ pub struct Telemetry {
     rule_state: IntGaugeVec,
     rule_transitions: IntCounterVec,
     events: Emitter<Transitioned>,
+    pub(super) traffic: super::traffic::Metrics,
 }
 
 /// `backstop_target_up` and `backstop_target_consecutive_failures` of one
@@ -85,6 +86,7 @@ impl Telemetry {
                 &["rule", "to"],
             ),
             events,
+            traffic: super::traffic::Metrics::register(registry),
         }
     }
 

@@ -12,9 +12,9 @@
 
 use super::expect::MAX_BODY;
 use super::{Body, Outcome, Reason, Sample, Scraped, check};
-use crate::traffic::{Format, parse};
 use crate::config::{Redirects, Target};
 use crate::tls::ClientError;
+use crate::traffic::{Format, parse};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::redirect;
 use std::time::Duration;
@@ -289,7 +289,11 @@ impl Prober {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let cap = if req.scrape { MAX_SCRAPE_BODY } else { MAX_BODY };
+        let cap = if req.scrape {
+            MAX_SCRAPE_BODY
+        } else {
+            MAX_BODY
+        };
         let mut body = Vec::new();
         let mut truncated = false;
         // Read up to the cap and not further: what is past it is not

@@ -26,6 +26,17 @@ pub trait Observations {
     fn counts(&self, target: Option<usize>, span: Duration) -> Counts;
     /// Counts and latency histogram of one target.
     fn stats(&self, target: usize, span: Duration) -> Stats;
+    /// For a source whose latency is the app's own histogram (traffic):
+    /// the percentile as `histogram_quantile` interpolates it, and how many
+    /// requests the buckets counted. None for a probe target.
+    fn bucket_percentile(
+        &self,
+        _target: usize,
+        _span: Duration,
+        _percentile: f64,
+    ) -> Option<(Option<Duration>, u64)> {
+        None
+    }
     /// (good, total) of an SLO's targets; good honours its latency threshold.
     fn slo_counts(&self, slo: usize, span: Duration) -> (u64, u64);
     /// Counted failures of a target since its last success.
@@ -83,6 +94,9 @@ pub enum Evidence {
         error_ratio: Option<f64>,
         above: f64,
         min_samples: u64,
+        /// The target is a traffic entry: the counts are the app's requests.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        traffic: bool,
     },
     BurnRate {
         slo: String,
@@ -103,6 +117,10 @@ pub enum Evidence {
         /// ranked below every sample.
         assumed_fast: u64,
         min_samples: u64,
+        /// The target is a traffic entry: `samples` are requests, and the
+        /// value is interpolated in the app's histogram buckets.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        traffic: bool,
     },
     Restarts {
         window_seconds: f64,
@@ -131,6 +149,27 @@ impl fmt::Display for Evidence {
                     write!(f, ", last: {last}")?;
                 }
                 Ok(())
+            }
+            Evidence::ErrorRate {
+                target: Some(name),
+                window_seconds,
+                good,
+                bad,
+                above,
+                traffic: true,
+                ..
+            } => {
+                let total = good + bad;
+                let last = secs(*window_seconds);
+                if total == 0 {
+                    return write!(f, "{name}: no traffic in the last {last}");
+                }
+                write!(
+                    f,
+                    "{name}: {bad} of {total} requests failed ({:.1} %) in the last {last}, limit {} %",
+                    *bad as f64 * 100.0 / total as f64,
+                    short(above * 100.0)
+                )
             }
             Evidence::ErrorRate {
                 target,
@@ -176,6 +215,31 @@ impl fmt::Display for Evidence {
                 above_seconds,
                 window_seconds,
                 samples,
+                traffic: true,
+                ..
+            } => {
+                let last = secs(*window_seconds);
+                if *samples == 0 {
+                    return write!(f, "{target}: no traffic in the last {last}");
+                }
+                let value = value_seconds.map_or_else(
+                    || "unknown (no finite bucket bound holds it)".to_owned(),
+                    |v| format!("{:.0} ms", v * 1000.0),
+                );
+                write!(
+                    f,
+                    "{target}: p{} of {samples} requests {value} in the last {last}, limit {:.0} ms",
+                    short(*percentile),
+                    above_seconds * 1000.0
+                )
+            }
+            Evidence::Latency {
+                target,
+                percentile,
+                value_seconds,
+                above_seconds,
+                window_seconds,
+                samples,
                 assumed_fast,
                 ..
             } => {
@@ -212,6 +276,12 @@ fn assumed(n: u64, what: &str) -> String {
     } else {
         format!(", {n} assumed {what} before the first probe")
     }
+}
+
+/// A number without trailing zeros: 5, 0.5, 99.9.
+fn short(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -274,6 +344,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                     error_ratio,
                     above: *above,
                     min_samples: *min_samples,
+                    traffic: target.is_some_and(|t| config.traffic_index(t).is_some()),
                 },
             }
         }
@@ -318,20 +389,11 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             window,
             min_samples,
         } => {
-            let stats = data.stats(*target, *window);
-            let samples = stats.latency.count();
-            let assumed_fast = data.assumed(*target, *window);
-            // The rank among samples and assumed answers together; the
-            // assumed ones rank lowest, so past them it is a sample's rank.
-            // Asking for the middle of that rank keeps float rounding off it.
-            let all = samples + assumed_fast;
-            let rank = (percentile * all as f64 / 100.0).ceil() as u64;
-            let value = (samples > 0 && rank > assumed_fast)
-                .then(|| {
-                    let within = (rank - assumed_fast) as f64 - 0.5;
-                    stats.latency.percentile(100.0 * within / samples as f64)
-                })
-                .flatten();
+            let (value, samples, assumed_fast) =
+                match data.bucket_percentile(*target, *window, *percentile) {
+                    Some((value, requests)) => (value, requests, 0),
+                    None => probe_percentile(data, *target, *window, *percentile),
+                };
             Verdict {
                 breached: enough(samples, *min_samples).then(|| value.is_some_and(|v| v > *above)),
                 evidence: Evidence::Latency {
@@ -343,6 +405,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                     samples,
                     assumed_fast,
                     min_samples: *min_samples,
+                    traffic: config.traffic_index(*target).is_some(),
                 },
             }
         }
@@ -358,6 +421,31 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             }
         }
     }
+}
+
+/// A probe target's latency percentile, with the young-window padding (see
+/// the module docs): the value, the samples, and the fast answers assumed.
+fn probe_percentile(
+    data: &dyn Observations,
+    target: usize,
+    window: Duration,
+    percentile: f64,
+) -> (Option<Duration>, u64, u64) {
+    let stats = data.stats(target, window);
+    let samples = stats.latency.count();
+    let assumed_fast = data.assumed(target, window);
+    // The rank among samples and assumed answers together; the
+    // assumed ones rank lowest, so past them it is a sample's rank.
+    // Asking for the middle of that rank keeps float rounding off it.
+    let all = samples + assumed_fast;
+    let rank = (percentile * all as f64 / 100.0).ceil() as u64;
+    let value = (samples > 0 && rank > assumed_fast)
+        .then(|| {
+            let within = (rank - assumed_fast) as f64 - 0.5;
+            stats.latency.percentile(100.0 * within / samples as f64)
+        })
+        .flatten();
+    (value, samples, assumed_fast)
 }
 
 fn enough(samples: u64, min_samples: u64) -> bool {

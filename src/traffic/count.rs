@@ -19,6 +19,9 @@ pub const MAX_SERIES: usize = 10_000;
 /// What one scrape added since the previous successful one.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Deltas {
+    /// The first scrape folded: every increase is 0, the bounds in
+    /// `buckets` are what the app has.
+    pub baseline: bool,
     /// Requests (the `requests` selector's increase).
     pub requests: f64,
     /// Failed requests, at most `requests`.
@@ -108,10 +111,10 @@ impl Counter {
         self.skipped
     }
 
-    /// Folds one successful scrape in. The first is only a baseline: it
-    /// returns `Ok(None)`. On `Err` the state is unchanged, so the next
-    /// scrape's increases are taken from the last one folded.
-    pub fn fold(&mut self, scrape: &Exposition<'_>) -> Result<Option<Deltas>, TooManySeries> {
+    /// Folds one successful scrape in. The first is only a baseline (all
+    /// increases 0, `baseline` set). On `Err` the state is unchanged, so
+    /// the next scrape's increases are taken from the last one folded.
+    pub fn fold(&mut self, scrape: &Exposition<'_>) -> Result<Deltas, TooManySeries> {
         let matched = self.count_matches(scrape);
         if matched > self.max_series {
             return Err(TooManySeries {
@@ -122,7 +125,10 @@ impl Counter {
         let baseline = self.scrapes == 0;
         self.scrapes += 1;
         let now = self.scrapes;
-        let mut out = Deltas::default();
+        let mut out = Deltas {
+            baseline,
+            ..Deltas::default()
+        };
         let mut buckets: Vec<(f64, f64)> = Vec::new();
         for family in scrape.families() {
             let samples = scrape.samples_of(family);
@@ -151,18 +157,23 @@ impl Counter {
         }
         self.series.retain(|_, last| last.seen == now);
         self.matched = self.series.len();
-        if baseline {
-            return Ok(None);
-        }
         out.errors = out.errors.min(out.requests);
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
         out.buckets = buckets;
-        Ok(Some(out))
+        Ok(out)
     }
 
     /// Which selectors `s` is matched by.
-    fn parts(&self, family: &Family<'_>, s: &Sample<'_>, scrape: &Exposition<'_>) -> [(Part, bool); 3] {
-        let counted = matches!(s.role, Role::Total | Role::Count | Role::Value | Role::Bucket);
+    fn parts(
+        &self,
+        family: &Family<'_>,
+        s: &Sample<'_>,
+        scrape: &Exposition<'_>,
+    ) -> [(Part, bool); 3] {
+        let counted = matches!(
+            s.role,
+            Role::Total | Role::Count | Role::Value | Role::Bucket
+        );
         let labels = scrape.labels(s);
         let pick = |sel: &Selector| counted && sel.matches(s.name, labels);
         [

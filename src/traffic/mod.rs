@@ -28,9 +28,9 @@ mod text;
 #[cfg(test)]
 mod tests;
 
+pub use count::{Counter, Deltas, MAX_SERIES, TooManySeries};
 pub use exposition::{
     ErrorKind, Exposition, Family, Format, Label, MetricType, ParseError, Role, Sample, parse,
 };
-pub use count::{Counter, Deltas, MAX_SERIES, TooManySeries};
 pub use quantile::histogram_quantile;
 pub use selector::{MatchOp, Matcher, Selector, SelectorError};

@@ -87,7 +87,10 @@ mod tests {
         assert_eq!(histogram_quantile(0.5, &[(0.1, 1.0), (0.2, 2.0)]), None);
         // No observations.
         assert_eq!(histogram_quantile(0.5, &[(0.1, 0.0), (INF, 0.0)]), None);
-        assert_eq!(histogram_quantile(f64::NAN, &[(0.1, 1.0), (INF, 1.0)]), None);
+        assert_eq!(
+            histogram_quantile(f64::NAN, &[(0.1, 1.0), (INF, 1.0)]),
+            None
+        );
     }
 
     #[test]
@@ -95,8 +98,14 @@ mod tests {
         let b = [(0.1, 1.0), (INF, 2.0)];
         assert_eq!(histogram_quantile(-0.1, &b), Some(f64::NEG_INFINITY));
         assert_eq!(histogram_quantile(1.1, &b), Some(INF));
-        assert_eq!(histogram_quantile(0.1, &[(-1.0, 5.0), (INF, 10.0)]), Some(-1.0));
-        assert_eq!(histogram_quantile(0.1, &[(0.0, 5.0), (INF, 10.0)]), Some(0.0));
+        assert_eq!(
+            histogram_quantile(0.1, &[(-1.0, 5.0), (INF, 10.0)]),
+            Some(-1.0)
+        );
+        assert_eq!(
+            histogram_quantile(0.1, &[(0.0, 5.0), (INF, 10.0)]),
+            Some(0.0)
+        );
     }
 
     #[test]

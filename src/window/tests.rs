@@ -424,7 +424,11 @@ async fn a_late_sample_lands_in_its_own_histogram_slot() {
 #[tokio::test(start_paused = true)]
 async fn batched_counts_slide_like_single_records_and_keep_thresholds_exact() {
     let t = Instant::now();
-    let bounds = [Duration::from_millis(100), Duration::from_millis(500), Duration::MAX];
+    let bounds = [
+        Duration::from_millis(100),
+        Duration::from_millis(500),
+        Duration::MAX,
+    ];
     let mut w = Window::new(secs(10 * 60), &bounds, t);
     // One scrape: 500 requests, 40 failed; 300 within 100 ms, 480 within 500 ms.
     w.record_counts(t, 460, 40, &[300, 480, 500]);

@@ -88,7 +88,9 @@ pub(in crate::config) struct RawTraffic {
 }
 section!(
     RawTraffic,
-    ["name", "from", "requests", "errors", "latency", "preset", "match"]
+    [
+        "name", "from", "requests", "errors", "latency", "preset", "match"
+    ]
 );
 
 /// `targets[]`: one probed endpoint.

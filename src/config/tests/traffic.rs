@@ -112,7 +112,10 @@ rules:
             ..
         }
     ));
-    assert!(matches!(c.rules[1].when, Condition::Latency { target: 2, .. }));
+    assert!(matches!(
+        c.rules[1].when,
+        Condition::Latency { target: 2, .. }
+    ));
     assert!(matches!(
         c.rules[2].when,
         Condition::ErrorRate { target: None, .. }

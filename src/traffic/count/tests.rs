@@ -15,7 +15,7 @@ fn counter() -> Counter {
 
 fn fold(c: &mut Counter, body: &str) -> Option<Deltas> {
     let scrape = parse(body.as_bytes(), Format::Text).unwrap();
-    c.fold(&scrape).unwrap()
+    Some(c.fold(&scrape).unwrap()).filter(|d| !d.baseline)
 }
 
 fn totals(d: &Option<Deltas>) -> (f64, f64) {
@@ -27,7 +27,9 @@ fn totals(d: &Option<Deltas>) -> (f64, f64) {
 fn the_first_scrape_is_a_baseline_then_increases_are_summed() {
     let mut c = counter();
     let body = |ok: u32, bad: u32| {
-        format!("http_requests_total{{code=\"200\"}} {ok}\nhttp_requests_total{{code=\"500\"}} {bad}\n")
+        format!(
+            "http_requests_total{{code=\"200\"}} {ok}\nhttp_requests_total{{code=\"500\"}} {bad}\n"
+        )
     };
     assert_eq!(fold(&mut c, &body(1000, 7)), None);
     assert_eq!(totals(&fold(&mut c, &body(1090, 17))), (100.0, 10.0));
@@ -40,8 +42,14 @@ fn a_counter_that_goes_down_restarted_from_zero() {
     let mut c = counter();
     fold(&mut c, "http_requests_total{code=\"200\"} 500\n");
     // The app restarted and has served 30 since.
-    assert_eq!(totals(&fold(&mut c, "http_requests_total{code=\"200\"} 30\n")), (30.0, 0.0));
-    assert_eq!(totals(&fold(&mut c, "http_requests_total{code=\"200\"} 45\n")), (15.0, 0.0));
+    assert_eq!(
+        totals(&fold(&mut c, "http_requests_total{code=\"200\"} 30\n")),
+        (30.0, 0.0)
+    );
+    assert_eq!(
+        totals(&fold(&mut c, "http_requests_total{code=\"200\"} 45\n")),
+        (15.0, 0.0)
+    );
 }
 
 #[test]
@@ -54,7 +62,9 @@ fn a_changed_created_is_a_restart_even_when_the_value_grew() {
     };
     let mut f = |body: String| {
         let scrape = parse(body.as_bytes(), Format::OpenMetrics).unwrap();
-        c.fold(&scrape).unwrap().map(|d| d.requests)
+        Some(c.fold(&scrape).unwrap())
+            .filter(|d| !d.baseline)
+            .map(|d| d.requests)
     };
     assert_eq!(f(om(100, 1000)), None);
     assert_eq!(f(om(110, 1000)), Some(10.0));
@@ -73,7 +83,10 @@ fn a_new_series_counts_in_full_and_a_vanished_one_adds_nothing() {
     );
     assert_eq!(totals(&d), (54.0, 4.0));
     // The 503 series vanishes: nothing is added or taken away.
-    assert_eq!(totals(&fold(&mut c, "http_requests_total{code=\"200\"} 160\n")), (10.0, 0.0));
+    assert_eq!(
+        totals(&fold(&mut c, "http_requests_total{code=\"200\"} 160\n")),
+        (10.0, 0.0)
+    );
     assert_eq!(c.series(), 1);
     // Back again: it started from zero since the last scrape that saw it gone.
     let d = fold(
@@ -135,6 +148,23 @@ fn bucket_increases_are_summed_by_bound() {
 }
 
 #[test]
+fn the_baseline_shows_the_bounds_with_nothing_added() {
+    let mut c = counter();
+    let scrape = parse(
+        b"# TYPE http_request_duration_seconds histogram\n\
+          http_request_duration_seconds_bucket{le=\"0.1\"} 7\n\
+          http_request_duration_seconds_bucket{le=\"+Inf\"} 9\n\
+          http_requests_total 40\n",
+        Format::Text,
+    )
+    .unwrap();
+    let d = c.fold(&scrape).unwrap();
+    assert!(d.baseline);
+    assert_eq!(d.buckets, vec![(0.1, 0.0), (f64::INFINITY, 0.0)]);
+    assert_eq!((d.requests, d.errors), (0.0, 0.0));
+}
+
+#[test]
 fn only_an_inf_bucket_is_kept_as_such() {
     let mut c = counter();
     let body = |n: u32| {
@@ -152,20 +182,23 @@ fn only_an_inf_bucket_is_kept_as_such() {
 #[test]
 fn too_many_series_is_refused_and_leaves_the_state_alone() {
     let mut c = Counter::with_max_series(sel("http_requests_total"), None, None, 2);
-    fold(&mut c, "http_requests_total{a=\"1\"} 1\nhttp_requests_total{a=\"2\"} 1\n");
+    fold(
+        &mut c,
+        "http_requests_total{a=\"1\"} 1\nhttp_requests_total{a=\"2\"} 1\n",
+    );
     let three = "http_requests_total{a=\"1\"} 5\nhttp_requests_total{a=\"2\"} 5\nhttp_requests_total{a=\"3\"} 5\n";
     let scrape = parse(three.as_bytes(), Format::Text).unwrap();
-    assert_eq!(
-        c.fold(&scrape),
-        Err(TooManySeries { matched: 3, max: 2 })
-    );
+    assert_eq!(c.fold(&scrape), Err(TooManySeries { matched: 3, max: 2 }));
     assert_eq!(
         TooManySeries { matched: 3, max: 2 }.to_string(),
         "3 series match this traffic entry's selectors; at most 2 are kept, so narrow the \
          selectors (match) or drop labels in the app"
     );
     // The next good scrape is compared with the last one folded.
-    let d = fold(&mut c, "http_requests_total{a=\"1\"} 3\nhttp_requests_total{a=\"2\"} 4\n");
+    let d = fold(
+        &mut c,
+        "http_requests_total{a=\"1\"} 3\nhttp_requests_total{a=\"2\"} 4\n",
+    );
     assert_eq!(d.map(|d| d.requests), Some(5.0));
 }
 
@@ -174,5 +207,8 @@ fn errors_never_exceed_requests() {
     // Errors read from another metric than requests, racing it.
     let mut c = Counter::new(sel("req_total"), Some(sel("err_total")), None);
     fold(&mut c, "req_total 10\nerr_total 0\n");
-    assert_eq!(totals(&fold(&mut c, "req_total 12\nerr_total 5\n")), (2.0, 2.0));
+    assert_eq!(
+        totals(&fold(&mut c, "req_total 12\nerr_total 5\n")),
+        (2.0, 2.0)
+    );
 }
