@@ -49,6 +49,8 @@ pub(super) struct LastScrape {
     pub(super) errors: f64,
     /// The first scrape only sets the baseline.
     pub(super) baseline: bool,
+    /// The format the app answered in: `openmetrics` or `text`.
+    pub(super) format: Option<&'static str>,
 }
 
 impl TrafficState {
@@ -137,6 +139,10 @@ impl TrafficState {
                     requests: d.requests,
                     errors: d.errors,
                     baseline: d.baseline,
+                    format: s.scraped.as_ref().map(|b| match b.format {
+                        crate::traffic::Format::OpenMetrics => "openmetrics",
+                        crate::traffic::Format::Text => "text",
+                    }),
                 });
             }
             Err(e) => self.fail(s.at, e.to_string(), "too_many_series", name, metrics),
@@ -157,6 +163,7 @@ impl TrafficState {
             requests: 0.0,
             errors: 0.0,
             baseline: false,
+            format: None,
         });
     }
 

@@ -31,4 +31,5 @@ mod prometheus;
 mod reload;
 mod secrets;
 mod tls;
+mod traffic;
 mod verdict;
