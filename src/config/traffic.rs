@@ -262,7 +262,7 @@ fn selector(p: &mut Problems, path: &str, value: &Value) -> Option<Selector> {
 /// `match`: label matchers only, such as `{http_route=~"/api/.*"}`.
 fn matchers(p: &mut Problems, path: &str, value: &Value) -> Option<Selector> {
     let text = values::text(p, path, value)?;
-    match Selector::parse(text) {
+    match Selector::parse_narrowing(text) {
         Ok(s) if s.name().is_some() => {
             p.add(
                 path,

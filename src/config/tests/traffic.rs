@@ -36,10 +36,18 @@ traffic:
   - name: plain
     preset: http-requests-total
     match: '{job="x"}'
+  - name: not-404
+    preset: http-requests-total
+    match: '{code!="404"}'
 "#,
     ));
     assert!(c.targets[1].scrape && !c.targets[0].scrape);
-    assert_eq!(c.traffic.len(), 4);
+    assert_eq!(c.traffic.len(), 5);
+    // A match whose every matcher accepts "" narrows a named selector.
+    assert_eq!(
+        c.traffic[4].requests.to_string(),
+        r#"http_requests_total{code!="404"}"#
+    );
     assert_eq!(c.traffic[0].from, 1);
     assert_eq!(
         c.traffic[0].errors.as_ref().unwrap().to_string(),

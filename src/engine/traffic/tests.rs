@@ -11,8 +11,15 @@ use tokio::time::{Instant, advance};
 
 const S: Duration = Duration::from_secs(1);
 
+const API: &str = "  - { name: api, preset: http-requests-total }\n";
+
 /// A probe target (0), a scrape target (1) and traffic `api` (source 2).
 fn engine(extra: &str) -> Engine {
+    engine_with(API, extra)
+}
+
+/// The same with the given `traffic` entries.
+fn engine_with(traffic: &str, extra: &str) -> Engine {
     let yaml = format!(
         r#"
 service: checkout
@@ -20,9 +27,7 @@ targets:
   - {{ name: health, url: "http://127.0.0.1:1/health", interval: 1s }}
   - {{ name: app-metrics, url: "http://127.0.0.1:1/metrics", interval: 1s, scrape: true }}
 traffic:
-  - name: api
-    preset: http-requests-total
-rollback: {{ webhook: {{ url: "http://127.0.0.1:1/rollback" }} }}
+{traffic}rollback: {{ webhook: {{ url: "http://127.0.0.1:1/rollback" }} }}
 {extra}
 "#
     );
@@ -298,4 +303,71 @@ async fn a_failed_scrape_adds_nothing_and_the_next_one_catches_up() {
     assert_eq!(status.traffic[0].windows[0].requests, 20);
     // The probe target's rules are not concerned: probes are never mixed in.
     assert_eq!(status.targets[1].good, 2);
+}
+
+/// `old`'s successor with `traffic` entries and `extra`.
+fn reload(old: Engine, traffic: &str, extra: &str) -> (Engine, crate::engine::Carried) {
+    let new = engine_with(traffic, extra);
+    let diff = crate::config::ConfigDiff::new(&old.config, &new.config);
+    let generation = old.generation() + 1;
+    old.reload(new.config.clone(), &diff, generation, Instant::now())
+}
+
+/// A scrape of the current generation's `app-metrics`.
+fn scrape_in(e: &Engine, body: &str) -> Sample {
+    Sample {
+        generation: e.generation(),
+        ..scrape(body)
+    }
+}
+
+fn api(e: &Engine) -> u64 {
+    let status = e.status(Instant::now());
+    let api = status.traffic.iter().find(|t| t.name == "api").unwrap();
+    api.windows[0].requests
+}
+
+#[tokio::test(start_paused = true)]
+async fn traffic_carries_over_a_reload_by_name_and_starts_afresh_when_changed() {
+    const RULE: &str = r#"rules:
+  - name: api-errors
+    when: { error_rate: { target: api, above: "5%", window: 1m, min_samples: 10 } }
+    do: [rollback]"#;
+    let mut e = engine(RULE);
+    let mut app = App::default();
+    step(&mut e, scrape(&app.body()));
+    advance(S).await;
+    app.serve(20, 10, 20);
+    assert_eq!(step(&mut e, scrape(&app.body())), vec![DecisionKind::Fired]);
+
+    // Another entry inserted before api: api moves, but it is the same.
+    let two = format!("  - {{ name: web, requests: http_requests_total }}\n{API}");
+    let (mut e, carried) = reload(e, &two, RULE);
+    assert_eq!(carried.rules_kept(), 1);
+    advance(S).await;
+    app.serve(20, 0, 20);
+    // Not a new baseline: these 20 count, and the rule is still the one
+    // that fired (no second Fired).
+    let s = scrape_in(&e, &app.body());
+    assert!(step(&mut e, s).is_empty());
+    assert_eq!(api(&e), 40);
+    assert_eq!(e.status(Instant::now()).rules[0].state, State::Firing);
+
+    // api narrowed: a changed entry starts afresh, and so does its rule.
+    let narrowed = format!(
+        "  - {{ name: web, requests: http_requests_total }}\n  \
+         - {{ name: api, preset: http-requests-total, match: '{{code!=\"404\"}}' }}\n"
+    );
+    let (mut e, carried) = reload(e, &narrowed, RULE);
+    assert_eq!(carried.rules_kept(), 0);
+    assert_eq!(carried.dropped.len(), 1);
+    advance(S).await;
+    app.serve(20, 0, 20);
+    let s = scrape_in(&e, &app.body());
+    assert!(step(&mut e, s).is_empty());
+    assert_eq!(
+        api(&e),
+        0,
+        "the first scrape after the change is a baseline"
+    );
 }
