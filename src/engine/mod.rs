@@ -22,8 +22,8 @@ mod traffic;
 use reload::Previous;
 pub use reload::{Carried, Dropped};
 pub use telemetry::{TargetHealth, Telemetry, Transitioned};
-pub use traffic::Metrics as TrafficMetrics;
 use traffic::TrafficState;
+pub use traffic::{LastScrape, Metrics as TrafficMetrics};
 
 /// A rule reading more targets than this is assessed in batches (at most
 /// `BATCH` after a sample), not on every sample: assessing it costs a read

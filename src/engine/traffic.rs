@@ -38,19 +38,20 @@ pub(super) struct TrafficState {
     pub(super) slo_bound: Vec<Option<usize>>,
 }
 
+/// The last scrape a traffic entry read, and what it added.
 #[derive(Debug, Clone, Serialize)]
-pub(super) struct LastScrape {
+pub struct LastScrape {
     #[serde(skip)]
     pub(super) at: Instant,
-    pub(super) ok: bool,
+    pub ok: bool,
     /// Why the scrape could not be counted.
-    pub(super) detail: Option<String>,
-    pub(super) requests: f64,
-    pub(super) errors: f64,
+    pub detail: Option<String>,
+    pub requests: f64,
+    pub errors: f64,
     /// The first scrape only sets the baseline.
-    pub(super) baseline: bool,
+    pub baseline: bool,
     /// The format the app answered in: `openmetrics` or `text`.
-    pub(super) format: Option<&'static str>,
+    pub format: Option<&'static str>,
 }
 
 impl TrafficState {
@@ -387,7 +388,7 @@ pub struct TrafficStatus {
     pub series: usize,
     pub scrapes: u64,
     pub last_scrape_seconds_ago: Option<f64>,
-    last_scrape: Option<LastScrape>,
+    pub last_scrape: Option<LastScrape>,
     /// Configuration problems found at the first scrape.
     pub problems: Vec<String>,
     pub windows: Vec<TrafficWindow>,

@@ -146,6 +146,20 @@ async fn a_real_exporter_is_counted_through_resets_new_and_vanished_series() {
     })
     .await;
     assert_eq!(traffic(&v, "api")["last_scrape"]["format"], "text");
+
+    // The page a person reads: one row per entry and window.
+    let (code, html) = get(&d.admin("/")).await;
+    assert_eq!(code, 200);
+    assert!(
+        html.contains("<h2>Traffic (the app's own requests)</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>10 of 125 (8.0 %)</td>"), "{html}");
+    // odd has seen no request: it says so rather than 0 % or 100 %.
+    assert!(
+        html.contains("<td>odd</td><td>5m</td><td>0.00</td><td>no traffic</td>"),
+        "{html}"
+    );
     d.shutdown().await;
 }
 
