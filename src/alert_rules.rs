@@ -536,6 +536,19 @@ mod tests {
     }
 
     #[test]
+    fn a_traffic_slo_is_left_out_with_the_reason() {
+        let yaml = "service: checkout\ntargets:\n  - { name: m, url: http://127.0.0.1/metrics, scrape: true }\n\
+                    traffic:\n  - { name: api, preset: otel-http }\n\
+                    slos:\n  - { name: a, objective: 99, targets: [api] }\n  - { name: p, objective: 99 }\n";
+        let c = crate::config::parse(yaml, &|_| None).expect("valid test configuration");
+        let out = generate(&c, Options::default());
+        assert!(out.contains("# SLO \"a\" is left out"), "{out}");
+        assert!(out.contains("traffic api"), "{out}");
+        // The probe SLO beside it is still there.
+        assert!(out.contains("slo=\"p\""), "{out}");
+    }
+
+    #[test]
     fn an_impossible_window_is_left_out() {
         let c = config("  - { name: lax, objective: 90 }\n");
         let out = generate(&c, Options::default());

@@ -212,3 +212,83 @@ fn errors_never_exceed_requests() {
         (2.0, 2.0)
     );
 }
+
+mod properties {
+    use super::sel;
+    use crate::test_support::proptest_config;
+    use crate::traffic::{Format, parse};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// One series at one scrape: absent, a value, or an odd value.
+    #[derive(Debug, Clone)]
+    enum Seen {
+        Absent,
+        Value(u32),
+        Odd(&'static str),
+    }
+
+    fn seen() -> impl Strategy<Value = Seen> {
+        prop_oneof![
+            1 => Just(Seen::Absent),
+            6 => (0u32..1000).prop_map(Seen::Value),
+            1 => prop_oneof![Just("NaN"), Just("+Inf"), Just("-Inf"), Just("-3")].prop_map(Seen::Odd),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(proptest_config(256))]
+
+        /// Against a model of the rules, written plainly: each series'
+        /// increase is its value minus its last good value, or its whole
+        /// value after a decrease or when it is new since the last scrape;
+        /// odd values add nothing and keep the last good value; the
+        /// baseline adds nothing. The sums agree, and are never negative.
+        #[test]
+        fn increases_follow_the_model(scrapes in prop::collection::vec(prop::collection::vec(seen(), 3), 1..12)) {
+            let mut c = super::Counter::new(
+                sel("http_requests_total"),
+                Some(sel(r#"http_requests_total{code=~"5.."}"#)),
+                None,
+            );
+            let codes = ["200", "500", "503"];
+            let mut last: BTreeMap<usize, u32> = BTreeMap::new();
+            for (i, scrape) in scrapes.iter().enumerate() {
+                let mut body = String::new();
+                for (s, v) in scrape.iter().enumerate() {
+                    match v {
+                        Seen::Absent => {}
+                        Seen::Value(n) => body.push_str(&format!("http_requests_total{{code=\"{}\"}} {n}\n", codes[s])),
+                        Seen::Odd(t) => body.push_str(&format!("http_requests_total{{code=\"{}\"}} {t}\n", codes[s])),
+                    }
+                }
+                let exposition = parse(body.as_bytes(), Format::Text).unwrap();
+                let d = c.fold(&exposition).unwrap();
+                let mut want = [0f64; 3];
+                for (s, v) in scrape.iter().enumerate() {
+                    match v {
+                        Seen::Absent => { last.remove(&s); }
+                        Seen::Odd(_) => {}
+                        Seen::Value(n) => {
+                            let add = match last.get(&s) {
+                                Some(&prev) if *n >= prev => n - prev,
+                                _ => *n,
+                            };
+                            want[s] = f64::from(add);
+                            last.insert(s, *n);
+                        }
+                    }
+                }
+                let (requests, errors) = if i == 0 {
+                    (0.0, 0.0)
+                } else {
+                    (want.iter().sum::<f64>(), want[1] + want[2])
+                };
+                prop_assert!(d.requests >= 0.0 && d.errors >= 0.0);
+                prop_assert_eq!(d.baseline, i == 0);
+                prop_assert_eq!(d.requests, requests, "scrape {}: {}", i, body);
+                prop_assert_eq!(d.errors, errors, "scrape {}: {}", i, body);
+            }
+        }
+    }
+}
