@@ -371,3 +371,27 @@ async fn traffic_carries_over_a_reload_by_name_and_starts_afresh_when_changed() 
         "the first scrape after the change is a baseline"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_entry_matching_too_many_series_is_refused_with_a_clear_error() {
+    let mut e = engine("");
+    let many = crate::traffic::MAX_SERIES + 1;
+    let mut body = String::from("# TYPE http_requests_total counter\n");
+    for i in 0..many {
+        body.push_str(&format!(
+            "http_requests_total{{code=\"200\",id=\"{i}\"}} 1\n"
+        ));
+    }
+    step(&mut e, scrape(&body));
+    let status = e.status(Instant::now());
+    let last = status.traffic[0].last_scrape.as_ref().unwrap();
+    assert!(!last.ok);
+    assert_eq!(
+        last.detail.as_deref(),
+        Some(
+            "10001 series match this traffic entry's selectors; at most 10000 are kept, so \
+             narrow the selectors (match) or drop labels in the app"
+        )
+    );
+    assert_eq!(status.traffic[0].series, 0);
+}
