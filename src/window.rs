@@ -303,6 +303,40 @@ impl Window {
         }
     }
 
+    /// Records many results at once, all at `at`: `good` and `bad` counts,
+    /// and per threshold how many were within it (`within[i]` for
+    /// `thresholds()[i]`; missing entries are 0). Latency histograms are
+    /// left alone: what is recorded this way has no single latency (real
+    /// traffic, whose latency the app's own histogram buckets give through
+    /// `within`). O(tiers × thresholds), no allocation.
+    pub fn record_counts(&mut self, at: Instant, good: u64, bad: u64, within: &[u64]) {
+        let nthr = self.thresholds.len();
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut epoch = self.elapsed_secs(at);
+        for tier in self.tiers.iter_mut() {
+            let i = (epoch % tier.heads.len() as u64) as usize;
+            let head = &mut tier.heads[i];
+            let row = i * nthr..(i + 1) * nthr;
+            if head.epoch != epoch {
+                if head.epoch > epoch {
+                    epoch /= TIER_FACTOR;
+                    continue;
+                }
+                *head = Head {
+                    epoch,
+                    ..Head::default()
+                };
+                tier.within[row.clone()].fill(0);
+            }
+            head.good = head.good.saturating_add(narrow(good));
+            head.bad = head.bad.saturating_add(narrow(bad));
+            for (n, add) in tier.within[row].iter_mut().zip(within) {
+                *n = n.saturating_add(narrow(*add));
+            }
+            epoch /= TIER_FACTOR;
+        }
+    }
+
     /// Counts over the last `span` ending at `now`. Never touches histograms.
     pub fn counts(&self, span: Duration, now: Instant) -> Counts {
         let (tier, slots) = self.select(span, now);

@@ -18,6 +18,7 @@ mod rules;
 mod security;
 mod targets;
 mod thresholds;
+mod traffic;
 mod types;
 mod units;
 mod validate;

@@ -7,6 +7,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::traffic::Selector;
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -16,6 +18,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Endpoints to probe. Never empty.
     pub targets: Vec<Target>,
+    /// SLIs over the app's real requests. Rules and SLOs name them like
+    /// targets: their indexes follow the targets' (see [`Config::source_name`]).
+    pub traffic: Vec<Traffic>,
     /// Service level objectives over the targets' probe results.
     pub slos: Vec<Slo>,
     /// Conditions that trigger actions.
@@ -217,6 +222,23 @@ pub struct Target {
     pub follow_redirects: Redirects,
     /// What a good answer looks like.
     pub expect: Expect,
+    /// The body is the app's metrics exposition, read by `traffic` entries.
+    pub scrape: bool,
+}
+
+/// `traffic[]`: SLIs over the app's real requests, from a scrape target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traffic {
+    /// Unique among targets and traffic entries.
+    pub name: String,
+    /// Index into `Config::targets` of the scrape target it reads.
+    pub from: usize,
+    /// Counter(s) of all requests; `match` is already applied.
+    pub requests: Selector,
+    /// Counter(s) of failed requests, a subset of `requests`.
+    pub errors: Option<Selector>,
+    /// A histogram family: its `_bucket{le}` series.
+    pub latency: Option<Selector>,
 }
 
 /// `targets[].follow_redirects`: which redirects a probe follows.
@@ -315,7 +337,8 @@ pub struct Slo {
     pub objective: f64,
     /// When set, a probe is good only if it succeeded within this latency.
     pub latency_threshold: Option<Duration>,
-    /// Indexes into `Config::targets`; the config's default (all targets) is already applied.
+    /// Source indexes (targets, then traffic: see [`Config::source_name`]);
+    /// the default (every probe target) is already applied.
     pub targets: Vec<usize>,
 }
 
@@ -333,7 +356,8 @@ pub struct Rule {
     pub severity: Severity,
 }
 
-/// What a rule watches. Target and SLO references are resolved to indexes.
+/// What a rule watches. Target and SLO references are resolved to indexes;
+/// a target index is a source index (see [`Config::source_name`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
     /// `consecutive_failures: N` of one target (`target:` required).
@@ -490,6 +514,28 @@ pub struct Webhook {
 }
 
 impl Config {
+    /// Sources are the probe targets, then the traffic entries: rules and
+    /// SLOs refer to either by one index. This is the name of source `i`.
+    ///
+    /// # Panics
+    /// If `i` is not below `targets.len() + traffic.len()`.
+    pub fn source_name(&self, i: usize) -> &str {
+        match self.traffic_index(i) {
+            Some(t) => &self.traffic[t].name,
+            None => &self.targets[i].name,
+        }
+    }
+
+    /// Probe targets and traffic entries together.
+    pub fn sources(&self) -> usize {
+        self.targets.len() + self.traffic.len()
+    }
+
+    /// The index into `traffic` of source `i`, None for a probe target.
+    pub fn traffic_index(&self, i: usize) -> Option<usize> {
+        i.checked_sub(self.targets.len())
+    }
+
     /// The longest window of the `restarts` rules, if there are any.
     pub fn restarts_window(&self) -> Option<Duration> {
         self.rules

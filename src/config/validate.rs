@@ -18,7 +18,7 @@ use super::types::{
 };
 use super::units::{self, Zero};
 use super::values;
-use super::{rules, security, targets, warnings};
+use super::{rules, security, targets, traffic, warnings};
 
 /// Longest service name: it becomes a metric label and part of dedup keys,
 /// and 63 is the Kubernetes name limit it usually mirrors.
@@ -37,8 +37,13 @@ const DEFAULT_CONTAINER: &str = "backstop";
 /// Names other sections refer to. Built from the raw file, so a reference to
 /// a target or SLO that has some other problem is not reported a second time.
 pub(super) struct Refs<'a> {
-    /// Target names by index; None where the name itself is unusable.
+    /// Source names by index (the targets, then the traffic entries); None
+    /// where the name itself is unusable.
     pub(super) targets: Vec<Option<&'a str>>,
+    /// How many of `targets` are probe targets; the rest are traffic.
+    pub(super) probes: usize,
+    /// What each traffic entry can answer, by traffic index.
+    pub(super) traffic: Vec<traffic::Has>,
     /// SLO names by index, with the objective as a fraction when it is valid.
     pub(super) slos: Vec<(Option<&'a str>, Option<f64>)>,
     /// `rollback.webhook` or `rollback.kubernetes` is present.
@@ -59,15 +64,58 @@ impl Refs<'_> {
         let found = self.targets.iter().position(|t| *t == Some(name));
         if found.is_none() {
             let known = self.targets.iter().flatten().copied();
+            let what = if self.traffic.is_empty() {
+                "target"
+            } else {
+                "target or traffic entry"
+            };
             p.add(
                 path,
                 format!(
-                    "no target named {name:?}{}",
+                    "no {what} named {name:?}{}",
                     error::did_you_mean(name, known)
                 ),
             );
         }
         found
+    }
+
+    /// Source `i` is a traffic entry: what it can answer.
+    pub(super) fn traffic_of(&self, i: usize) -> Option<traffic::Has> {
+        self.traffic.get(i.checked_sub(self.probes)?).copied()
+    }
+
+    /// Reports, at `path`, that source `i` is a traffic entry without the
+    /// selector (`errors` or `latency`) that `what` needs. True when fine.
+    pub(super) fn traffic_can(
+        &self,
+        p: &mut Problems,
+        path: &str,
+        i: usize,
+        latency: bool,
+        what: &str,
+    ) -> bool {
+        let Some(has) = self.traffic_of(i) else {
+            return true;
+        };
+        let (ok, field) = if latency {
+            (has.latency, "latency")
+        } else {
+            (has.errors, "errors")
+        };
+        if !ok {
+            let name = self.targets[i].unwrap_or_default();
+            p.add(
+                path,
+                format!(
+                    "traffic {} has no {field} selector, which {what} needs; \
+                     add traffic[{}].{field} or a preset",
+                    values::quote(name),
+                    i - self.probes
+                ),
+            );
+        }
+        ok
     }
 }
 
@@ -79,8 +127,14 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         None => Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9464))),
     };
     let targets = targets::targets(p, &raw.targets);
+    let traffic = traffic::traffic(p, &raw.traffic, &raw.targets);
+    let mut names = target_names(&raw.targets);
+    let probes = names.len();
+    names.extend(traffic::names(&raw.traffic));
     let mut refs = Refs {
-        targets: target_names(&raw.targets),
+        targets: names,
+        probes,
+        traffic: traffic::capabilities(&raw.traffic),
         slos: Vec::new(),
         rollback_configured: raw
             .rollback
@@ -132,6 +186,7 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         service: service?,
         listen: listen?,
         targets: targets?,
+        traffic: traffic?,
         slos: slos?,
         rules: rules?,
         rollback: rollback?,
@@ -474,8 +529,23 @@ fn slo(p: &mut Problems, path: &str, s: &RawSlo, refs: &Refs) -> (Option<Slo>, O
         None => Some(None),
     };
     let targets = match &s.targets {
-        None => Some((0..refs.targets.len()).collect()),
-        Some(v) => slo_targets(p, &at("targets"), v, refs),
+        // Every probe target, never traffic: requests and probes are
+        // different units and are not mixed unless asked for.
+        None => Some((0..refs.probes).collect()),
+        Some(v) => slo_targets(p, &at("targets"), v, refs).filter(|targets| {
+            let latency = s.latency_threshold.is_some();
+            let what = if latency {
+                "a latency SLO (good = requests within latency_threshold)"
+            } else {
+                "an SLO (good = requests - errors)"
+            };
+            let items = values::list_or_one(&at("targets"), v);
+            let mut ok = true;
+            for ((item_path, _), &t) in items.iter().zip(targets) {
+                ok &= refs.traffic_can(p, item_path, t, latency, what);
+            }
+            ok
+        }),
     };
     let slo = || {
         Some(Slo {

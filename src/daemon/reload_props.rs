@@ -189,6 +189,7 @@ async fn run(first: Shape, steps: Vec<Step>) {
                         }
                     },
                     counted: true,
+                    scraped: None,
                 };
                 match engine.record(&sample) {
                     Some(t) => {

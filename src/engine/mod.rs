@@ -21,9 +21,12 @@ mod reload;
 mod telemetry;
 pub use history::{POINTS as HISTORY_POINTS, STEP as HISTORY_STEP, Series, TargetHistory};
 use history::{SloTrack, TargetTrack};
+mod traffic;
 use reload::Previous;
 pub use reload::{Carried, Dropped};
 pub use telemetry::{TargetHealth, Telemetry, Transitioned};
+use traffic::TrafficState;
+pub use traffic::{LastScrape, Metrics as TrafficMetrics};
 
 /// A rule reading more targets than this is assessed in batches (at most
 /// `BATCH` after a sample), not on every sample: assessing it costs a read
@@ -114,6 +117,8 @@ pub struct Engine {
     batch_due: Option<Instant>,
     telemetry: Telemetry,
     targets: Vec<TargetState>,
+    /// Per traffic entry (source `targets.len() + i`).
+    traffic: Vec<TrafficState>,
     /// Per SLO, per target: index of the SLO's latency threshold in that target's window.
     slo_thresholds: Vec<Vec<Option<usize>>>,
     rules: Vec<RuleState>,
@@ -176,6 +181,11 @@ impl Engine {
                 track: TargetTrack::new(now),
             })
             .collect();
+        let traffic = config
+            .traffic
+            .iter()
+            .map(|t| TrafficState::new(t, config.slos.len(), horizon, now))
+            .collect();
         let rules = config
             .rules
             .iter()
@@ -195,6 +205,7 @@ impl Engine {
             batch_due: None,
             telemetry,
             targets,
+            traffic,
             slo_thresholds,
             rules,
             slo_tracks,
@@ -239,6 +250,7 @@ impl Engine {
     }
 
     fn record_at(&mut self, index: usize, s: &Sample) {
+        self.record_traffic(index, s);
         let t = &mut self.targets[index];
         let (reason, detail) = match &s.outcome {
             Outcome::Success { .. } => (None, None),
@@ -273,6 +285,36 @@ impl Engine {
         t.health.set(ok, t.consecutive_failures);
     }
 
+    /// Hand a scrape of target `index` to the traffic entries that read it;
+    /// the body is parsed once for all of them. A failure during warm-up
+    /// is not counted, as for any probe.
+    fn record_traffic(&mut self, index: usize, s: &Sample) {
+        if !s.counted {
+            return;
+        }
+        let config = &self.config;
+        let mut readers = config
+            .traffic
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.from == index)
+            .map(|(i, _)| i)
+            .peekable();
+        if readers.peek().is_none() {
+            return;
+        }
+        // The prober parsed it already; it cannot fail here.
+        let parsed = s
+            .scraped
+            .as_ref()
+            .and_then(|b| crate::traffic::parse(&b.body, b.format).ok());
+        let metrics = &self.telemetry.traffic;
+        for i in readers {
+            let source = config.targets.len() + i;
+            self.traffic[i].scraped(config, source, s, parsed.as_ref(), metrics);
+        }
+    }
+
     /// Record what the last look at the revision's pods found.
     pub fn record_restarts(&mut self, r: Restarts) {
         self.restarts_seen = true;
@@ -303,7 +345,7 @@ impl Engine {
             let relevant = match scope {
                 Scope::Tick => true,
                 Scope::Batch => wide,
-                Scope::Target(t) => reads_target(&self.config, &rule.when, t),
+                Scope::Target(t) => reads_scrape(&self.config, &rule.when, t),
                 Scope::Restarts => matches!(rule.when, Condition::Restarts { .. }),
             };
             if !relevant {
@@ -372,8 +414,18 @@ impl Engine {
         self.targets.iter().all(|t| t.last.is_some())
     }
 
-    /// Refresh the SLO gauges (done on the tick, not per sample).
+    /// Refresh the SLO gauges, and say which traffic has no data (done on
+    /// the tick, not per sample).
     pub fn publish_slos(&self, now: Instant) {
+        let span = crate::config::DEFAULT_STATUS_WINDOW;
+        for (t, state) in self.config.traffic.iter().zip(&self.traffic) {
+            let idle = state.counts(span, now).total() == 0;
+            self.telemetry
+                .traffic
+                .no_traffic
+                .with_label_values(&[t.name.as_str()])
+                .set(i64::from(idle));
+        }
         for (i, s) in self.config.slos.iter().enumerate() {
             for span in slo_windows(&self.config, i) {
                 self.telemetry
@@ -447,6 +499,18 @@ fn read_targets(config: &Config, when: &Condition) -> Vec<usize> {
     }
 }
 
+/// Whether a new sample of `target`, or of the traffic its scrape feeds,
+/// can change this condition's verdict.
+fn reads_scrape(config: &Config, when: &Condition, target: usize) -> bool {
+    let n = config.targets.len();
+    reads_target(config, when, target)
+        || config
+            .traffic
+            .iter()
+            .enumerate()
+            .any(|(i, t)| t.from == target && reads_target(config, when, n + i))
+}
+
 /// Whether a new sample of `target` can change this condition's verdict.
 fn reads_target(config: &Config, when: &Condition, target: usize) -> bool {
     match when {
@@ -469,7 +533,10 @@ impl Observations for View<'_> {
     fn spread(&self, target: Option<usize>, span: Duration) -> Spread {
         let of = |t: &TargetState| t.window.spread(span, self.now, None);
         match target {
-            Some(t) => of(&self.engine.targets[t]),
+            Some(t) => match self.engine.config.traffic_index(t) {
+                Some(i) => self.engine.traffic[i].spread(span, self.now),
+                None => of(&self.engine.targets[t]),
+            },
             None => self
                 .engine
                 .targets
@@ -479,25 +546,63 @@ impl Observations for View<'_> {
         }
     }
     fn stats(&self, target: usize, span: Duration) -> Stats {
-        self.engine.targets[target].window.stats(span, self.now)
+        match self.engine.config.traffic_index(target) {
+            Some(i) => Stats {
+                counts: self.engine.traffic[i].counts(span, self.now),
+                latency: Default::default(),
+            },
+            None => self.engine.targets[target].window.stats(span, self.now),
+        }
+    }
+    fn bucket_percentile(
+        &self,
+        target: usize,
+        span: Duration,
+        percentile: f64,
+    ) -> Option<(Option<Duration>, u64)> {
+        let i = self.engine.config.traffic_index(target)?;
+        Some(self.engine.traffic[i].percentile(span, self.now, percentile))
     }
     fn latency_spread(&self, target: usize, span: Duration, above: Duration) -> Spread {
-        let window = &self.engine.targets[target].window;
-        window.latency_spread(span, self.now, above)
+        // Traffic's latency is judged in its own buckets (bucket_percentile).
+        self.engine
+            .targets
+            .get(target)
+            .map_or_else(Spread::default, |t| {
+                t.window.latency_spread(span, self.now, above)
+            })
     }
     fn slo_spread(&self, slo: usize, span: Duration) -> Spread {
         let e = self.engine;
-        e.config.slos[slo]
-            .targets
-            .iter()
-            .map(|&t| {
-                let threshold = e.slo_thresholds[slo][t];
-                e.targets[t].window.spread(span, self.now, threshold)
-            })
-            .fold(Spread::default(), |a, b| a + b)
+        let s = &e.config.slos[slo];
+        let mut all = Spread::default();
+        for &t in &s.targets {
+            all = all
+                + match e.config.traffic_index(t) {
+                    Some(i) => match s.latency_threshold {
+                        None => e.traffic[i].spread(span, self.now),
+                        // A latency SLO over traffic whose threshold is not
+                        // a bucket bound has no exact SLI: no data, so it
+                        // never fires.
+                        Some(_) => match e.traffic[i].within_spread(slo, span, self.now) {
+                            Some(spread) => spread,
+                            None => return Spread::default(),
+                        },
+                    },
+                    None => {
+                        let threshold = e.slo_thresholds[slo][t];
+                        e.targets[t].window.spread(span, self.now, threshold)
+                    }
+                };
+        }
+        all
     }
     fn consecutive_failures(&self, target: usize) -> u32 {
-        self.engine.targets[target].consecutive_failures
+        // Validation keeps consecutive_failures off traffic.
+        self.engine
+            .targets
+            .get(target)
+            .map_or(0, |t| t.consecutive_failures)
     }
     fn restarts(&self, span: Duration, containers: &Containers) -> Option<u32> {
         let e = self.engine;
@@ -511,9 +616,15 @@ impl Observations for View<'_> {
         })
     }
     fn last_failure(&self, target: usize) -> Option<String> {
-        self.engine.targets[target].last.as_ref()?.detail.clone()
+        match self.engine.config.traffic_index(target) {
+            Some(i) => self.engine.traffic[i].last.as_ref()?.detail.clone(),
+            None => self.engine.targets[target].last.as_ref()?.detail.clone(),
+        }
     }
     fn missing(&self, target: usize, span: Duration) -> u64 {
+        if let Some(i) = self.engine.config.traffic_index(target) {
+            return self.engine.traffic[i].missing(span, self.now);
+        }
         let Some(first) = self.engine.targets[target].first else {
             return 0;
         };
@@ -526,7 +637,9 @@ impl Observations for View<'_> {
 }
 
 mod status;
-pub use status::{EngineStatus, LastFailure, RuleStatus, SloStatus, TargetStatus};
+pub use status::{
+    EngineStatus, LastFailure, RuleStatus, SloStatus, TargetStatus, TrafficStatus, TrafficWindow,
+};
 
 #[cfg(test)]
 mod soak;

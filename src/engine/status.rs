@@ -1,6 +1,7 @@
 //! What the engine shows `/status`: per target its window statistics and
 //! last probe, per SLO its windows, per rule its state and evidence.
 
+pub use super::traffic::{TrafficStatus, TrafficWindow};
 use super::{Engine, HISTORY_STEP, LastProbe, Series, TargetHistory, slo_windows};
 use crate::rules::{Evidence, State};
 use crate::slo::SloWindow;
@@ -88,6 +89,7 @@ impl Engine {
             uptime_seconds: now.saturating_duration_since(self.started).as_secs_f64(),
             history_step_seconds: HISTORY_STEP.as_secs_f64(),
             targets,
+            traffic: self.traffic_status(now),
             slos,
             rules,
         }
@@ -102,6 +104,7 @@ pub struct EngineStatus {
     /// the last one the most recent completed step).
     pub history_step_seconds: f64,
     pub targets: Vec<TargetStatus>,
+    pub traffic: Vec<TrafficStatus>,
     pub slos: Vec<SloStatus>,
     pub rules: Vec<RuleStatus>,
 }

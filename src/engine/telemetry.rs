@@ -31,6 +31,7 @@ pub struct Telemetry {
     rule_state: IntGaugeVec,
     rule_transitions: IntCounterVec,
     events: Emitter<Transitioned>,
+    pub(super) traffic: super::traffic::Metrics,
 }
 
 /// `backstop_target_up` and `backstop_target_consecutive_failures` of one
@@ -100,6 +101,7 @@ impl Telemetry {
                 &["rule", "to"],
             ),
             events,
+            traffic: super::traffic::Metrics::register(registry),
         }
     }
 

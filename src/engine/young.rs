@@ -91,6 +91,7 @@ fn run(
             latency: Duration::from_millis(20),
             outcome,
             counted: true,
+            scraped: None,
         };
         e.record(&sample);
         let d = e.evaluate(at, Scope::Target(0));
@@ -227,6 +228,7 @@ fn sample_at(at: Instant, ok: bool) -> Sample {
             }
         },
         counted: true,
+        scraped: None,
     }
 }
 

@@ -201,6 +201,7 @@ mod tests {
             latency: Duration::from_millis(3),
             outcome,
             counted,
+            scraped: None,
         }
     }
 

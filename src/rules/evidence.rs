@@ -30,6 +30,9 @@ pub enum Evidence {
         young: Option<Young>,
         above: f64,
         min_samples: u64,
+        /// The target is a traffic entry: the counts are the app's requests.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        traffic: bool,
     },
     BurnRate {
         slo: String,
@@ -51,6 +54,10 @@ pub enum Evidence {
         #[serde(skip_serializing_if = "Option::is_none")]
         young: Option<Young>,
         min_samples: u64,
+        /// The target is a traffic entry: `samples` are requests, and the
+        /// value is interpolated in the app's histogram buckets.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        traffic: bool,
     },
     Restarts {
         window_seconds: f64,
@@ -81,6 +88,35 @@ impl fmt::Display for Evidence {
                     write!(f, ", last: {last}")?;
                 }
                 Ok(())
+            }
+            Evidence::ErrorRate {
+                target: Some(name),
+                window_seconds,
+                good,
+                bad,
+                young,
+                above,
+                traffic: true,
+                ..
+            } => {
+                let total = good + bad;
+                let last = secs(*window_seconds);
+                if total == 0 {
+                    return write!(f, "{name}: no traffic in the last {last}");
+                }
+                let young = young.map_or(String::new(), |y| {
+                    format!(
+                        "; {}: {}",
+                        y.seen_of("requests"),
+                        Young::at_least(pct(Some(y.error_ratio_at_least)))
+                    )
+                });
+                write!(
+                    f,
+                    "{name}: {bad} of {total} requests failed ({:.1} %) in the last {last}, limit {} %{young}",
+                    *bad as f64 * 100.0 / total as f64,
+                    short(above * 100.0)
+                )
             }
             Evidence::ErrorRate {
                 target,
@@ -121,6 +157,31 @@ impl fmt::Display for Evidence {
                 burn(short),
                 burn(long)
             ),
+            Evidence::Latency {
+                target,
+                percentile,
+                value_seconds,
+                above_seconds,
+                window_seconds,
+                samples,
+                traffic: true,
+                ..
+            } => {
+                let last = secs(*window_seconds);
+                if *samples == 0 {
+                    return write!(f, "{target}: no traffic in the last {last}");
+                }
+                let value = value_seconds.map_or_else(
+                    || "unknown (no finite bucket bound holds it)".to_owned(),
+                    |v| format!("{:.0} ms", v * 1000.0),
+                );
+                write!(
+                    f,
+                    "{target}: p{} of {samples} requests {value} in the last {last}, limit {:.0} ms",
+                    short(*percentile),
+                    above_seconds * 1000.0
+                )
+            }
             Evidence::Latency {
                 target,
                 percentile,
@@ -183,6 +244,12 @@ fn burn(w: &SloWindow) -> String {
             Young::at_least(num(y.burn_rate_at_least))
         ),
     }
+}
+
+/// A number without trailing zeros: 5, 0.5, 99.9.
+fn short(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn pct(v: Option<f64>) -> String {

@@ -30,6 +30,17 @@ pub trait Observations {
     fn latency_spread(&self, target: usize, span: Duration, above: Duration) -> Spread;
     /// An SLO's targets in batches; good honours its latency threshold.
     fn slo_spread(&self, slo: usize, span: Duration) -> Spread;
+    /// For a source whose latency is the app's own histogram (traffic):
+    /// the percentile as `histogram_quantile` interpolates it, and how many
+    /// requests the buckets counted. None for a probe target.
+    fn bucket_percentile(
+        &self,
+        _target: usize,
+        _span: Duration,
+        _percentile: f64,
+    ) -> Option<(Option<Duration>, u64)> {
+        None
+    }
     /// Counted failures of a target since its last success.
     fn consecutive_failures(&self, target: usize) -> u32;
     /// Text of the target's last failure, for evidence.
@@ -94,7 +105,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             Verdict {
                 breached: Some(failures >= *count),
                 evidence: Evidence::ConsecutiveFailures {
-                    target: config.targets[*target].name.clone(),
+                    target: config.source_name(*target).to_owned(),
                     failures,
                     threshold: *count,
                     last_failure: data.last_failure(*target),
@@ -121,7 +132,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                     .then(|| decide(error_ratio, judged, *above))
                     .flatten(),
                 evidence: Evidence::ErrorRate {
-                    target: target.map(|t| config.targets[t].name.clone()),
+                    target: target.map(|t| config.source_name(t).to_owned()),
                     window_seconds: window.as_secs_f64(),
                     good: spread.good,
                     bad: spread.bad(),
@@ -129,6 +140,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                     young,
                     above: *above,
                     min_samples: *min_samples,
+                    traffic: target.is_some_and(|t| config.traffic_index(t).is_some()),
                 },
             }
         }
@@ -176,16 +188,26 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             window,
             min_samples,
         } => {
-            let stats = data.stats(*target, *window);
-            let samples = stats.latency.count();
-            let value = stats.latency.percentile(*percentile);
             // The percentile is above the threshold when more than this
             // share of answers is slower; a young window is judged on it.
             let limit = 1.0 - percentile / 100.0;
-            let missing = data.missing(*target, *window);
-            let young = (missing > 0)
-                .then(|| slo::judge(&data.latency_spread(*target, *window, *above), missing).1)
-                .flatten();
+            let (value, samples, young) =
+                match data.bucket_percentile(*target, *window, *percentile) {
+                    // The app's own histogram: the requests it counted.
+                    Some((value, requests)) => (value, requests, None),
+                    None => {
+                        let stats = data.stats(*target, *window);
+                        let missing = data.missing(*target, *window);
+                        let young = (missing > 0)
+                            .then(|| {
+                                let spread = data.latency_spread(*target, *window, *above);
+                                slo::judge(&spread, missing).1
+                            })
+                            .flatten();
+                        let value = stats.latency.percentile(*percentile);
+                        (value, stats.latency.count(), young)
+                    }
+                };
             let over = match (young, value) {
                 (_, None) => None,
                 (Some(y), Some(v)) if y.error_ratio_at_least <= limit => {
@@ -196,7 +218,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             Verdict {
                 breached: enough(samples, *min_samples).then_some(over).flatten(),
                 evidence: Evidence::Latency {
-                    target: config.targets[*target].name.clone(),
+                    target: config.source_name(*target).to_owned(),
                     percentile: *percentile,
                     value_seconds: value.map(|v| v.as_secs_f64()),
                     above_seconds: above.as_secs_f64(),
@@ -204,6 +226,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                     samples,
                     young,
                     min_samples: *min_samples,
+                    traffic: config.traffic_index(*target).is_some(),
                 },
             }
         }

@@ -144,6 +144,9 @@ pub fn page(s: &Status) -> String {
             ),
         );
     }
+    if !s.engine.traffic.is_empty() {
+        traffic(&mut h, s);
+    }
     h.push_str("</table><h2>Rules</h2><table><tr><th>rule</th><th>state</th><th>for</th><th>actions</th><th>evidence</th></tr>");
     for r in &s.engine.rules {
         let _ = write!(
@@ -270,6 +273,47 @@ fn objective(o: f64, latency: Option<f64>) -> String {
 /// A duration in seconds as people write it: `300 s` → `5m`.
 fn secs(v: f64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64)).to_string()
+}
+
+/// One row per traffic entry and window: the app's own requests.
+fn traffic(h: &mut String, s: &Status) {
+    h.push_str(
+        "</table><h2>Traffic (the app's own requests)</h2><table><tr><th>traffic</th>\
+         <th>window</th><th>requests/s</th><th>failed</th><th>p50</th><th>p95</th><th>p99</th>\
+         <th>series</th><th>last scrape</th></tr>",
+    );
+    for t in &s.engine.traffic {
+        let last = match &t.last_scrape {
+            None => "not scraped yet".to_owned(),
+            Some(l) if !l.ok => format!("failed: {}", l.detail.as_deref().unwrap_or("")),
+            Some(l) if l.baseline => "ok (baseline: counting starts now)".to_owned(),
+            Some(l) => format!("ok, +{} requests, +{} failed", l.requests, l.errors),
+        };
+        let last = t.problems.iter().fold(last, |acc, p| format!("{acc}; {p}"));
+        let bad = t.last_scrape.as_ref().is_some_and(|l| !l.ok) || !t.problems.is_empty();
+        for w in &t.windows {
+            let failed = match w.error_ratio {
+                None => "no traffic".to_owned(),
+                Some(r) => format!("{} of {} ({:.1} %)", w.errors, w.requests, r * 100.0),
+            };
+            let _ = write!(
+                h,
+                "<tr class={class}><td>{n}</td><td>{win}</td><td>{rps:.2}</td><td>{failed}</td>\
+                 <td>{p50}</td><td>{p95}</td><td>{p99}</td><td>{series}</td><td>{last}</td></tr>",
+                class = if bad { "down" } else { "" },
+                n = esc(&t.name),
+                win = humantime::format_duration(std::time::Duration::from_secs_f64(
+                    w.window_seconds
+                )),
+                rps = w.requests_per_second,
+                p50 = ms(w.p50_seconds),
+                p95 = ms(w.p95_seconds),
+                p99 = ms(w.p99_seconds),
+                series = t.series,
+                last = esc(&last),
+            );
+        }
+    }
 }
 
 fn ms(v: Option<f64>) -> String {

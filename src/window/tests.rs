@@ -469,3 +469,33 @@ async fn spreads_batch_ten_seconds_and_match_the_counts() {
     let slow = w.latency_spread(MIN, now, 200 * MS);
     assert_eq!((slow.good, slow.total, slow.batches), (39, 40, 5));
 }
+
+#[tokio::test(start_paused = true)]
+async fn batched_counts_slide_like_single_records_and_keep_thresholds_exact() {
+    let t = Instant::now();
+    let bounds = [
+        Duration::from_millis(100),
+        Duration::from_millis(500),
+        Duration::MAX,
+    ];
+    let mut w = Window::new(secs(10 * 60), &bounds, t);
+    // One scrape: 500 requests, 40 failed; 300 within 100 ms, 480 within 500 ms.
+    w.record_counts(t, 460, 40, &[300, 480, 500]);
+    advance(secs(30)).await;
+    let now = Instant::now();
+    w.record_counts(now, 10, 0, &[10]);
+    assert_eq!(w.counts(MIN, now), Counts { good: 470, bad: 40 });
+    assert_eq!(w.good_within(MIN, now, 0), 310);
+    assert_eq!(w.good_within(MIN, now, 1), 480);
+    assert_eq!(w.good_within(MIN, now, 2), 500);
+    // Past the first scrape's slot only the second remains, on every tier.
+    advance(secs(45)).await;
+    let now = Instant::now();
+    assert_eq!(w.counts(MIN, now), Counts { good: 10, bad: 0 });
+    assert_eq!(w.counts(secs(10 * 60), now), Counts { good: 470, bad: 40 });
+    // Nothing went into the latency histograms.
+    assert_eq!(w.stats(MIN, now).latency.count(), 0);
+    // Counts beyond a slot's u32 saturate instead of wrapping.
+    w.record_counts(now, u64::MAX, 0, &[]);
+    assert_eq!(w.counts(SEC, now).good, u64::from(u32::MAX));
+}

@@ -25,6 +25,7 @@ fn an_error_rate_reads_as_counts_of_an_endpoint_against_its_limit() {
         error_ratio: Some(41.0 / 512.0),
         above: 0.05,
         min_samples: 30,
+        traffic: false,
     };
     let fact = Fact::of(&config(), &e);
     assert_eq!(
@@ -111,6 +112,7 @@ fn latency_and_restarts_read_in_their_units() {
             samples: 120,
             young: None,
             min_samples: 10,
+            traffic: false,
         },
     );
     assert_eq!(

@@ -45,6 +45,9 @@ pub(in crate::config) struct RawConfig {
     /// Trust for outbound HTTPS.
     #[serde(default, deserialize_with = "present")]
     pub tls: Option<RawTls>,
+    /// SLIs over the app's real requests, read from a `scrape: true` target.
+    #[serde(default, deserialize_with = "present")]
+    pub traffic: Option<Vec<RawTraffic>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -52,7 +55,41 @@ section!(
     RawConfig,
     [
         "service", "listen", "targets", "slos", "rules", "rollback", "page", "annotate", "otlp",
-        "admin", "tls"
+        "admin", "tls", "traffic"
+    ]
+);
+
+/// `traffic[]`: the app's own request counters, read from a scrape target.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of traffic settings")]
+pub(in crate::config) struct RawTraffic {
+    /// Unique among targets and traffic entries; stands wherever a target
+    /// name can (`error_rate`/`latency` `target`, SLO `targets`). Required.
+    pub name: Option<Value>,
+    /// The `scrape: true` target whose body is read. Default: the only one.
+    pub from: Option<Value>,
+    /// PromQL selector of the counter(s) of all requests (matching series
+    /// are summed), e.g. `http_requests_total{path=~"/api/.*"}`.
+    pub requests: Option<Value>,
+    /// Selector of the failed requests, a subset of `requests`. Needed by
+    /// `error_rate` rules and availability SLOs on this entry.
+    pub errors: Option<Value>,
+    /// Selector of a histogram family (its `_bucket{le}` series). Needed by
+    /// `latency` rules and latency SLOs on this entry.
+    pub latency: Option<Value>,
+    /// Instead of the three selectors: `otel-http`, `micrometer` or
+    /// `http-requests-total`.
+    pub preset: Option<Value>,
+    /// Matchers added to every selector, e.g. `{http_route=~"/api/.*"}`.
+    #[serde(rename = "match")]
+    pub match_: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawTraffic,
+    [
+        "name", "from", "requests", "errors", "latency", "preset", "match"
     ]
 );
 
@@ -90,6 +127,10 @@ pub(in crate::config) struct RawTarget {
     /// What a good answer looks like. Default: any 2xx status.
     #[serde(default, deserialize_with = "present")]
     pub expect: Option<RawExpect>,
+    /// The body is the app's metrics (Prometheus text 0.0.4 or OpenMetrics
+    /// 1.0) for `traffic` entries to read; a scrape that fails or does not
+    /// parse is a failed probe. Default false.
+    pub scrape: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -105,7 +146,8 @@ section!(
         "headers",
         "header_files",
         "follow_redirects",
-        "expect"
+        "expect",
+        "scrape"
     ]
 );
 
@@ -145,7 +187,8 @@ pub(in crate::config) struct RawSlo {
     pub objective: Option<Value>,
     /// When set, a probe is good only if it succeeded within this latency.
     pub latency_threshold: Option<Value>,
-    /// Names of the targets it covers. Default all targets.
+    /// Names of the targets or traffic entries it covers. Default all
+    /// probe targets (never traffic: a request and a probe are different units).
     pub targets: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -205,7 +248,14 @@ pub(in crate::config) struct RawKubernetes {
 }
 section!(
     RawKubernetes,
-    ["deployment", "namespace", "timeout", "container", "token_file", "gitops"]
+    [
+        "deployment",
+        "namespace",
+        "timeout",
+        "container",
+        "token_file",
+        "gitops"
+    ]
 );
 
 /// `rollback.webhook`.

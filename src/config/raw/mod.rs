@@ -120,6 +120,7 @@ mod tests {
         all_fields_known::<RawAnnotate>();
         all_fields_known::<RawGrafana>();
         all_fields_known::<RawOtlp>();
+        all_fields_known::<RawTraffic>();
     }
 
     #[test]

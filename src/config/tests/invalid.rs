@@ -50,7 +50,7 @@ service: checkout
         errors(yaml),
         vec![
             "rules[0].when.consecutive_failures: must be at least 1, got 0",
-            "zzz: unknown field (expected one of: service, listen, targets, slos, rules, rollback, page, annotate, otlp, admin, tls)",
+            "zzz: unknown field (expected one of: service, listen, targets, slos, rules, rollback, page, annotate, otlp, admin, tls, traffic)",
             "targets[0].timeout: must be greater than 0, got 0s",
             r#"targets[0].name: "bad name" is not a valid name (use letters, digits, ".", "_" and "-")"#,
         ]
@@ -74,8 +74,8 @@ rollback:
         errors(yaml),
         vec![
             "service: is required",
-            r#"servce: unknown field (expected one of: service, listen, targets, slos, rules, rollback, page, annotate, otlp, admin, tls); did you mean "service"?"#,
-            r#"targets[0].intervall: unknown field (expected one of: name, url, interval, timeout, warmup, method, headers, header_files, follow_redirects, expect); did you mean "interval"?"#,
+            r#"servce: unknown field (expected one of: service, listen, targets, slos, rules, rollback, page, annotate, otlp, admin, tls, traffic); did you mean "service"?"#,
+            r#"targets[0].intervall: unknown field (expected one of: name, url, interval, timeout, warmup, method, headers, header_files, follow_redirects, expect, scrape); did you mean "interval"?"#,
             r#"targets[0].expect.staus: unknown field (expected one of: status, body_contains, json, max_latency); did you mean "status"?"#,
             r#"rollback.webhook.timout: unknown field (expected one of: url, headers, header_files, timeout); did you mean "timeout"?"#,
             "rollback.colour: unknown field (expected one of: kubernetes, webhook, bake, cooldown, dry_run)",

@@ -5,6 +5,7 @@ mod fuzz;
 mod invalid;
 mod rules;
 mod security;
+mod traffic;
 mod valid;
 mod warnings;
 
