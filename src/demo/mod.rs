@@ -5,6 +5,7 @@
 //! HTTP, the rules and the rollback are the same code as in production.
 
 pub mod app;
+mod load;
 
 use crate::daemon::Event;
 use crate::rules::State;
