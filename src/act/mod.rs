@@ -379,6 +379,14 @@ impl Actor {
                 first.kind = DecisionKind::Fired;
                 self.page(&first, note, to);
             }
+            // A failed rollback tried again: the incident hears it is under way.
+            DecisionKind::Firing
+                if e.open && !paused && matches!(note, Some(RollbackNote::Started)) =>
+            {
+                let mut again = d.clone();
+                again.kind = DecisionKind::Fired;
+                self.page(&again, note, ReceiverChanges::ALL);
+            }
             // The pager re-sends on its own schedule; reminders add nothing.
             DecisionKind::Firing => {}
             // Never paged: there is no incident to resolve.
