@@ -455,6 +455,7 @@ fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
     };
     let deployment = name("deployment", &k.deployment);
     let namespace = name("namespace", &k.namespace);
+    let argocd_namespace = name("argocd_namespace", &k.argocd_namespace);
     let timeout = units::duration_or(
         p,
         &error::key(path, "timeout"),
@@ -513,6 +514,7 @@ fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
         timeout: timeout?,
         token_file,
         gitops: gitops?,
+        argocd_namespace: argocd_namespace.unwrap_or_else(|| "argocd".into()),
     })
 }
 

@@ -197,12 +197,22 @@ pub(in crate::config) struct RawKubernetes {
     /// (default: stop its automatic sync, then roll back), `page` (page
     /// only), `ignore` (roll back anyway).
     pub gitops: Option<Value>,
+    /// Where Argo CD keeps its Applications, for an owner named without a
+    /// namespace. Default `argocd`.
+    pub argocd_namespace: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 section!(
     RawKubernetes,
-    ["deployment", "namespace", "timeout", "token_file", "gitops"]
+    [
+        "deployment",
+        "namespace",
+        "timeout",
+        "token_file",
+        "gitops",
+        "argocd_namespace"
+    ]
 );
 
 /// `rollback.webhook`.

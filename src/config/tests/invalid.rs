@@ -346,6 +346,7 @@ fn rollback_backends() {
             timeout: std::time::Duration::from_secs(10),
             token_file: None,
             gitops: GitOps::Suspend,
+            argocd_namespace: "argocd".into(),
         }))
     );
     // Everything is optional: the Deployment is found through the pod's owners.
@@ -357,6 +358,7 @@ fn rollback_backends() {
             timeout: std::time::Duration::from_secs(10),
             token_file: None,
             gitops: GitOps::Suspend,
+            argocd_namespace: "argocd".into(),
         }))
     );
     assert_eq!(
@@ -371,7 +373,7 @@ fn rollback_backends() {
         ),
         vec![
             "rollback: set either kubernetes or webhook, not both",
-            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, token_file, gitops); did you mean "namespace"?"#,
+            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, token_file, gitops, argocd_namespace); did you mean "namespace"?"#,
             "rollback.bake: must be greater than 0, got 0s",
             r#"rollback.dry_run: expected true or false, got "yes""#,
         ]
@@ -395,6 +397,12 @@ fn rollback_backends() {
     assert_eq!(gitops("page"), GitOps::Page);
     assert_eq!(gitops("ignore"), GitOps::Ignore);
     assert_eq!(gitops("suspend"), GitOps::Suspend);
+    match k8s("{ argocd_namespace: openshift-gitops }") {
+        Ok(Some(RollbackBackend::Kubernetes(k))) => {
+            assert_eq!(k.argocd_namespace, "openshift-gitops")
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         errors_with("rollback: { kubernetes: { gitops: pause } }\n"),
         vec![r#"rollback.kubernetes.gitops: "pause" is not one of suspend, page, ignore"#]
