@@ -25,7 +25,7 @@ pub struct KubeBackend {
     /// `timeout` bounds one read-decide-write round; `gitops` and
     /// `argocd_namespace` say what to do when Argo CD or Flux syncs the
     /// Deployment.
-    config: Kubernetes,
+    config: Box<Kubernetes>,
     backoff: Backoff,
     /// The last answer was the cluster-wide pause: asked again every
     /// little while, it is said in an Event once, not every time.
@@ -42,7 +42,7 @@ impl KubeBackend {
         KubeBackend {
             ctx,
             identity,
-            config,
+            config: Box::new(config),
             backoff,
             holding: AtomicBool::new(false),
         }
