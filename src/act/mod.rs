@@ -122,7 +122,7 @@ impl Backend {
                 )?))
             }
             (Some(RollbackBackend::Kubernetes(k)), Some((ctx, id))) => Some(Backend::Kubernetes(
-                kube::KubeBackend::new(ctx, id, k.timeout, retry::Backoff::default(), k.gitops),
+                kube::KubeBackend::new(ctx, id, k.clone(), retry::Backoff::default()),
             )),
             (Some(RollbackBackend::Kubernetes(_)), None) => match page_only {
                 Some(p) => Some(Backend::PageOnly(p.clone())),

@@ -309,7 +309,7 @@ page:
   webhook: { url: "http://127.0.0.1:1/notify" }
 "#,
     ));
-    let backend = Backend::from_config(&config, None).unwrap();
+    let backend = Backend::from_config(&config, None, None).unwrap();
     let revision = Revision {
         id: "v2".into(),
         since: Instant::now(),
