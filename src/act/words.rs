@@ -60,6 +60,7 @@ impl Fact {
                 bad,
                 error_ratio,
                 above,
+                traffic,
                 ..
             } => Fact {
                 subject: match target {
@@ -68,8 +69,9 @@ impl Fact {
                 },
                 verb: "failing",
                 what: format!(
-                    "{bad} of {} probes failed in {}{}",
+                    "{bad} of {} {} failed in {}{}",
                     good + bad,
+                    unit(*traffic),
                     span(*window_seconds),
                     error_ratio.map_or(String::new(), |r| format!(" ({})", percent(r)))
                 ),
@@ -79,14 +81,17 @@ impl Fact {
                 slo, factor, short, ..
             } => {
                 let targets = config.slos.iter().find(|s| &s.name == slo);
+                let traffic = targets
+                    .is_some_and(|s| s.targets.iter().any(|t| config.traffic_index(*t).is_some()));
                 let measured = short.total;
                 let bad = short.total - short.good.min(short.total);
                 Fact {
                     subject: targets.map_or(slo.clone(), |s| paths(config, s.targets.clone())),
                     verb: "failing",
                     what: format!(
-                        "{bad} of {measured} probes failed in {}, so SLO {slo} burns its error \
+                        "{bad} of {measured} {} failed in {}, so SLO {slo} burns its error \
                          budget {} as fast as it may",
+                        unit(traffic),
                         span(short.window_seconds),
                         short.burn_rate.map_or("n/a".into(), times)
                     ),
@@ -100,14 +105,16 @@ impl Fact {
                 above_seconds,
                 window_seconds,
                 samples,
+                traffic,
                 ..
             } => Fact {
                 subject: path(config, target),
                 verb: "slow",
                 what: format!(
-                    "p{percentile} {} in {} ({samples} probes)",
+                    "p{percentile} {} in {} ({samples} {})",
                     value_seconds.map_or("n/a".into(), seconds),
-                    span(*window_seconds)
+                    span(*window_seconds),
+                    unit(*traffic)
                 ),
                 limit: seconds(*above_seconds),
             },
@@ -222,12 +229,20 @@ fn path(config: &Config, target: &str) -> String {
         .map_or_else(|| target.to_string(), |t| t.url.path().to_string())
 }
 
-/// Up to three targets' paths, then how many more.
+/// What a count counts: the app's requests (traffic) or backstop's probes.
+fn unit(traffic: bool) -> &'static str {
+    if traffic { "requests" } else { "probes" }
+}
+
+/// Up to three targets' paths (a traffic entry by its name), then how many more.
 fn paths(config: &Config, targets: impl IntoIterator<Item = usize>) -> String {
     let all: Vec<String> = targets
         .into_iter()
-        .filter_map(|i| config.targets.get(i))
-        .map(|t| t.url.path().to_string())
+        .filter(|&i| i < config.targets.len() + config.traffic.len())
+        .map(|i| match config.targets.get(i) {
+            Some(t) => t.url.path().to_string(),
+            None => config.source_name(i).to_string(),
+        })
         .collect();
     match all.len() {
         0 => "no endpoint".into(),

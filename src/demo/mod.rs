@@ -18,9 +18,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 /// The demo gives up (and fails) if the story has not ended by then.
-const DEADLINE: Duration = Duration::from_secs(45);
-/// v2's database pool: healthy for about this many requests.
-const POOL: u32 = 12;
+const DEADLINE: Duration = Duration::from_secs(120);
+/// Orders the demo's customers post each second.
+const ORDERS_PER_SECOND: u32 = 100;
+/// The share of orders v2 fails.
+const FAILING: f64 = 0.08;
 
 /// The demo's configuration, in the same YAML a user writes.
 fn config_yaml(app: &str) -> String {
@@ -39,6 +41,14 @@ targets:
     interval: 500ms
     timeout: 400ms
     expect: {{ json: {{ "data.kpis.0.name": revenue }}, max_latency: 300ms }}
+  - name: app-metrics
+    url: {app}/metrics
+    interval: 1s
+    scrape: true
+traffic:
+  - name: orders
+    preset: http-requests-total
+    match: '{{path="/api/orders"}}'
 slos:
   - name: availability
     objective: 99.9
@@ -54,6 +64,9 @@ rules:
   - name: analytics-errors
     when: {{ error_rate: {{ above: "20%", window: 1m, target: analytics-executive }} }}
     for: 2s
+    do: [rollback, page]
+  - name: orders-errors
+    when: {{ error_rate: {{ target: orders, above: "5%", window: 2m, min_samples: 100 }} }}
     do: [rollback, page]
 rollback:
   webhook: {{ url: {app}/admin/rollback }}
@@ -80,13 +93,19 @@ pub async fn run() -> anyhow::Result<()> {
 
     println!("backstop demo: a bad release caught and rolled back, over real HTTP on 127.0.0.1\n");
     println!(
-        "  sample app  {} (service \"checkout\": /health, /api/v1/analytics/executive)",
+        "  sample app  {} (service \"checkout\": /health, /api/v1/analytics/executive, POST /api/orders, /metrics)",
         app.url("")
+    );
+    println!(
+        "  customers   {ORDERS_PER_SECOND} orders a second (POST /api/orders); the app counts them in http_requests_total"
     );
     println!("  backstop    http://{admin}/status  (and /metrics)");
     println!("  rules       health-down: health fails 3 times in a row, for 1s → rollback, page");
     println!(
         "              analytics-errors: analytics error rate above 20% over 1m, for 2s → rollback, page"
+    );
+    println!(
+        "              orders-errors: more than 5% of the app's own /api/orders requests failing over 2m → rollback, page"
     );
     println!("  rollback    webhook POST {}", app.url("/admin/rollback"));
     println!(
@@ -98,10 +117,14 @@ pub async fn run() -> anyhow::Result<()> {
     let say =
         |who: &str, what: &str| println!("{:>6.2}s  {who:<9} {what}", t0.elapsed().as_secs_f64());
     say("app", "serving v1, healthy");
-    app.deploy("v2", Behaviour::PoolLeak { pool: POOL });
+    let customers = load::orders(app.url("/api/orders"), ORDERS_PER_SECOND);
+    app.deploy("v2", Behaviour::FailingOrders { share: FAILING });
     say(
         "deploy",
-        &format!("v2 rolled out (it leaks a database connection per request; pool of {POOL})"),
+        &format!(
+            "v2 rolled out: it fails {:.0}% of POST /api/orders (a payment call that breaks); /health and the analytics stay green",
+            FAILING * 100.0
+        ),
     );
     let running = crate::start(config, listener, crate::Options::new("v2")).await?;
     say("backstop", "started, guarding revision v2");
@@ -118,12 +141,14 @@ pub async fn run() -> anyhow::Result<()> {
         last_ok: Default::default(),
         pages_shown: 0,
         left_open: false,
+        traffic_seen: false,
     };
     let deadline = tokio::time::sleep(DEADLINE);
     tokio::pin!(deadline);
     while !story.done() {
         tokio::select! {
             _ = &mut deadline => {
+                customers.abort();
                 running.shutdown().await;
                 bail!("the demo did not finish within {DEADLINE:?}; this is a bug, please report it");
             }
@@ -148,6 +173,7 @@ pub async fn run() -> anyhow::Result<()> {
         }
     }
     let status = fetch_status(admin).await;
+    customers.abort();
     running.shutdown().await;
     println!();
     story.summary();
@@ -170,6 +196,8 @@ struct Story {
     pages_shown: usize,
     /// backstop left the incident open for a person.
     left_open: bool,
+    /// The first scrape of the app's own metrics was shown.
+    traffic_seen: bool,
 }
 
 impl Story {
@@ -206,6 +234,14 @@ impl Story {
             } => {
                 let ok = outcome.is_success();
                 let changed = self.last_ok.insert(target.clone(), ok) != Some(ok);
+                if target == "app-metrics" && ok && !self.traffic_seen {
+                    self.traffic_seen = true;
+                    say(
+                        "scrape",
+                        "app-metrics read: orders counted from the app's own http_requests_total (this first scrape is the baseline)",
+                    );
+                    return;
+                }
                 match outcome {
                     crate::probe::Outcome::Success { status } if changed => say(
                         "probe",
@@ -265,14 +301,18 @@ impl Story {
     }
 
     fn summary(&self) {
-        match (self.first_failure, self.rolled_back_at) {
-            (Some(f), Some(r)) => println!(
-                "v2 started failing {:.1}s after the deploy; backstop rolled it back {:.1}s later, and every rule is ok again.\nThe PagerDuty incident was opened, updated with the rollback, and left open for a person ({} events, one incident).",
-                f.as_secs_f64(),
-                r.saturating_sub(f).as_secs_f64(),
+        match self.rolled_back_at {
+            Some(r) => println!(
+                "v2 failed {:.0}% of its orders from the deploy on, while every probe {}; backstop caught it on the app's own request counts and rolled it back {:.1}s after the deploy, and every rule is ok again.\nThe PagerDuty incident was opened, updated with the rollback, and left open for a person ({} events, one incident).",
+                FAILING * 100.0,
+                match self.first_failure {
+                    None => "passed".to_string(),
+                    Some(f) => format!("passed until {:.1}s", f.as_secs_f64()),
+                },
+                r.as_secs_f64(),
                 self.pages_shown
             ),
-            _ => println!("the story ended without a failure or a rollback."),
+            None => println!("the story ended without a rollback."),
         }
         println!(
             "In a cluster the same rules drive a Deployment rollback; see README.md for a real configuration."

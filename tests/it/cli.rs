@@ -405,7 +405,7 @@ fn a_fifo_swapped_in_as_the_config_does_not_hold_up_sigterm() {
 /// sample app, playing PagerDuty, shows one incident opened, updated with
 /// the rollback and left open for a person. Its duration is printed.
 #[test]
-fn the_demo_shows_the_rollback_and_the_incident_left_open() {
+fn the_demo_catches_failing_orders_on_traffic_rolls_back_and_leaves_the_incident_open() {
     let started = std::time::Instant::now();
     let out = backstop().arg("demo").output().expect("backstop demo runs");
     let took = started.elapsed();
@@ -419,8 +419,13 @@ fn the_demo_shows_the_rollback_and_the_incident_left_open() {
         text.find(what)
             .unwrap_or_else(|| panic!("no {what:?} in:\n{text}"))
     };
+    // Every probe passes: the app's own request counts catch v2.
+    assert!(!text.contains("FAILED"), "{text}");
+    let baseline = at("scrape    app-metrics read");
+    let firing = at("rule      orders-errors FIRING: orders: ");
+    assert!(baseline < firing, "{text}");
     let (opened, updated, left_open) = (
-        at("pagerduty incident OPENED: checkout v2: /health failing"),
+        at("pagerduty incident OPENED: checkout v2: orders failing, "),
         at("pagerduty incident updated: checkout v2: "),
         at("pagerduty incident LEFT OPEN"),
     );
@@ -434,5 +439,9 @@ fn the_demo_shows_the_rollback_and_the_incident_left_open() {
         "{text}"
     );
     assert!(!text.contains("incident resolved"), "{text}");
+    assert!(
+        text.contains("rule      orders-errors resolved: "),
+        "v1's good orders clear the rule: {text}"
+    );
     println!("backstop demo took {:.1} s", took.as_secs_f64());
 }

@@ -148,3 +148,31 @@ fn numbers_drop_only_meaningless_zeros() {
     assert_eq!(seconds(10.0), "10 s");
     assert_eq!(seconds(1.2), "1.2 s");
 }
+
+#[test]
+fn traffic_counts_requests_not_probes() {
+    let c = crate::config::for_tests(
+        r#"
+service: checkout
+targets:
+  - { name: metrics, url: "http://127.0.0.1:8080/metrics", scrape: true }
+traffic:
+  - { name: orders, preset: http-requests-total }
+"#,
+    );
+    let e = Evidence::ErrorRate {
+        target: Some("orders".into()),
+        window_seconds: 120.0,
+        good: 901,
+        bad: 78,
+        young: None,
+        error_ratio: Some(78.0 / 979.0),
+        above: 0.05,
+        min_samples: 100,
+        traffic: true,
+    };
+    assert_eq!(
+        Fact::of(&c, &e).to_string(),
+        "orders failing, 78 of 979 requests failed in 2m (8 %), limit 5 %"
+    );
+}
