@@ -143,12 +143,15 @@ pub fn check_file(path: &Path, offline: bool) -> Checked {
     }
 }
 
+/// Looks up a variable for `${VAR}`.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Validates configuration text and says what looks wrong though valid.
 /// `env` looks up variables for `${VAR}`; None checks offline: everything
 /// that does not need the environment (structure, references, units,
 /// patterns), listing the variables and files a real start would need
 /// instead of reading them.
-pub fn check(yaml: &str, env: Option<&dyn Fn(&str) -> Option<String>>) -> Checked {
+pub fn check(yaml: &str, env: Option<Lookup>) -> Checked {
     let document = match yaml::parse(yaml) {
         Ok(document) => document,
         Err(e) => {

@@ -577,23 +577,22 @@ impl Observations for View<'_> {
         let s = &e.config.slos[slo];
         let mut all = Spread::default();
         for &t in &s.targets {
-            all = all
-                + match e.config.traffic_index(t) {
-                    Some(i) => match s.latency_threshold {
-                        None => e.traffic[i].spread(span, self.now),
-                        // A latency SLO over traffic whose threshold is not
-                        // a bucket bound has no exact SLI: no data, so it
-                        // never fires.
-                        Some(_) => match e.traffic[i].within_spread(slo, span, self.now) {
-                            Some(spread) => spread,
-                            None => return Spread::default(),
-                        },
+            all += match e.config.traffic_index(t) {
+                Some(i) => match s.latency_threshold {
+                    None => e.traffic[i].spread(span, self.now),
+                    // A latency SLO over traffic whose threshold is not
+                    // a bucket bound has no exact SLI: no data, so it
+                    // never fires.
+                    Some(_) => match e.traffic[i].within_spread(slo, span, self.now) {
+                        Some(spread) => spread,
+                        None => return Spread::default(),
                     },
-                    None => {
-                        let threshold = e.slo_thresholds[slo][t];
-                        e.targets[t].window.spread(span, self.now, threshold)
-                    }
-                };
+                },
+                None => {
+                    let threshold = e.slo_thresholds[slo][t];
+                    e.targets[t].window.spread(span, self.now, threshold)
+                }
+            };
         }
         all
     }

@@ -30,6 +30,12 @@ pub fn route(path: &str) -> &'static str {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
