@@ -9,7 +9,7 @@ use crate::config::{Condition, Config};
 use crate::probe::{Outcome, Sample};
 use crate::rules::{self, Evidence, Machine, Observations, State, Transition};
 use crate::slo;
-use crate::window::{Spread, Stats, Window};
+use crate::window::{Batches, Spread, Stats, Window};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -429,16 +429,13 @@ struct View<'a> {
 
 impl Observations for View<'_> {
     fn spread(&self, target: Option<usize>, span: Duration) -> Spread {
-        let of = |t: &TargetState| t.window.spread(span, self.now, None);
-        match target {
-            Some(t) => of(&self.engine.targets[t]),
-            None => self
-                .engine
-                .targets
-                .iter()
-                .map(of)
-                .fold(Spread::default(), |a, b| a + b),
+        let mut batches = Batches::default();
+        for (i, t) in self.engine.targets.iter().enumerate() {
+            if target.is_none_or(|only| only == i) {
+                t.window.add_batches(span, self.now, None, &mut batches);
+            }
         }
+        batches.spread()
     }
     fn stats(&self, target: usize, span: Duration) -> Stats {
         self.engine.targets[target].window.stats(span, self.now)
@@ -449,14 +446,13 @@ impl Observations for View<'_> {
     }
     fn slo_spread(&self, slo: usize, span: Duration) -> Spread {
         let e = self.engine;
-        e.config.slos[slo]
-            .targets
-            .iter()
-            .map(|&t| {
-                let threshold = e.slo_thresholds[slo][t];
-                e.targets[t].window.spread(span, self.now, threshold)
-            })
-            .fold(Spread::default(), |a, b| a + b)
+        let mut batches = Batches::default();
+        for &t in &e.config.slos[slo].targets {
+            let threshold = e.slo_thresholds[slo][t];
+            let window = &e.targets[t].window;
+            window.add_batches(span, self.now, threshold, &mut batches);
+        }
+        batches.spread()
     }
     fn consecutive_failures(&self, target: usize) -> u32 {
         self.engine.targets[target].consecutive_failures
@@ -474,12 +470,14 @@ impl Observations for View<'_> {
         self.engine.targets[target].last.as_ref()?.detail.clone()
     }
     fn missing(&self, target: usize, span: Duration) -> u64 {
-        let Some(first) = self.engine.targets[target].first else {
+        let t = &self.engine.targets[target];
+        let (Some(first), Some(last)) = (t.first, &t.last) else {
             return 0;
         };
-        // The first probe stands for one interval of time.
+        // Each probe stands for one interval of time, the last one's
+        // included: a probe not yet due this round is not missing either.
         let interval = self.engine.config.targets[target].interval;
-        let seen = self.now.saturating_duration_since(first) + interval;
+        let seen = last.at.saturating_duration_since(first) + interval;
         let missing = span.saturating_sub(seen).as_nanos() / interval.as_nanos().max(1);
         u64::try_from(missing).unwrap_or(u64::MAX)
     }
