@@ -44,8 +44,8 @@ use tokio::time::Instant;
 
 pub use histogram::Histogram;
 use histogram::{SlotHistogram, bucket_index, nanos};
-use spread::Batcher;
-pub use spread::{BATCH_SECS, Spread};
+use spread::batch_ago;
+pub use spread::{BATCH_SECS, Batches, Spread};
 
 /// A tier never has more slots than this; past it a coarser tier takes over.
 const MAX_SLOTS: u64 = 120;
@@ -366,9 +366,23 @@ impl Window {
     /// or, with `threshold` (an index as for [`Window::good_within`]),
     /// good within that latency. Its totals equal [`Window::counts`].
     pub fn spread(&self, span: Duration, now: Instant, threshold: Option<usize>) -> Spread {
+        let mut batches = Batches::default();
+        self.add_batches(span, now, threshold, &mut batches);
+        batches.spread()
+    }
+
+    /// Adds the counts of [`Window::spread`] into `batches`, by how long
+    /// ago they were, so several windows add up by time.
+    pub fn add_batches(
+        &self,
+        span: Duration,
+        now: Instant,
+        threshold: Option<usize>,
+        batches: &mut Batches,
+    ) {
         let nthr = self.thresholds.len();
         let (tier, slots) = self.select(span, now);
-        let mut batches = Batcher::new(tier.width_secs);
+        let last = self.elapsed_secs(now) / tier.width_secs;
         for i in slots {
             let head = &tier.heads[i];
             let good = match threshold {
@@ -376,9 +390,9 @@ impl Window {
                 None => head.good,
             };
             let total = u64::from(head.good) + u64::from(head.bad);
-            batches.slot(head.epoch, u64::from(good), total);
+            let ago = batch_ago(last - head.epoch, tier.width_secs);
+            batches.add(ago, u64::from(good), total);
         }
-        batches.finish()
     }
 
     /// Answers over the span in batches as [`Window::spread`], good being
@@ -387,12 +401,14 @@ impl Window {
     /// only answers clearly slower count against the threshold.
     pub fn latency_spread(&self, span: Duration, now: Instant, above: Duration) -> Spread {
         let (width, slots) = self.latency_slots(span, now);
-        let mut batches = Batcher::new(width);
+        let last = self.elapsed_secs(now) / width;
+        let mut batches = Batches::default();
         for slot in slots {
             let total = slot.count();
-            batches.slot(slot.epoch, slot.at_most(above).min(total), total);
+            let ago = batch_ago(last - slot.epoch, width);
+            batches.add(ago, slot.at_most(above).min(total), total);
         }
-        batches.finish()
+        batches.spread()
     }
 
     /// The histograms of the slots the span reads, oldest first, from the

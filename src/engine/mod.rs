@@ -9,7 +9,7 @@ use crate::config::{Condition, Config, Containers};
 use crate::probe::{Outcome, Sample};
 use crate::rules::{self, Evidence, Machine, Observations, State, Transition};
 use crate::slo;
-use crate::window::{Spread, Stats, Window};
+use crate::window::{Batches, Spread, Stats, Window};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -531,19 +531,18 @@ struct View<'a> {
 
 impl Observations for View<'_> {
     fn spread(&self, target: Option<usize>, span: Duration) -> Spread {
-        let of = |t: &TargetState| t.window.spread(span, self.now, None);
-        match target {
-            Some(t) => match self.engine.config.traffic_index(t) {
-                Some(i) => self.engine.traffic[i].spread(span, self.now),
-                None => of(&self.engine.targets[t]),
-            },
-            None => self
-                .engine
-                .targets
-                .iter()
-                .map(of)
-                .fold(Spread::default(), |a, b| a + b),
+        let mut batches = Batches::default();
+        match target.and_then(|t| self.engine.config.traffic_index(t)) {
+            Some(i) => self.engine.traffic[i].add_batches(span, self.now, &mut batches),
+            None => {
+                for (i, t) in self.engine.targets.iter().enumerate() {
+                    if target.is_none_or(|only| only == i) {
+                        t.window.add_batches(span, self.now, None, &mut batches);
+                    }
+                }
+            }
         }
+        batches.spread()
     }
     fn stats(&self, target: usize, span: Duration) -> Stats {
         match self.engine.config.traffic_index(target) {
@@ -575,26 +574,28 @@ impl Observations for View<'_> {
     fn slo_spread(&self, slo: usize, span: Duration) -> Spread {
         let e = self.engine;
         let s = &e.config.slos[slo];
-        let mut all = Spread::default();
+        let mut batches = Batches::default();
         for &t in &s.targets {
-            all += match e.config.traffic_index(t) {
+            match e.config.traffic_index(t) {
                 Some(i) => match s.latency_threshold {
-                    None => e.traffic[i].spread(span, self.now),
+                    None => e.traffic[i].add_batches(span, self.now, &mut batches),
                     // A latency SLO over traffic whose threshold is not
                     // a bucket bound has no exact SLI: no data, so it
                     // never fires.
-                    Some(_) => match e.traffic[i].within_spread(slo, span, self.now) {
-                        Some(spread) => spread,
-                        None => return Spread::default(),
-                    },
+                    Some(_) => {
+                        if !e.traffic[i].add_within_batches(slo, span, self.now, &mut batches) {
+                            return Spread::default();
+                        }
+                    }
                 },
                 None => {
                     let threshold = e.slo_thresholds[slo][t];
-                    e.targets[t].window.spread(span, self.now, threshold)
+                    let window = &e.targets[t].window;
+                    window.add_batches(span, self.now, threshold, &mut batches);
                 }
-            };
+            }
         }
-        all
+        batches.spread()
     }
     fn consecutive_failures(&self, target: usize) -> u32 {
         // Validation keeps consecutive_failures off traffic.
@@ -624,12 +625,14 @@ impl Observations for View<'_> {
         if let Some(i) = self.engine.config.traffic_index(target) {
             return self.engine.traffic[i].missing(span, self.now);
         }
-        let Some(first) = self.engine.targets[target].first else {
+        let t = &self.engine.targets[target];
+        let (Some(first), Some(last)) = (t.first, &t.last) else {
             return 0;
         };
-        // The first probe stands for one interval of time.
+        // Each probe stands for one interval of time, the last one's
+        // included: a probe not yet due this round is not missing either.
         let interval = self.engine.config.targets[target].interval;
-        let seen = self.now.saturating_duration_since(first) + interval;
+        let seen = last.at.saturating_duration_since(first) + interval;
         let missing = span.saturating_sub(seen).as_nanos() / interval.as_nanos().max(1);
         u64::try_from(missing).unwrap_or(u64::MAX)
     }

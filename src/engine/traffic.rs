@@ -10,7 +10,7 @@ use crate::config::{Condition, Config, Traffic};
 use crate::probe::Sample;
 use crate::telemetry::Registry;
 use crate::traffic::{Counter, Deltas, Exposition, histogram_quantile};
-use crate::window::{Counts, Spread, Window};
+use crate::window::{Batches, Counts, Window};
 use prometheus::{IntCounterVec, IntGaugeVec};
 use serde::Serialize;
 use std::time::Duration;
@@ -274,16 +274,25 @@ impl TrafficState {
     }
 
     /// Requests over `span` in batches, for judging a young window.
-    pub(super) fn spread(&self, span: Duration, now: Instant) -> Spread {
-        self.window.spread(span, now, None)
+    pub(super) fn add_batches(&self, span: Duration, now: Instant, to: &mut Batches) {
+        self.window.add_batches(span, now, None, to);
     }
 
     /// A latency SLO's requests in batches, good being within its
-    /// threshold; None while the threshold is not a known bound.
-    pub(super) fn within_spread(&self, slo: usize, span: Duration, now: Instant) -> Option<Spread> {
-        let w = self.latency.as_ref()?;
-        let i = self.slo_bound.get(slo).copied().flatten()?;
-        Some(w.spread(span, now, Some(i)))
+    /// threshold; false (nothing added) while the threshold is not a
+    /// known bound.
+    pub(super) fn add_within_batches(
+        &self,
+        slo: usize,
+        span: Duration,
+        now: Instant,
+        to: &mut Batches,
+    ) -> bool {
+        let (Some(w), Some(i)) = (&self.latency, self.slo_bound.get(slo).copied().flatten()) else {
+            return false;
+        };
+        w.add_batches(span, now, Some(i), to);
+        true
     }
 
     /// The requests a window of `span` still lacks while it is younger

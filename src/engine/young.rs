@@ -14,12 +14,26 @@ fn engine(interval: Duration, rules: &str) -> Engine {
 }
 
 fn engine_with(interval: Duration, rules: &str, telemetry: Telemetry) -> Engine {
+    engine_n(1, interval, rules, telemetry)
+}
+
+/// `n` targets (`orders`, then `orders-1` …) sampled every `interval`.
+fn engine_n(n: usize, interval: Duration, rules: &str, telemetry: Telemetry) -> Engine {
+    let targets: String = (0..n)
+        .map(|i| {
+            let name = if i == 0 {
+                "orders".to_string()
+            } else {
+                format!("orders-{i}")
+            };
+            format!("  - {{ name: {name}, url: \"http://127.0.0.1:1/{name}\", interval: 1s }}\n")
+        })
+        .collect();
     let yaml = format!(
         r#"
 service: checkout
 targets:
-  - {{ name: orders, url: "http://127.0.0.1:1/orders", interval: 1s }}
-slos:
+{targets}slos:
   - {{ name: availability, objective: 99.9 }}
 rollback: {{ webhook: {{ url: "http://127.0.0.1:1/rollback" }} }}
 rules: {rules}
@@ -27,7 +41,9 @@ rules: {rules}
     );
     let mut c = crate::config::for_tests(&yaml);
     // Faster than any probe may run: these samples stand for requests.
-    c.targets[0].interval = interval;
+    for t in &mut c.targets {
+        t.interval = interval;
+    }
     Engine::new(Arc::new(c), telemetry, Instant::now())
 }
 
@@ -178,22 +194,24 @@ fn one_failure_among_few_requests_fires_nothing() {
     }
 }
 
-/// Probes once a second against `error_rate` 5 % over 2m, `fails(i)`
-/// saying which probe fails: when the rule fires, and when it fired before
-/// young windows were judged on a bound (the missing past taken as good:
-/// failures over the probes a full window holds, read from the same
-/// evidence).
-fn probes(fails: impl Fn(u64) -> bool) -> (Option<u64>, Option<u64>) {
-    let mut e = engine(S, &format!("[{ERROR_RATE}]"));
-    let start = Instant::now();
+/// Probes once a second on each of `n` targets against `error_rate` 5 %
+/// over 2m, `fails(target, i)` saying which probe fails: when the rule
+/// fires, and when it fired before young windows were judged on a bound
+/// (the missing past taken as good: failures over the probes a full
+/// window holds, read from the same evidence).
+fn probes(n: usize, fails: impl Fn(usize, u64) -> bool) -> (Option<u64>, Option<u64>) {
+    let mut e = engine_n(n, S, &format!("[{ERROR_RATE}]"), Telemetry::detached());
+    let start = e.started;
     let (mut now_fires, mut padded_fires) = (None, None);
     for i in 0..180u64 {
         let at = start + S * i as u32;
-        let mut sample = sample_at(at, !fails(i));
-        sample.latency = Duration::from_millis(20);
-        e.record(&sample);
-        if !e.evaluate(at, Scope::Target(0)).is_empty() {
-            now_fires.get_or_insert(i);
+        for t in 0..n {
+            let mut sample = sample_at(at, !fails(t, i));
+            sample.target = t;
+            e.record(&sample);
+            if !e.evaluate(at, Scope::Target(t)).is_empty() {
+                now_fires.get_or_insert(i);
+            }
         }
         let Some(Evidence::ErrorRate {
             bad,
@@ -234,21 +252,34 @@ fn sample_at(at: Instant, ok: bool) -> Sample {
 
 #[test]
 fn probes_failing_10_percent_are_caught_no_later_than_with_a_good_past() {
-    let (now, before) = probes(|i| i % 10 == 9);
+    let (now, before) = probes(1, |_, i| i % 10 == 9);
     eprintln!(
-        "10 % probe errors: fired after {now:?} s, {before:?} s taking the missing past as good"
+        "10 % probe errors, one target: fired after {now:?} s, {before:?} s taking the missing past as good"
     );
     // The 7th failure: 7 of 120 > 5 %. Seven failures are too few to
     // bound the rate, so the bound is the same.
     assert_eq!((now, before), (Some(69), Some(69)));
+    // Six targets: 37 failures of the 720 probes a full window holds.
+    // Batches of 60 probes are too small to extrapolate from.
+    let (now, before) = probes(6, |t, i| (i + t as u64) % 10 == 9);
+    eprintln!(
+        "10 % probe errors, six targets: fired after {now:?} s, {before:?} s taking the missing past as good"
+    );
+    assert_eq!(now, before);
+    assert!(now.is_some());
 }
 
 #[test]
 fn a_five_probe_outage_in_a_new_pod_fires_nothing() {
     // 5 of the first 25 probes fail: 4.2 % of the 120 a full window holds.
     for from in 0..100 {
-        let (now, before) = probes(|i| (from..from + 5).contains(&i));
+        let (now, before) = probes(1, |_, i| (from..from + 5).contains(&i));
         assert_eq!((now, before), (None, None), "failing from {from} s");
+    }
+    // All six targets down for 5 s: 30 of 720.
+    for from in [0, 8, 20, 60] {
+        let (now, before) = probes(6, |_, i| (from..from + 5).contains(&i));
+        assert_eq!((now, before), (None, None), "six failing from {from} s");
     }
 }
 

@@ -107,44 +107,53 @@ impl AddAssign for Spread {
     }
 }
 
-/// Folds slots, oldest first, into batches: `per_batch` consecutive slot
-/// epochs (epoch / per_batch) make one batch.
-pub(super) struct Batcher {
-    per_batch: u64,
-    current: Option<(u64, u64, u64)>,
-    pub(super) spread: Spread,
+/// How many batches back [`Batches`] tells apart; older ones (only past a
+/// tier's 120 slots, which no query reads) join the oldest.
+const MAX_BATCHES: usize = 128;
+
+/// Counts per batch, keyed by how many batches ago they were: adding
+/// several targets' windows into one sums what happened at the same time,
+/// so an outage of every target is one burst, not one per target.
+#[derive(Clone)]
+pub struct Batches {
+    good: [u64; MAX_BATCHES],
+    total: [u64; MAX_BATCHES],
 }
 
-impl Batcher {
-    pub(super) fn new(slot_secs: u64) -> Batcher {
-        Batcher {
-            per_batch: (BATCH_SECS / slot_secs.max(1)).max(1),
-            current: None,
-            spread: Spread::default(),
+impl Default for Batches {
+    fn default() -> Self {
+        Batches {
+            good: [0; MAX_BATCHES],
+            total: [0; MAX_BATCHES],
         }
     }
+}
 
-    pub(super) fn slot(&mut self, epoch: u64, good: u64, total: u64) {
-        let batch = epoch / self.per_batch;
-        match &mut self.current {
-            Some((b, g, n)) if *b == batch => {
-                *g += good;
-                *n += total;
-            }
-            current => {
-                if let Some((_, g, n)) = current.take() {
-                    self.spread.add_batch(g, n);
-                }
-                *current = Some((batch, good, total));
-            }
-        }
+impl Batches {
+    /// Adds `good` of `total` events to the batch `ago` batches back.
+    pub(super) fn add(&mut self, ago: u64, good: u64, total: u64) {
+        let i = usize::try_from(ago).map_or(MAX_BATCHES - 1, |a| a.min(MAX_BATCHES - 1));
+        self.good[i] += good.min(total);
+        self.total[i] += total;
     }
 
-    pub(super) fn finish(mut self) -> Spread {
-        if let Some((_, g, n)) = self.current.take() {
-            self.spread.add_batch(g, n);
+    /// The batches summarised.
+    pub fn spread(&self) -> Spread {
+        let mut spread = Spread::default();
+        for (&good, &total) in self.good.iter().zip(&self.total) {
+            spread.add_batch(good, total);
         }
-        self.spread
+        spread
+    }
+}
+
+/// Which batch back a slot `slot_ago` slots of `slot_secs` seconds before
+/// the current one falls in: ten 1 s slots make a batch, a wider slot is one.
+pub(super) fn batch_ago(slot_ago: u64, slot_secs: u64) -> u64 {
+    if slot_secs < BATCH_SECS {
+        slot_ago * slot_secs / BATCH_SECS
+    } else {
+        slot_ago
     }
 }
 
@@ -193,16 +202,23 @@ mod tests {
     }
 
     #[test]
-    fn batcher_groups_consecutive_epochs() {
-        let mut by_ten = Batcher::new(1);
-        for epoch in 5..25 {
-            by_ten.slot(epoch, 1, 1);
+    fn batches_sum_the_same_time_and_group_ten_seconds() {
+        let mut b = Batches::default();
+        for ago in 0..25 {
+            b.add(batch_ago(ago, 1), 1, 1);
         }
-        // Epochs 5-9, 10-19 and 20-24: three batches.
-        assert_eq!(by_ten.finish().batches, 3);
-        let mut coarse = Batcher::new(100);
-        coarse.slot(1, 1, 2);
-        coarse.slot(2, 1, 2);
-        assert_eq!(coarse.finish().batches, 2, "a 100 s slot is its own batch");
+        // Seconds 0-9, 10-19 and 20-24 back: three batches.
+        assert_eq!(b.spread().batches, 3);
+        // Another target at the same time adds into the same batches.
+        b.add(batch_ago(3, 1), 0, 2);
+        let s = b.spread();
+        assert_eq!((s.batches, s.good, s.total), (3, 25, 27));
+        assert_eq!(batch_ago(4, 100), 4, "a 100 s slot is its own batch");
+        b.add(u64::MAX, 1, 1);
+        assert_eq!(
+            b.spread().batches,
+            4,
+            "the oldest batch takes what is older"
+        );
     }
 }

@@ -443,31 +443,34 @@ async fn a_timed_out_probe_counts_at_its_timeout() {
 #[tokio::test(start_paused = true)]
 async fn spreads_batch_ten_seconds_and_match_the_counts() {
     let mut w = Window::new(10 * MIN, &[200 * MS], Instant::now());
-    // 40 s, one probe a second; seconds 20-22 fail, second 30 is slow.
+    // 40 s, one probe a second; seconds 22-24 fail, second 30 is slow.
     for i in 1..=40u64 {
         advance(SEC).await;
         let latency = if i == 30 { 300 * MS } else { 10 * MS };
-        w.record(Instant::now(), !(20..=22).contains(&i), latency);
+        w.record(Instant::now(), !(22..=24).contains(&i), latency);
     }
     let now = Instant::now();
-    for span in [MIN, 5 * MIN] {
-        let s = w.spread(span, now, None);
-        assert_eq!(s.counts(), w.counts(span, now), "{span:?}");
-        // Seconds 1-9, 10-19, 20-29, 30-39 and 40: five batches.
-        assert_eq!(s.batches, 5, "{span:?}");
-        // The three failures share one batch: R = 3/40, and the batch that
-        // holds them strays from it the most.
-        let r: f64 = 3.0 / 40.0;
-        let want =
-            (9.0 * r).powi(2) + 2.0 * (10.0 * r).powi(2) + (3.0 - 10.0 * r).powi(2) + r.powi(2);
-        assert!((s.residuals() - want).abs() < 1e-9, "{}", s.residuals());
-    }
+    assert_eq!(
+        w.spread(5 * MIN, now, None).counts(),
+        w.counts(5 * MIN, now)
+    );
+    // Over 5m, the 10 s slots of seconds 0-9 … 40-49 are the batches.
+    assert_eq!(w.spread(5 * MIN, now, None).batches, 5);
+    let s = w.spread(MIN, now, None);
+    assert_eq!(s.counts(), w.counts(MIN, now));
+    // Seconds 40-31, 30-21, 20-11 and 10-1: four batches back from now.
+    assert_eq!(s.batches, 4);
+    // The three failures share one batch: R = 3/40, and the batch that
+    // holds them strays from it the most.
+    let r: f64 = 3.0 / 40.0;
+    let want = 3.0 * (10.0 * r).powi(2) + (3.0 - 10.0 * r).powi(2);
+    assert!((s.residuals() - want).abs() < 1e-9, "{}", s.residuals());
     // Within the 200 ms threshold: the slow second is not good either.
     let within = w.spread(MIN, now, Some(0));
     assert_eq!((within.good, within.total), (36, 40));
-    // Slower than 200 ms: one answer, in the batch of seconds 30-39.
+    // Slower than 200 ms: one answer, in the batch of seconds 40-31.
     let slow = w.latency_spread(MIN, now, 200 * MS);
-    assert_eq!((slow.good, slow.total, slow.batches), (39, 40, 5));
+    assert_eq!((slow.good, slow.total, slow.batches), (39, 40, 4));
 }
 
 #[tokio::test(start_paused = true)]

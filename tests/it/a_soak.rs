@@ -233,11 +233,11 @@ async fn a_noisy_good_release_is_never_rolled_back_or_paged() {
     run.s.shutdown().await;
 }
 
-/// The instant the `n`-th of `times` happened (1-based).
-fn nth(times: &[Instant], n: usize, what: &str) -> Instant {
-    *times
-        .get(n - 1)
-        .unwrap_or_else(|| panic!("only {} {what}, {n} needed", times.len()))
+/// The instant the `n`-th of `times` happened (1-based), if it did: a
+/// young window may be judged sooner than its arithmetic over a full
+/// window says (on a bound of what a full window will hold), never later.
+fn nth(times: &[Instant], n: usize) -> Option<Instant> {
+    times.get(n - 1).copied()
 }
 
 #[tokio::test]
@@ -266,17 +266,19 @@ async fn ten_percent_errors_are_rolled_back_when_the_fast_burn_arithmetic_says()
     let full: u64 = TARGETS.iter().map(|(_, _, ms)| 300_000 / ms).sum();
     let need = (0.0144 * full as f64).floor() as usize + 1;
     let failures = run.log.probes(None, fault, |o, _| !o.is_success());
-    let due = nth(&failures, need, "failed probes");
+    let due = nth(&failures, need);
     eprintln!(
-        "10 % errors: rolled back after {:.1}s; the {need}th failure (1.44 % of {full}) came after {:.1}s; nominal 43.2s",
+        "10 % errors: rolled back after {:.1}s; the {need}th failure (1.44 % of {full}) came after {:?}; nominal 43.2s",
         (call.at - fault).as_secs_f64(),
-        (due - fault).as_secs_f64()
+        due.map(|d| d - fault)
     );
-    assert!(
-        call.at <= due + SLACK,
-        "rolled back {:?} after the {need}th failure",
-        call.at - due
-    );
+    if let Some(due) = due {
+        assert!(
+            call.at <= due + SLACK,
+            "rolled back {:?} after the {need}th failure",
+            call.at - due
+        );
+    }
     run.s.shutdown().await;
 }
 
@@ -306,8 +308,8 @@ async fn a_release_three_times_slower_pages_after_the_window_fills_and_for() {
     .await;
     let (at, record) = paged.expect("a page within 300 s");
     assert_eq!(record.outcome, "triggered", "{}", record.detail);
-    // p95 of the 5m window (600 answers at 500 ms, some assumed) passes
-    // 200 ms once 31 of them are slower; answers within one histogram
+    // p95 of the 5m window (600 answers at 500 ms) passes 200 ms once 31
+    // of them are slower; answers within one histogram
     // bucket of the threshold are not counted, to stay on the safe side.
     let full = 300_000 / TARGETS[2].2;
     let need = (full - (0.95 * full as f64).ceil() as u64 + 1) as usize;
@@ -315,13 +317,15 @@ async fn a_release_three_times_slower_pages_after_the_window_fills_and_for() {
     let slow = run.log.probes(Some("analytics-executive"), fault, |o, l| {
         o.is_success() && l > clearly_slow
     });
-    let due = nth(&slow, need, "slow answers") + 60 * S;
+    let due = nth(&slow, need).map(|n| n + 60 * S);
     eprintln!(
-        "3x latency: paged after {:.1}s; the {need}th slow answer plus `for: 1m` came after {:.1}s; nominal 154s",
+        "3x latency: paged after {:.1}s; the {need}th slow answer plus `for: 1m` came after {:?}; nominal 154s",
         (at - fault).as_secs_f64(),
-        (due - fault).as_secs_f64()
+        due.map(|d| d - fault)
     );
-    assert!(at <= due + SLACK, "paged {:?} after due", at - due);
+    if let Some(due) = due {
+        assert!(at <= due + SLACK, "paged {:?} after due", at - due);
+    }
     let pages = run.pd.accepted();
     assert!(
         pages.iter().any(|p| p["event_action"] == "trigger"

@@ -37,6 +37,8 @@ pub struct Oracle {
     /// Per target: its interval, and when it was first counted.
     intervals: Vec<Duration>,
     first: Vec<Option<Instant>>,
+    /// Per target: its latest counted probe.
+    last: Vec<Option<Instant>>,
     restarts: Vec<(Instant, u32)>,
     restarts_seen: bool,
     /// Per rule: since when the condition holds, and when `for:` was met.
@@ -51,6 +53,7 @@ impl Oracle {
             consecutive: vec![0; config.targets.len()],
             intervals: config.targets.iter().map(|t| t.interval).collect(),
             first: vec![None; config.targets.len()],
+            last: vec![None; config.targets.len()],
             restarts: Vec::new(),
             restarts_seen: false,
             since: vec![None; config.rules.len()],
@@ -64,6 +67,7 @@ impl Oracle {
         }
         let ok = s.outcome.is_success();
         self.first[s.target].get_or_insert(s.at);
+        self.last[s.target] = Some(s.at);
         self.consecutive[s.target] = if ok {
             0
         } else {
@@ -124,14 +128,15 @@ impl Oracle {
             })
     }
 
-    /// Probes a target's young window is short of: the part of the span
-    /// before its first counted probe (which stands for one interval).
-    fn assumed(&self, target: usize, span: Duration, now: Instant) -> u64 {
-        let Some(first) = self.first[target] else {
+    /// Probes a target's young window is short of: the span less the time
+    /// from its first counted probe to its latest (each standing for one
+    /// interval).
+    fn assumed(&self, target: usize, span: Duration, _now: Instant) -> u64 {
+        let (Some(first), Some(last)) = (self.first[target], self.last[target]) else {
             return 0;
         };
         let interval = self.intervals[target];
-        let seen = now.saturating_duration_since(first) + interval;
+        let seen = last.saturating_duration_since(first) + interval;
         (span.saturating_sub(seen).as_nanos() / interval.as_nanos()) as u64
     }
 
