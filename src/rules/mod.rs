@@ -13,6 +13,7 @@
 //! a 14.4× burn over 5m: 0.0144 × 300 s / 0.1 = 43 s).
 
 use crate::config::{Condition, Config, Containers, Rule};
+use crate::percent;
 use crate::slo::{self, SloWindow};
 use crate::window::{Counts, Stats};
 use serde::Serialize;
@@ -150,11 +151,11 @@ impl fmt::Display for Evidence {
                 write!(
                     f,
                     "{scope}: error rate {} over {} ({bad} bad of {}{}), threshold {}",
-                    pct(*error_ratio),
+                    error_ratio.map_or("n/a".into(), percent::measured),
                     secs(*window_seconds),
                     good + bad,
                     assumed(*assumed_good, "good"),
-                    pct(Some(*above))
+                    percent::configured(*above)
                 )
             }
             Evidence::BurnRate {
@@ -219,9 +220,6 @@ fn assumed(n: u64, what: &str) -> String {
     }
 }
 
-fn pct(v: Option<f64>) -> String {
-    v.map_or("n/a".into(), |v| format!("{:.2}%", v * 100.0))
-}
 fn num(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.2}"))
 }

@@ -148,7 +148,13 @@ async fn error_rate_needs_min_samples_then_compares_strictly() {
     d.add(0, 18, true, MS, 300 * S);
     d.add(1, 2, false, MS, 10 * S);
     assert_eq!(verdict(when(21), &d).breached, None);
-    assert_eq!(verdict(when(20), &d).breached, Some(true));
+    let fired = verdict(when(20), &d);
+    assert_eq!(fired.breached, Some(true));
+    // Percentages as the configuration writes them: 5%, not 0.05 or 5.00%.
+    assert_eq!(
+        fired.evidence.to_string(),
+        "all targets: error rate 10% over 10m (2 bad of 20), threshold 5%"
+    );
     // 2 bad of 40 = exactly 5 %: not above.
     d.add(0, 20, true, MS, 200 * S);
     let v = verdict(when(21), &d);
