@@ -94,6 +94,9 @@ pub fn parse(yaml: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     }
 }
 
+/// Looks up an environment variable for `${VAR}`.
+pub type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
 /// What `check` found.
 #[derive(Debug)]
 pub struct Checked {
@@ -146,7 +149,7 @@ pub fn check_file(path: &Path, offline: bool) -> Checked {
 /// that does not need the environment (structure, references, units,
 /// patterns), listing the variables and files a real start would need
 /// instead of reading them.
-pub fn check(yaml: &str, env: Option<&dyn Fn(&str) -> Option<String>>) -> Checked {
+pub fn check(yaml: &str, env: Option<&Env<'_>>) -> Checked {
     let document = match yaml::parse(yaml) {
         Ok(document) => document,
         Err(e) => {
