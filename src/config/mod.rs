@@ -4,16 +4,21 @@
 //!
 //! Pipeline: `file` (a bounded read of a regular file) → `yaml` (text →
 //! value) → `expand` (`${VAR}`) → `raw` (contract shape, unknown keys kept)
-//! → `validate`, `targets`, `rules` (→ `Config`), which read leaves with
-//! `units` (durations, percentages, numbers) and `values` (text, names,
-//! URLs, secret files, read through `file` too); `error` collects problems.
+//! → `validate`, `targets`, `rules`, `rollback` (→ `Config`), which read
+//! leaves with `units` (quantities; durations through `duration`) and
+//! `values` (text, names, URLs, secret files, read through `file` too);
+//! `warnings` then flags valid values meant otherwise. `error` collects
+//! problems, `names` puts the item's name into their paths. `check` does
+//! all of it, offline too (no variable looked up, no file read: both listed).
 
 mod diff;
+mod duration;
 mod error;
 mod expand;
 mod file;
 mod names;
 mod raw;
+mod rollback;
 mod rules;
 mod security;
 mod targets;
@@ -53,7 +58,7 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9464";
 /// A duration as the configuration writes it (`500ms`, `5s`, `1h30m`; units
 /// ms, s, m, h, d), for command-line options that take one too.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    units::parse_duration(text.trim())
+    duration::parse(text.trim())
 }
 
 /// Reads and validates the configuration file at `path`, expanding `${VAR}`

@@ -1,6 +1,7 @@
-//! Turns the raw file into `Config`: the top-level keys, SLOs, rollback, and
-//! the sections this build parses but cannot act on yet. Targets and rules
-//! have their own modules; every problem is recorded, none stops the run.
+//! Turns the raw file into `Config`: the top-level keys, SLOs, receivers,
+//! and the sections this build parses but cannot act on yet. Targets, rules
+//! and rollback have their own modules; every problem is recorded, none
+//! stops the run.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -9,30 +10,20 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{
-    self, RawAlertmanager, RawConfig, RawGrafana, RawKubernetes, RawOtlp, RawPage, RawPagerDuty,
-    RawRollback, RawSlo, RawTarget, RawWebhook,
+    self, RawAlertmanager, RawConfig, RawGrafana, RawOtlp, RawPage, RawPagerDuty, RawSlo, RawTarget,
 };
-use super::types::{
-    Alertmanager, Config, Grafana, Kubernetes, Otlp, Page, PagerDuty, Rollback, RollbackBackend,
-    Secret, Slo, Webhook,
-};
+use super::types::{Alertmanager, Config, Grafana, Otlp, Page, PagerDuty, Secret, Slo};
 use super::units::{self, Zero};
 use super::values;
-use super::{rules, security, targets, warnings};
+use super::{rollback, rules, security, targets, warnings};
 
 /// Longest service name: it becomes a metric label and part of dedup keys,
 /// and 63 is the Kubernetes name limit it usually mirrors.
 const MAX_SERVICE_LEN: usize = 63;
-const DEFAULT_BAKE: Duration = Duration::from_secs(30 * 60);
-const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10 * 60);
-const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_PAGERDUTY_TIMEOUT: Duration = Duration::from_secs(10);
-const DEFAULT_KUBERNETES_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Prometheus re-sends firing alerts every minute; so does backstop.
 const DEFAULT_RESEND: Duration = Duration::from_secs(60);
-/// backstop's container name in the shipped manifests (k8s/base).
-const DEFAULT_CONTAINER: &str = "backstop";
 
 /// Names other sections refer to. Built from the raw file, so a reference to
 /// a target or SLO that has some other problem is not reported a second time.
@@ -97,7 +88,7 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
             .and_then(|k| k.container.as_ref())
         {
             Some(Value::String(name)) => name,
-            _ => DEFAULT_CONTAINER,
+            _ => rollback::DEFAULT_CONTAINER,
         },
         page_configured: raw
             .page
@@ -106,7 +97,7 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
     };
     let slos = slos(p, &raw.slos, &mut refs);
     let rules = rules::rules(p, &raw.rules, &refs);
-    let rollback = rollback(p, &raw.rollback);
+    let rollback = rollback::rollback(p, &raw.rollback);
     let page = page(p, &raw.page);
     if let Some(annotate) = &raw.annotate {
         raw::check_unknown(p, "annotate", annotate);
@@ -256,7 +247,7 @@ fn alertmanager(p: &mut Problems, am: &RawAlertmanager) -> Option<Alertmanager> 
         p,
         &error::key(path, "timeout"),
         &am.timeout,
-        DEFAULT_WEBHOOK_TIMEOUT,
+        rollback::DEFAULT_WEBHOOK_TIMEOUT,
         Zero::Forbidden,
     );
     let max = per_minute(p, path, &am.max_per_minute, 30);
@@ -408,111 +399,6 @@ fn slo_targets(p: &mut Problems, path: &str, value: &Value, refs: &Refs) -> Opti
         }
     }
     ok.then_some(out)
-}
-
-fn rollback(p: &mut Problems, raw: &Option<RawRollback>) -> Option<Rollback> {
-    let none = RawRollback::default();
-    let r = raw.as_ref().unwrap_or(&none);
-    raw::check_unknown(p, "rollback", r);
-    let kubernetes = r.kubernetes.as_ref().map(|k| kubernetes(p, k));
-    let webhook = r.webhook.as_ref().map(|w| webhook(p, w));
-    if r.kubernetes.is_some() && r.webhook.is_some() {
-        p.add("rollback", "set either kubernetes or webhook, not both");
-    }
-    let bake = units::duration_or(p, "rollback.bake", &r.bake, DEFAULT_BAKE, Zero::Forbidden);
-    let cooldown = units::duration_or(
-        p,
-        "rollback.cooldown",
-        &r.cooldown,
-        DEFAULT_COOLDOWN,
-        Zero::Allowed,
-    );
-    let dry_run = match &r.dry_run {
-        Some(v) => units::boolean(p, "rollback.dry_run", v),
-        None => Some(false),
-    };
-    let backend = match (webhook, kubernetes) {
-        (Some(w), _) => Some(RollbackBackend::Webhook(w?)),
-        (None, Some(k)) => Some(RollbackBackend::Kubernetes(k?)),
-        (None, None) => None,
-    };
-    Some(Rollback {
-        backend,
-        bake: bake?,
-        cooldown: cooldown?,
-        dry_run: dry_run?,
-    })
-}
-
-fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
-    let path = "rollback.kubernetes";
-    raw::check_unknown(p, path, k);
-    let mut ok = true;
-    // Kubernetes object names are DNS subdomains: lower-case alphanumerics,
-    // '-' and '.', starting and ending alphanumeric, at most 253 characters.
-    let mut name = |field: &str, v: &Option<Value>| {
-        let path = error::key(path, field);
-        let got = values::text(p, &path, v.as_ref()?)?;
-        let dns = !got.is_empty()
-            && got.len() <= 253
-            && got
-                .bytes()
-                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.'))
-            && got.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && got.ends_with(|c: char| c.is_ascii_alphanumeric());
-        if !dns {
-            p.add(
-                &path,
-                format!(
-                    "{} is not a Kubernetes object name (lower-case letters, digits, '-' and '.')",
-                    values::quote(got)
-                ),
-            );
-            ok = false;
-            return None;
-        }
-        Some(got.to_owned())
-    };
-    let deployment = name("deployment", &k.deployment);
-    let namespace = name("namespace", &k.namespace);
-    let timeout = units::duration_or(
-        p,
-        &error::key(path, "timeout"),
-        &k.timeout,
-        DEFAULT_KUBERNETES_TIMEOUT,
-        Zero::Forbidden,
-    );
-    let container = match &k.container {
-        Some(v) => values::container_name(p, &error::key(path, "container"), v),
-        None => Some(DEFAULT_CONTAINER.to_owned()),
-    };
-    ok.then_some(Kubernetes {
-        deployment,
-        namespace,
-        timeout: timeout?,
-        container: container?,
-    })
-}
-
-fn webhook(p: &mut Problems, w: &RawWebhook) -> Option<Webhook> {
-    let path = "rollback.webhook";
-    raw::check_unknown(p, path, w);
-    let url_path = error::key(path, "url");
-    let url =
-        values::required(p, &url_path, &w.url).and_then(|v| values::http_url(p, &url_path, v));
-    let headers = targets::headers(p, path, &w.headers, &w.header_files);
-    let timeout = units::duration_or(
-        p,
-        &error::key(path, "timeout"),
-        &w.timeout,
-        DEFAULT_WEBHOOK_TIMEOUT,
-        Zero::Forbidden,
-    );
-    Some(Webhook {
-        url: url?,
-        headers: headers?,
-        timeout: timeout?,
-    })
 }
 
 fn otlp(p: &mut Problems, raw: &Option<RawOtlp>) -> Option<Option<Otlp>> {
