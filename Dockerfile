@@ -34,5 +34,5 @@ USER 65532:65532
 # Admin server: /metrics, /healthz, /readyz, /status.
 EXPOSE 9464
 ENTRYPOINT ["/usr/local/bin/backstop"]
-# The layout of k8s/base: configuration mounted at /etc/backstop.
+# The layout of k8s/components/backstop: configuration mounted at /etc/backstop.
 CMD ["run", "--config", "/etc/backstop/backstop.yaml"]

@@ -5,12 +5,13 @@
 //! as OpenMetrics by backstop, and as text by `prometheus-parse` (the
 //! crates.io parser with the licence backstop can ship), all in one run;
 //! `scrape` adds what a scrape does next: the three selectors of a traffic
-//! entry, summed.
+//! entry, summed; and what the engine does, parse once and fold into three
+//! traffic entries (`traffic::Counter`, per-series state).
 
 use std::fmt::Write;
 use std::hint::black_box;
 
-use backstop::traffic::{Format, Selector, parse};
+use backstop::traffic::{Counter, Format, Selector, parse};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -202,6 +203,50 @@ fn parsers(c: &mut Criterion) {
                     .map(|s| s.value)
                     .sum();
                 (req, err, fast)
+            })
+        });
+    }
+    g.finish();
+
+    // What the engine does per scrape: parse once, fold into three traffic
+    // entries (per-series increases, summed; bucket increases by bound).
+    let sel = |s: &str| Selector::parse(s).unwrap();
+    let entries = || {
+        [
+            ("/api/.*", "/api/.*"),
+            ("/api/v1/orders.*", "/api/v1/orders.*"),
+            (".*", ".*"),
+        ]
+        .map(|(a, b)| {
+            Counter::new(
+                sel(&format!(r#"http_requests_total{{path=~"{a}"}}"#)),
+                Some(sel(&format!(
+                    r#"http_requests_total{{path=~"{b}", code=~"5.."}}"#
+                ))),
+                Some(sel(&format!(
+                    r#"http_request_duration_seconds{{path=~"{a}"}}"#
+                ))),
+            )
+        })
+    };
+    let mut g = c.benchmark_group("scrape");
+    for (name, body, format) in [
+        ("text", &text, Format::Text),
+        ("openmetrics", &om, Format::OpenMetrics),
+    ] {
+        let mut counters = entries();
+        let baseline = parse(body.as_bytes(), format).unwrap();
+        for c in &mut counters {
+            assert!(c.fold(&baseline).unwrap().baseline);
+        }
+        assert_eq!(counters[2].series(), 240 + 5 * 10 * 11);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(format!("parse_and_fold_3_entries_{name}"), |b| {
+            b.iter(|| {
+                let scrape = parse(black_box(body.as_bytes()), format).unwrap();
+                for c in &mut counters {
+                    black_box(c.fold(&scrape).unwrap());
+                }
             })
         });
     }

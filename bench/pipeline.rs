@@ -49,6 +49,7 @@ fn sample(target: usize, at: Instant, i: u64) -> Sample {
         latency: Duration::from_micros(20_000 + (i * 7919) % 180_000),
         outcome,
         counted: true,
+        scraped: None,
     }
 }
 

@@ -165,6 +165,20 @@ struct Latency {
 }
 
 fn sli(config: &Config, slo: &Slo) -> Result<Sli, String> {
+    let traffic: Vec<&str> = slo
+        .targets
+        .iter()
+        .filter(|t| config.traffic_index(**t).is_some())
+        .map(|t| config.source_name(*t))
+        .collect();
+    if !traffic.is_empty() {
+        return Err(format!(
+            "it reads the app's own request counters (traffic {}), which Prometheus \
+             scrapes from the app itself; these rules cover probe SLOs only, so \
+             write that SLO's rules over the app's metrics",
+            traffic.join(", ")
+        ));
+    }
     let targets = if slo.targets.len() == config.targets.len() {
         String::new()
     } else {
@@ -519,6 +533,19 @@ mod tests {
         assert!(out.contains("# SLO \"slow\" is left out"), "{out}");
         assert!(out.contains("no bucket bound at 0.15 s"), "{out}");
         assert!(out.contains("groups: []"), "{out}");
+    }
+
+    #[test]
+    fn a_traffic_slo_is_left_out_with_the_reason() {
+        let yaml = "service: checkout\ntargets:\n  - { name: m, url: http://127.0.0.1/metrics, scrape: true }\n\
+                    traffic:\n  - { name: api, preset: otel-http }\n\
+                    slos:\n  - { name: a, objective: 99, targets: [api] }\n  - { name: p, objective: 99 }\n";
+        let c = crate::config::parse(yaml, &|_| None).expect("valid test configuration");
+        let out = generate(&c, Options::default());
+        assert!(out.contains("# SLO \"a\" is left out"), "{out}");
+        assert!(out.contains("traffic api"), "{out}");
+        // The probe SLO beside it is still there.
+        assert!(out.contains("slo=\"p\""), "{out}");
     }
 
     #[test]

@@ -7,17 +7,20 @@
 //!
 //! ```text
 //! config ─► probe ──Sample──► engine (window, slo, rules) ──Decision──► act
+//!         (scrapes carry the app's /metrics body ─► traffic counting)
 //!                 └──────── telemetry (metrics, logs, events) ◄─────────┘
 //!                                         ▲ server reads
 //! ```
 //!
 //! - [`config`]: the YAML contract, defaults, `${VAR}` expansion, validation.
 //! - [`probe`]: HTTP probes on a schedule, expectations, failure reasons.
-//! - [`traffic`]: the app's own metrics: exposition parsers, selectors.
+//! - [`traffic`]: the app's own metrics: exposition parsers, selectors,
+//!   per-series counting, `histogram_quantile`.
 //! - [`window`]: fixed-memory time-bucketed rings per target.
 //! - [`slo`]: SLI, error ratio, burn rate, error budget.
 //! - [`rules`]: condition kinds, evidence, the ok → pending → firing machine.
-//! - [`engine`]: windows + rule states; samples in, decisions out.
+//! - [`engine`]: windows + rule states; samples (and scrapes, folded into
+//!   traffic entries) in, decisions out.
 //! - [`act`]: rollback (webhook) behind guards, retries, action records.
 //! - [`alert_rules`]: Prometheus SLO recording rules and burn-rate alerts (`backstop alert-rules`).
 //! - [`telemetry`]: Prometheus metrics, logs, the event stream.

@@ -215,10 +215,10 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     let warnings = checked.warnings;
-    let uses_kubernetes = matches!(
-        config.rollback.backend,
-        Some(backstop::config::RollbackBackend::Kubernetes(_))
-    );
+    let kubernetes = match &config.rollback.backend {
+        Some(backstop::config::RollbackBackend::Kubernetes(k)) => Some(k.clone()),
+        _ => None,
+    };
     let mut options = match args.revision {
         Some(revision) => backstop::Options::new(revision),
         None => backstop::Options::unnamed(),
@@ -236,8 +236,13 @@ fn run(args: RunArgs) -> ExitCode {
                 w.message
             );
         }
-        if uses_kubernetes {
-            options.kubernetes = Some(in_cluster().await?);
+        if let Some(k) = &kubernetes {
+            // Without a client backstop still probes and pages (page-only
+            // mode, loud on /status): exiting would take the app's pod down.
+            match in_cluster(k).await {
+                Ok(c) => options.kubernetes = Some(c),
+                Err(e) => options.not_in_pod = Some(format!("{e:#}")),
+            }
         }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -253,19 +258,23 @@ fn run(args: RunArgs) -> ExitCode {
 }
 
 /// This pod, from the downward API, and the in-cluster client.
-async fn in_cluster() -> anyhow::Result<backstop::cluster::Connection> {
+async fn in_cluster(
+    k: &backstop::config::Kubernetes,
+) -> anyhow::Result<backstop::cluster::Connection> {
     let var = |name: &str| {
         std::env::var(name).with_context(|| {
             format!(
                 "rollback.kubernetes needs {name} from the downward API \
-                 (env: valueFrom.fieldRef; see k8s/base/deployment.yaml)"
+                 (env: valueFrom.fieldRef; see k8s/components/backstop/sidecar.yaml)"
             )
         })
     };
     let (pod, namespace) = (var("POD_NAME")?, var("POD_NAMESPACE")?);
-    let client = kube::Client::try_default()
+    let config = kube::Config::infer()
         .await
-        .context("connecting to the Kubernetes API (in-cluster service account or kubeconfig)")?;
+        .context("finding the Kubernetes API (in-cluster service account or kubeconfig)")?;
+    let config = backstop::cluster::with_token_file(config, k.token_file.as_deref());
+    let client = kube::Client::try_from(config).context("building the Kubernetes API client")?;
     Ok(backstop::cluster::Connection {
         client,
         namespace,

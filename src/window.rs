@@ -5,12 +5,12 @@
 //! as the horizon needs (the last one sized to the horizon plus the partial
 //! current slot). Every sample goes into every tier; a query uses the finest
 //! tier that spans it. Each slot counts good and bad probes and successful
-//! probes within each latency-SLO threshold (exact). Latencies go into
-//! [`Histogram`]s of about 1 KiB each, kept per slot for the most recent
-//! slots of a tier: all of them ([`Window::new`]), or only as many as the
-//! declared latency queries read plus the whole coarsest tier
-//! ([`Window::with_latency_spans`], what the daemon uses: most queries only
-//! count). Nothing is stored per sample, so memory does not depend on the
+//! probes within each latency-SLO threshold (exact). Latencies of every
+//! probe, failures at the time they took, go into [`Histogram`]s of about
+//! 1 KiB each, kept per slot for the most recent slots of a tier: all of
+//! them ([`Window::new`]), or only as many as the declared latency queries
+//! read plus the whole coarsest tier ([`Window::with_latency_spans`], what
+//! the daemon uses: most queries only count). Nothing is stored per sample, so memory does not depend on the
 //! probe rate.
 //!
 //! Heap held per target with one latency threshold (from
@@ -32,6 +32,7 @@
 //! Time is [`tokio::time::Instant`] so tests run in paused virtual time.
 
 mod histogram;
+mod spread;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +44,8 @@ use tokio::time::Instant;
 
 pub use histogram::Histogram;
 use histogram::{SlotHistogram, bucket_index, nanos};
+use spread::Batcher;
+pub use spread::{BATCH_SECS, Spread};
 
 /// A tier never has more slots than this; past it a coarser tier takes over.
 const MAX_SLOTS: u64 = 120;
@@ -87,12 +90,14 @@ impl AddAssign for Counts {
     }
 }
 
-/// Counts plus the latency distribution of the successful probes.
+/// Counts plus the latency distribution of every probe.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
     /// Good and bad probes.
     pub counts: Counts,
-    /// Latencies of the good probes only: a timeout says nothing about speed.
+    /// Latencies of all probes, failures at the time they took (a timeout
+    /// at its timeout): a lower bound of how long the answer would have
+    /// taken, so a slow endpoint shows as slow, not as its few fast answers.
     pub latency: Histogram,
 }
 
@@ -241,9 +246,11 @@ impl Window {
     /// older than what a slot already holds (it arrived more than a ring late)
     /// is dropped from that tier.
     pub fn record(&mut self, at: Instant, ok: bool, latency: Duration) {
+        // Every answer counts, a failure at the time it took: a probe that
+        // timed out took at least its timeout (the prober caps it there),
+        // so leaving it out would hide exactly the slowest answers.
         let ns = nanos(latency);
-        // Only successful probes have a meaningful latency; skip the log2 otherwise.
-        let bucket = if ok { bucket_index(ns) } else { 0 };
+        let bucket = bucket_index(ns);
         let nthr = self.thresholds.len();
         // Widths are 1, 10, 100 … s, so each tier's epoch is the previous one / 10.
         let mut epoch = self.elapsed_secs(at);
@@ -269,28 +276,62 @@ impl Window {
                     tier.latency[i].epoch = epoch;
                 }
             }
+            if full {
+                tier.latency[i].record(bucket, ns);
+            } else if !tier.latency.is_empty() {
+                let m = tier.latency.len() as u64;
+                let slot = &mut tier.latency[(epoch % m) as usize];
+                if slot.epoch < epoch {
+                    *slot = SlotHistogram::EMPTY;
+                    slot.epoch = epoch;
+                }
+                // A slot already holding a later epoch: the sample is
+                // older than any query on this tier reads; drop it.
+                if slot.epoch == epoch {
+                    slot.record(bucket, ns);
+                }
+            }
             if ok {
                 head.good = head.good.saturating_add(1);
-                if full {
-                    tier.latency[i].record(bucket, ns);
-                } else if !tier.latency.is_empty() {
-                    let m = tier.latency.len() as u64;
-                    let slot = &mut tier.latency[(epoch % m) as usize];
-                    if slot.epoch < epoch {
-                        *slot = SlotHistogram::EMPTY;
-                        slot.epoch = epoch;
-                    }
-                    // A slot already holding a later epoch: the sample is
-                    // older than any query on this tier reads; drop it.
-                    if slot.epoch == epoch {
-                        slot.record(bucket, ns);
-                    }
-                }
                 for (n, t) in tier.within[row].iter_mut().zip(self.thresholds.iter()) {
                     *n = n.saturating_add(u32::from(latency <= *t));
                 }
             } else {
                 head.bad = head.bad.saturating_add(1);
+            }
+            epoch /= TIER_FACTOR;
+        }
+    }
+
+    /// Records many results at once, all at `at`: `good` and `bad` counts,
+    /// and per threshold how many were within it (`within[i]` for
+    /// `thresholds()[i]`; missing entries are 0). Latency histograms are
+    /// left alone: what is recorded this way has no single latency (real
+    /// traffic, whose latency the app's own histogram buckets give through
+    /// `within`). O(tiers × thresholds), no allocation.
+    pub fn record_counts(&mut self, at: Instant, good: u64, bad: u64, within: &[u64]) {
+        let nthr = self.thresholds.len();
+        let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut epoch = self.elapsed_secs(at);
+        for tier in self.tiers.iter_mut() {
+            let i = (epoch % tier.heads.len() as u64) as usize;
+            let head = &mut tier.heads[i];
+            let row = i * nthr..(i + 1) * nthr;
+            if head.epoch != epoch {
+                if head.epoch > epoch {
+                    epoch /= TIER_FACTOR;
+                    continue;
+                }
+                *head = Head {
+                    epoch,
+                    ..Head::default()
+                };
+                tier.within[row.clone()].fill(0);
+            }
+            head.good = head.good.saturating_add(narrow(good));
+            head.bad = head.bad.saturating_add(narrow(bad));
+            for (n, add) in tier.within[row].iter_mut().zip(within) {
+                *n = n.saturating_add(narrow(*add));
             }
             epoch /= TIER_FACTOR;
         }
@@ -307,14 +348,62 @@ impl Window {
         counts
     }
 
-    /// Counts plus the latency histogram of successful probes over the span.
+    /// Counts plus the latency histogram of all probes over the span.
     pub fn stats(&self, span: Duration, now: Instant) -> Stats {
         let mut stats = Stats {
             counts: self.counts(span, now),
             latency: Histogram::default(),
         };
-        // The finest tier covering the span that keeps a histogram for each
-        // slot the span reads; the coarsest tier keeps all of its own.
+        let (_, slots) = self.latency_slots(span, now);
+        for slot in slots {
+            stats.latency.add_slot(slot);
+        }
+        stats
+    }
+
+    /// Counts over the span in batches of [`BATCH_SECS`] (or of one slot
+    /// where slots are wider), for judging a young window. Good means good
+    /// or, with `threshold` (an index as for [`Window::good_within`]),
+    /// good within that latency. Its totals equal [`Window::counts`].
+    pub fn spread(&self, span: Duration, now: Instant, threshold: Option<usize>) -> Spread {
+        let nthr = self.thresholds.len();
+        let (tier, slots) = self.select(span, now);
+        let mut batches = Batcher::new(tier.width_secs);
+        for i in slots {
+            let head = &tier.heads[i];
+            let good = match threshold {
+                Some(th) => tier.within[i * nthr + th],
+                None => head.good,
+            };
+            let total = u64::from(head.good) + u64::from(head.bad);
+            batches.slot(head.epoch, u64::from(good), total);
+        }
+        batches.finish()
+    }
+
+    /// Answers over the span in batches as [`Window::spread`], good being
+    /// "no slower than `above`", from the histograms [`Window::stats`]
+    /// reads. An answer in the bucket that holds `above` counts as fast:
+    /// only answers clearly slower count against the threshold.
+    pub fn latency_spread(&self, span: Duration, now: Instant, above: Duration) -> Spread {
+        let (width, slots) = self.latency_slots(span, now);
+        let mut batches = Batcher::new(width);
+        for slot in slots {
+            let total = slot.count();
+            batches.slot(slot.epoch, slot.at_most(above).min(total), total);
+        }
+        batches.finish()
+    }
+
+    /// The histograms of the slots the span reads, oldest first, from the
+    /// finest tier covering the span that keeps a histogram for each of
+    /// them (the coarsest tier keeps all of its own), with that tier's
+    /// slot width in seconds.
+    fn latency_slots(
+        &self,
+        span: Duration,
+        now: Instant,
+    ) -> (u64, impl Iterator<Item = &SlotHistogram> + '_) {
         let tier = self
             .tiers
             .iter()
@@ -327,14 +416,12 @@ impl Window {
         let first = (last + 1).saturating_sub(k);
         // A wrapping index, as in `select`, instead of one division per slot.
         let mut j = (first % m as u64) as usize;
-        for epoch in first..last + 1 {
+        let slots = (first..last + 1).filter_map(move |epoch| {
             let slot = &tier.latency[j];
             j = if j + 1 == m { 0 } else { j + 1 };
-            if slot.epoch == epoch {
-                stats.latency.add_slot(slot);
-            }
-        }
-        stats
+            (slot.epoch == epoch).then_some(slot)
+        });
+        (tier.width_secs, slots)
     }
 
     /// Successful probes within `thresholds[threshold]` (latency ≤ threshold)

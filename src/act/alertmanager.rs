@@ -404,7 +404,15 @@ mod tests {
             rule: "health-down".into(),
             severity: Severity::Critical,
             firing,
+            service: "checkout".into(),
+            revision: "3".into(),
             summary: "s".into(),
+            fact: crate::act::Fact {
+                subject: "pods".into(),
+                verb: "restarting",
+                what: "4 container restarts in 10m".into(),
+                limit: "3".into(),
+            },
             description: "d".into(),
             evidence: Evidence::Restarts {
                 window_seconds: 600.0,

@@ -34,6 +34,15 @@ pub enum Prevented {
     TemplateUnchanged,
     /// This pod's revision is not the Deployment's newest any more.
     NotNewestRevision,
+    /// backstop cannot roll back here (a permission is missing, the API
+    /// server did not answer at start): it only pages.
+    PageOnly,
+    /// Argo CD or Flux syncs the Deployment and its automatic sync was not
+    /// (or, with `gitops: page`, is never) stopped: a rollback would not stick.
+    GitOps,
+    /// The Deployment's `backstop.dev/paused-until` annotation holds every
+    /// replica's rollbacks (a cluster-wide maintenance window).
+    Hold,
 }
 
 impl Prevented {
@@ -48,6 +57,9 @@ impl Prevented {
             Prevented::Maintenance => "maintenance",
             Prevented::TemplateUnchanged => "template_unchanged",
             Prevented::NotNewestRevision => "not_newest_revision",
+            Prevented::PageOnly => "page_only",
+            Prevented::GitOps => "gitops",
+            Prevented::Hold => "hold",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod alertmanager;
 pub mod grafana;
 mod guard;
 pub mod kube;
+pub mod notifier;
 mod notify;
 pub mod pagerduty;
 mod record;
@@ -20,6 +21,7 @@ pub mod retry;
 mod rollback;
 mod telemetry;
 mod webhook;
+pub mod words;
 
 pub use admin::{Command, MAX_PAUSE, Maintenance, Refused};
 use admin::{next_command, sleep_until_some};
@@ -30,6 +32,7 @@ pub use record::{ActionLog, ActionOutcome, ActionRecord};
 pub use reload::{Receivers, Reconfigure};
 pub use telemetry::{Acted, Telemetry};
 pub use webhook::{RollbackRequest, WebhookBackend};
+pub use words::{Fact, RollbackNote};
 
 use crate::config::{Action, Config, ReceiverChanges, RollbackBackend};
 use crate::engine::{Decision, DecisionKind};
@@ -90,6 +93,9 @@ pub enum BackendError {
 pub enum Backend {
     Webhook(WebhookBackend),
     Kubernetes(kube::KubeBackend),
+    /// `rollback.kubernetes` that cannot roll back: every rollback is
+    /// refused with the reason, and the rule's page says it.
+    PageOnly(crate::cluster::PageOnly),
 }
 
 impl Backend {
@@ -98,6 +104,7 @@ impl Backend {
     pub fn from_config(
         config: &Config,
         cluster: Option<(crate::cluster::Connection, crate::cluster::Identity)>,
+        page_only: Option<&crate::cluster::PageOnly>,
     ) -> Result<Option<Backend>, BackendError> {
         Ok(match (&config.rollback.backend, cluster) {
             (None, _) => None,
@@ -110,16 +117,19 @@ impl Backend {
                 )?))
             }
             (Some(RollbackBackend::Kubernetes(k)), Some((ctx, id))) => Some(Backend::Kubernetes(
-                kube::KubeBackend::new(ctx, id, k.timeout, retry::Backoff::default()),
+                kube::KubeBackend::new(ctx, id, k.timeout, retry::Backoff::default(), k.gitops),
             )),
-            (Some(RollbackBackend::Kubernetes(_)), None) => return Err(BackendError::NoIdentity),
+            (Some(RollbackBackend::Kubernetes(_)), None) => match page_only {
+                Some(p) => Some(Backend::PageOnly(p.clone())),
+                None => return Err(BackendError::NoIdentity),
+            },
         })
     }
 
     pub fn label(&self) -> &'static str {
         match self {
             Backend::Webhook(_) => "webhook",
-            Backend::Kubernetes(_) => "kubernetes",
+            Backend::Kubernetes(_) | Backend::PageOnly(_) => "kubernetes",
         }
     }
 
@@ -132,6 +142,7 @@ impl Backend {
         match self {
             Backend::Webhook(w) => w.rollback(req, dry_run, on_attempt).await,
             Backend::Kubernetes(k) => k.rollback(req, dry_run, on_attempt).await,
+            Backend::PageOnly(p) => Ok(Rolled::Refused(Prevented::PageOnly, p.message.clone())),
         }
     }
 }
@@ -279,7 +290,8 @@ impl Actor {
             match m {
                 ToActor::Decision(d) if d.kind == DecisionKind::Fired => {
                     if let Some(rule) = self.rule(&d) {
-                        tracing::warn!(rule = rule.name.as_str(), evidence = %d.evidence, "shutting down: not acting on a rule that just fired");
+                        let evidence = serde_json::to_string(&d.evidence).unwrap_or_default();
+                        tracing::warn!(rule = rule.name.as_str(), summary = %d.evidence, evidence, "shutting down: not acting on a rule that just fired");
                     }
                 }
                 ToActor::Decision(_) => {}
@@ -336,19 +348,25 @@ impl Actor {
             // A new episode (or its end): report preventions afresh.
             self.episodes[d.rule].reported = None;
         }
-        let config = self.config.clone();
-        for action in &config.rules[d.rule].actions {
-            match action {
-                Action::Rollback if d.kind != DecisionKind::Resolved => self.rollback(&d, tasks),
-                Action::Rollback => {}
-                Action::Page => self.page_or_hold(&d),
-            }
+        // The rollback first, so that the page says what became of it.
+        let actions = &self.config.rules[d.rule].actions;
+        let (rolls_back, pages) = (
+            actions.contains(&Action::Rollback),
+            actions.contains(&Action::Page),
+        );
+        let note = if rolls_back && d.kind != DecisionKind::Resolved {
+            self.rollback(&d, tasks)
+        } else {
+            None
+        };
+        if pages {
+            self.page_or_hold(&d, note);
         }
     }
 
     /// Page on a rule's first firing and on its end; during a pause hold the
     /// page back, and send it when the pause ends if the rule still fires.
-    fn page_or_hold(&mut self, d: &Decision) {
+    fn page_or_hold(&mut self, d: &Decision, note: Option<RollbackNote>) {
         let paused = self.paused.borrow().is_some();
         let e = &mut self.episodes[d.rule];
         match d.kind {
@@ -362,7 +380,7 @@ impl Actor {
             }
             DecisionKind::Fired => {
                 e.open = true;
-                self.page(d, ReceiverChanges::ALL);
+                self.page(d, note, ReceiverChanges::ALL);
             }
             DecisionKind::Firing if (e.held || e.announce.any()) && !paused => {
                 // Held back by a pause: everyone; after a reload: the new receivers.
@@ -374,7 +392,7 @@ impl Actor {
                 (e.held, e.announce, e.open) = (false, ReceiverChanges::default(), true);
                 let mut first = d.clone();
                 first.kind = DecisionKind::Fired;
-                self.page(&first, to);
+                self.page(&first, note, to);
             }
             // The pager re-sends on its own schedule; reminders add nothing.
             DecisionKind::Firing => {}
@@ -382,7 +400,7 @@ impl Actor {
             DecisionKind::Resolved if e.held => e.held = false,
             DecisionKind::Resolved => {
                 (e.open, e.announce) = (false, ReceiverChanges::default());
-                self.page(d, ReceiverChanges::ALL);
+                self.page(d, None, ReceiverChanges::ALL);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Telling people: the `Notice` every page receiver gets, how the actor
 //! builds and queues it, and the Grafana marks that go with it.
 
+use super::words::{Fact, RollbackNote, headline};
 use super::{Actor, grafana};
 use crate::config::{Action, ReceiverChanges};
 use crate::engine::{Decision, DecisionKind};
@@ -13,8 +14,13 @@ pub struct Notice {
     pub rule: String,
     pub severity: crate::config::Severity,
     pub firing: bool,
-    /// One line: why.
+    pub service: String,
+    pub revision: String,
+    /// One line in plain words: the service, the revision, what fails,
+    /// the limit and what backstop did (`headline`).
     pub summary: String,
+    /// The plain fact the summary leads with.
+    pub fact: Fact,
     /// The evidence, thresholds and revision, for the person paged.
     pub description: String,
     pub evidence: crate::rules::Evidence,
@@ -22,8 +28,10 @@ pub struct Notice {
     pub actions: Vec<&'static str>,
     /// On resolve: this revision was rolled back.
     pub rolled_back: bool,
-    /// The rollback's outcome, in the update sent once it is known.
-    pub rollback: Option<String>,
+    /// Where this rule's rollback stands: started, held back, or its
+    /// outcome (in the update sent once it is known). None: the rule does
+    /// not roll back, or has nothing new to say about it.
+    pub rollback: Option<RollbackNote>,
     pub at: SystemTime,
 }
 
@@ -35,11 +43,39 @@ impl Notice {
             .and_then(|v| v["kind"].as_str().map(String::from))
             .unwrap_or_default()
     }
+
+    /// The same notice, telling where the rollback stands now.
+    pub fn with_rollback(mut self, note: RollbackNote) -> Notice {
+        self.rollback = Some(note);
+        self.summary = self.headline();
+        self
+    }
+
+    /// This rule's summary line on its own (an incident of several rules
+    /// has its own, built from all of theirs).
+    fn headline(&self) -> String {
+        if !self.firing {
+            return format!(
+                "{} {}: {} ok again ({}); rule {} resolved",
+                self.service, self.revision, self.fact.subject, self.fact.what, self.rule
+            );
+        }
+        let rolls_back = self.actions.contains(&"rollback");
+        // A rule that rolls back but has not said how far it got is about to.
+        let started = RollbackNote::Started;
+        let note = self.rollback.as_ref().or(rolls_back.then_some(&started));
+        headline(
+            &self.service,
+            &self.revision,
+            &[(&self.rule, &self.fact)],
+            note,
+        )
+    }
 }
 
 impl Actor {
     /// Queue the notice of `d` for the page receivers `to` selects.
-    pub(super) fn page(&mut self, d: &Decision, to: ReceiverChanges) {
+    pub(super) fn page(&mut self, d: &Decision, note: Option<RollbackNote>, to: ReceiverChanges) {
         let rule = &self.config.rules[d.rule];
         let firing = d.kind == DecisionKind::Fired;
         if !self.receivers.has_pager() {
@@ -49,7 +85,7 @@ impl Actor {
             self.record(d, "page", super::ActionOutcome::Failed, detail);
             return;
         }
-        let notice = self.notice(d, firing);
+        let notice = self.notice(d, firing, note);
         let _span = tracing::info_span!(
             "page",
             backstop.rule = notice.rule.as_str(),
@@ -78,17 +114,10 @@ impl Actor {
         }
     }
 
-    /// What receivers get about a decision.
-    pub(super) fn notice(&self, d: &Decision, firing: bool) -> Notice {
+    /// What receivers get about a decision; `note`: where its rollback stands.
+    pub(super) fn notice(&self, d: &Decision, firing: bool, note: Option<RollbackNote>) -> Notice {
         let rule = &self.config.rules[d.rule];
         let actions: Vec<&'static str> = rule.actions.iter().map(|a| a.as_str()).collect();
-        let summary = format!(
-            "{}: rule {} {}: {}",
-            self.config.service,
-            rule.name,
-            if firing { "fired" } else { "resolved" },
-            d.evidence
-        );
         let description = format!(
             "Revision {} of {}. Rule {} ({}), actions: {}. Evidence: {}",
             self.revision.id,
@@ -98,20 +127,25 @@ impl Actor {
             actions.join(", "),
             serde_json::to_string(&d.evidence).unwrap_or_default()
         );
-        Notice {
+        let mut notice = Notice {
             rule: rule.name.clone(),
             severity: rule.severity,
             firing,
-            summary,
+            service: self.config.service.clone(),
+            revision: self.revision.id.clone(),
+            summary: String::new(),
+            fact: Fact::of(&self.config, &d.evidence),
             description,
             evidence: d.evidence.clone(),
             rolled_back: !firing
                 && rule.actions.contains(&Action::Rollback)
                 && self.guard.rolled_back(),
-            rollback: None,
+            rollback: note,
             actions,
             at: d.at,
-        }
+        };
+        notice.summary = notice.headline();
+        notice
     }
 }
 

@@ -1,24 +1,34 @@
-//! Paging through PagerDuty's Events API v2: `trigger` when a rule with
-//! `page` fires, `resolve` with the same `dedup_key` when it returns to ok —
-//! except after a rollback: a rolled-back release still needs a person, so
-//! that incident stays open and says so. Events wait in a small per-rule
-//! queue until PagerDuty takes them: retried with backoff (longer on 429,
-//! never on 400), then again every `RETRY_EVERY`, so none is dropped and
-//! the queue stays bounded (at most a trigger and a resolve per rule).
-//! Rules are delivered independently: each has at most one post in flight
-//! (its oldest event, so a resolve never overtakes its trigger), and the
-//! posts of different rules run side by side, so a post that hangs for one
-//! rule never holds up another's page. Notices keep joining the queue while
-//! posts are under way, so a slow or hung PagerDuty neither fills the
-//! actor's channel nor delays shutdown.
+//! Paging through PagerDuty's Events API v2: one incident per revision.
+//! Every rule with `page` that fires for the revision joins it (one dedup
+//! key, `backstop/<namespace>/<service>/<revision>`); a trigger with the
+//! same key updates it when more rules fire and when the rollback starts
+//! and ends, and a notice that says nothing new posts nothing. It is
+//! resolved when its last rule returns to ok, except after a rollback: a
+//! rolled-back release still needs a person, so the incident stays open
+//! and says so (`incident`). PagerDuty opens a new incident for a trigger
+//! after a resolve, so a later episode of the same revision is its own.
+//!
+//! Events wait in a small queue until PagerDuty takes them: retried with
+//! backoff (longer on 429, never on 400), then again every `RETRY_EVERY`,
+//! so none is dropped and the queue stays bounded (at most a trigger and a
+//! resolve wait). One post is in flight at a time, so a resolve never
+//! overtakes its trigger; a trigger whose post fails while a newer trigger
+//! waits stops retrying (the newer one says more). Notices keep joining
+//! the queue while a post is under way, so a slow or hung PagerDuty
+//! neither fills the actor's channel nor delays shutdown.
+
+mod incident;
 
 use super::Telemetry;
 use super::retry::{self, Answer, Backoff, RetryError};
 use super::{ActionLog, ActionOutcome, ActionRecord, Notice};
 use crate::config::{PagerDuty, Tls};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use incident::{Incident, Step};
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::{Id, JoinError, JoinSet};
@@ -47,14 +57,16 @@ pub struct EventSender {
     client: reqwest::Client,
     config: PagerDuty,
     ctx: EventSource,
-    queue: BTreeMap<String, VecDeque<Event>>,
+    incident: Incident,
+    queue: VecDeque<Event>,
     /// Tells queued events apart, so the one posted is the one taken off.
     next_seq: u64,
-    /// The rule each post in flight is for (one post per rule at most).
-    in_flight: HashMap<Id, String>,
-    /// Rules whose last post PagerDuty did not take: tried again at the
-    /// next retry tick, not at once.
-    resting: BTreeSet<String>,
+    /// The post in flight: its task, its event, and the flag that tells it
+    /// a newer trigger waits.
+    in_flight: Option<(Id, u64, Arc<AtomicBool>)>,
+    /// PagerDuty did not take the last post: tried again at the next retry
+    /// tick, not at once.
+    resting: bool,
     limiter: DefaultDirectRateLimiter,
     telemetry: Telemetry,
     log: ActionLog,
@@ -63,13 +75,13 @@ pub struct EventSender {
 /// One event waiting for PagerDuty, and what to record once it is taken.
 struct Event {
     seq: u64,
+    trigger: bool,
     body: serde_json::Value,
     notice: Notice,
 }
 
 /// How the post of one event ended.
 struct Posted {
-    rule: String,
     seq: u64,
     notice: Notice,
     sent: Result<Answer, RetryError>,
@@ -90,10 +102,11 @@ impl EventSender {
             client,
             config,
             ctx,
-            queue: BTreeMap::new(),
+            incident: Incident::default(),
+            queue: VecDeque::new(),
             next_seq: 0,
-            in_flight: HashMap::new(),
-            resting: BTreeSet::new(),
+            in_flight: None,
+            resting: false,
             limiter: RateLimiter::direct(quota),
             telemetry,
             log,
@@ -118,7 +131,7 @@ impl EventSender {
                         self.enqueue(n);
                     }
                 }
-                _ = retry_tick.tick() => self.resting.clear(),
+                _ = retry_tick.tick() => self.resting = false,
             }
             self.start(&mut posts);
             // The actor let go (a reload replaced this pager): what is under
@@ -127,7 +140,7 @@ impl EventSender {
                 break;
             }
         }
-        let left = self.queued();
+        let left = self.queue.len();
         if left > 0 {
             tracing::error!(
                 events = left,
@@ -136,52 +149,70 @@ impl EventSender {
         }
     }
 
-    /// Events waiting for PagerDuty, over all rules.
-    fn queued(&self) -> usize {
-        self.queue.values().map(VecDeque::len).sum()
-    }
-
-    pub fn dedup_key(&self, rule: &str) -> String {
+    /// The incident's key: the same for every rule of the revision and for
+    /// every replica running it.
+    pub fn dedup_key(&self) -> String {
         let ns = self.ctx.namespace.as_deref().unwrap_or("local");
-        format!("backstop/{ns}/{}/{rule}", self.ctx.service)
+        format!("backstop/{ns}/{}/{}", self.ctx.service, self.ctx.revision)
     }
 
     fn enqueue(&mut self, n: Notice) {
-        if !n.firing && n.rolled_back {
-            // Rolled back: the incident stays open for a person.
-            let record = self.record(
-                &n,
-                ActionOutcome::LeftOpen,
-                "rolled back; the incident stays open for a person to close".into(),
-            );
-            self.telemetry.action(&record);
-            self.log.push(record);
-            return;
-        }
-        let body = self.event(&n);
-        let q = self.queue.entry(n.rule.clone()).or_default();
-        // At most a trigger and a resolve wait per rule; a newer event of the
-        // same kind replaces the older one (PagerDuty dedups by key anyway).
-        if let Some(pos) = q.iter().position(|e| e.notice.firing == n.firing) {
-            q.remove(pos);
+        let trigger = match self.incident.take(&n) {
+            Step::Trigger(content) => Some(content),
+            Step::Resolve => None,
+            Step::LeftOpen => {
+                let record = self.record(
+                    &n,
+                    ActionOutcome::LeftOpen,
+                    "rolled back; the incident stays open for a person to close".into(),
+                );
+                self.telemetry.action(&record);
+                self.log.push(record);
+                return;
+            }
+            Step::Nothing(why) => {
+                tracing::debug!(rule = n.rule.as_str(), why, "nothing new for PagerDuty");
+                return;
+            }
+        };
+        let body = match &trigger {
+            Some(content) => self.trigger(content, &n),
+            None => self.resolve(),
+        };
+        let is_trigger = trigger.is_some();
+        // At most a trigger and a resolve wait; a newer event of the same
+        // kind replaces the older one (it carries everything the older one
+        // did). A trigger being posted is told to stop retrying.
+        if let Some(pos) = self.queue.iter().position(|e| e.trigger == is_trigger) {
+            let old = self.queue.remove(pos).map(|e| e.seq);
+            if let Some((_, seq, newer)) = &self.in_flight
+                && old == Some(*seq)
+            {
+                newer.store(true, Ordering::Relaxed);
+            }
         }
         self.next_seq += 1;
-        q.push_back(Event {
+        self.queue.push_back(Event {
             seq: self.next_seq,
+            trigger: is_trigger,
             body,
             notice: n,
         });
-        self.telemetry.page_queue("pagerduty", self.queued());
+        self.telemetry.page_queue("pagerduty", self.queue.len());
     }
 
-    /// The Events v2 body for a notice.
-    pub fn event(&self, n: &Notice) -> serde_json::Value {
-        let key = self.config.routing_key.expose();
-        let dedup_key = self.dedup_key(&n.rule);
-        if !n.firing {
-            return serde_json::json!({ "routing_key": key, "event_action": "resolve", "dedup_key": dedup_key });
-        }
-        let mut summary = n.summary.clone();
+    fn resolve(&self) -> serde_json::Value {
+        serde_json::json!({
+            "routing_key": self.config.routing_key.expose(),
+            "event_action": "resolve",
+            "dedup_key": self.dedup_key(),
+        })
+    }
+
+    /// The Events v2 trigger carrying `content` (summary, severity, class,
+    /// details), sent on behalf of the notice `n`.
+    fn trigger(&self, content: &serde_json::Value, n: &Notice) -> serde_json::Value {
+        let mut summary = content["summary"].as_str().unwrap_or_default().to_string();
         if summary.len() > MAX_SUMMARY {
             let mut cut = MAX_SUMMARY - 3;
             while !summary.is_char_boundary(cut) {
@@ -190,34 +221,19 @@ impl EventSender {
             summary.truncate(cut);
             summary.push_str("...");
         }
-        let mut details = serde_json::json!({
-            "rule": n.rule,
-            "revision": self.ctx.revision,
-            "actions": n.actions,
-            "evidence": n.evidence,
-            "why": n.evidence.to_string(),
-        });
-        if let Some(outcome) = &n.rollback {
-            details["rollback"] = serde_json::json!(outcome);
-        }
-        if n.actions.contains(&"rollback") {
-            details["note"] = serde_json::json!(
-                "this rule rolls the release back; if it does, the incident is not resolved automatically: the bad release still needs a person"
-            );
-        }
         let mut event = serde_json::json!({
-            "routing_key": key,
+            "routing_key": self.config.routing_key.expose(),
             "event_action": "trigger",
-            "dedup_key": dedup_key,
+            "dedup_key": self.dedup_key(),
             "payload": {
                 "summary": summary,
                 "source": self.ctx.source,
-                "severity": n.severity.as_str(),
+                "severity": content["severity"],
                 "timestamp": super::rfc3339(n.at),
                 "component": self.ctx.service,
                 "group": self.ctx.namespace.as_deref().unwrap_or(&self.ctx.service),
-                "class": n.evidence_kind(),
-                "custom_details": details,
+                "class": content["class"],
+                "custom_details": content["custom_details"],
             },
             "client": "backstop",
             "client_url": self.ctx.status_url,
@@ -237,83 +253,79 @@ impl EventSender {
         event
     }
 
-    /// Start a post for every rule that has an event waiting, no post in
-    /// flight and no failure since the last retry tick: its oldest event,
-    /// so a resolve never overtakes its trigger.
+    /// Start a post of the oldest event, unless one is in flight or the
+    /// last one failed since the retry tick.
     fn start(&mut self, posts: &mut JoinSet<Posted>) {
-        for (rule, q) in &self.queue {
-            if self.resting.contains(rule) || self.in_flight.values().any(|r| r == rule) {
-                continue;
-            }
-            let Some(event) = q.front() else { continue };
-            if self.limiter.check().is_err() {
-                self.telemetry.page_delivery("pagerduty", "held");
-                return;
-            }
-            let (client, url, body) = (
-                self.client.clone(),
-                self.config.url.clone(),
-                event.body.clone(),
-            );
-            let (name, seq, notice) = (rule.clone(), event.seq, event.notice.clone());
-            let telemetry = self.telemetry.clone();
-            let task = posts.spawn(async move {
-                let sent = post(client, url, body, telemetry).await;
-                Posted {
-                    rule: name,
-                    seq,
-                    notice,
-                    sent,
-                }
-            });
-            self.in_flight.insert(task.id(), rule.clone());
+        if self.resting || self.in_flight.is_some() {
+            return;
         }
+        let Some(event) = self.queue.front() else {
+            return;
+        };
+        if self.limiter.check().is_err() {
+            self.telemetry.page_delivery("pagerduty", "held");
+            return;
+        }
+        let newer = Arc::new(AtomicBool::new(false));
+        let (client, url, body) = (
+            self.client.clone(),
+            self.config.url.clone(),
+            event.body.clone(),
+        );
+        let (seq, notice) = (event.seq, event.notice.clone());
+        let (telemetry, flag) = (self.telemetry.clone(), newer.clone());
+        let task = posts.spawn(async move {
+            let sent = post(client, url, body, telemetry, flag).await;
+            Posted { seq, notice, sent }
+        });
+        self.in_flight = Some((task.id(), seq, newer));
     }
 
     /// Take a finished post off: the event is done with unless PagerDuty
     /// may still take it (then the rule rests until the next retry tick).
     fn finish(&mut self, done: Result<(Id, Posted), JoinError>) {
-        let Posted {
-            rule,
-            seq,
-            notice,
-            sent,
-        } = match done {
-            Ok((id, posted)) => {
-                self.in_flight.remove(&id);
-                posted
-            }
+        self.in_flight = None;
+        let Posted { seq, notice, sent } = match done {
+            Ok((_, posted)) => posted,
             Err(e) => {
                 // Only a panic ends a post this way; the event stays queued.
-                if let Some(rule) = self.in_flight.remove(&e.id()) {
-                    tracing::error!(rule = rule.as_str(), error = %e, "a PagerDuty post failed");
-                    self.resting.insert(rule);
-                }
+                tracing::error!(error = %e, "a PagerDuty post failed");
+                self.resting = true;
                 return;
             }
         };
-        if let Err(RetryError::Exhausted { last, .. } | RetryError::Superseded { last, .. }) = &sent
-        {
-            self.telemetry.page_delivery("pagerduty", "failed");
-            tracing::warn!(
-                rule = rule.as_str(),
-                error = last.as_str(),
-                "PagerDuty did not take the event; trying again within 10 s"
-            );
-            self.resting.insert(rule);
-            return;
-        }
-        // A newer event of its kind may have replaced it meanwhile; that one
-        // then goes next.
-        if let Some(q) = self.queue.get_mut(&rule) {
+        let taken_off = |q: &mut VecDeque<Event>| {
             if let Some(i) = q.iter().position(|e| e.seq == seq) {
                 q.remove(i);
             }
-            if q.is_empty() {
-                self.queue.remove(&rule);
+        };
+        match &sent {
+            Err(RetryError::Superseded { last, .. }) => {
+                // Already replaced in the queue by the newer trigger.
+                self.telemetry.page_delivery("pagerduty", "failed");
+                tracing::warn!(
+                    rule = notice.rule.as_str(),
+                    error = last.as_str(),
+                    "PagerDuty did not take the event; the newer trigger goes instead"
+                );
+                return;
             }
+            Err(RetryError::Exhausted { last, .. }) => {
+                self.telemetry.page_delivery("pagerduty", "failed");
+                tracing::warn!(
+                    rule = notice.rule.as_str(),
+                    error = last.as_str(),
+                    "PagerDuty did not take the event; trying again within 10 s"
+                );
+                self.resting = true;
+                return;
+            }
+            _ => {}
         }
-        self.telemetry.page_queue("pagerduty", self.queued());
+        // A newer event of its kind may have replaced it meanwhile; that one
+        // then goes next.
+        taken_off(&mut self.queue);
+        self.telemetry.page_queue("pagerduty", self.queue.len());
         let record = match sent {
             Ok(answer) => {
                 self.telemetry.page_delivery("pagerduty", "ok");
@@ -322,7 +334,7 @@ impl EventSender {
                 } else {
                     (ActionOutcome::Resolved, "resolve")
                 };
-                let mut detail = format!("PagerDuty took the {verb} ({})", self.dedup_key(&rule));
+                let mut detail = format!("PagerDuty took the {verb} ({})", self.dedup_key());
                 if let Some(note) = answer.note() {
                     detail.push_str(&format!("; {note}"));
                 }
@@ -362,16 +374,18 @@ async fn post(
     url: url::Url,
     body: serde_json::Value,
     telemetry: Telemetry,
+    newer: Arc<AtomicBool>,
 ) -> Result<Answer, RetryError> {
     let backoff = Backoff {
         attempts: 3,
         base: Duration::from_millis(500),
         max: Duration::from_secs(8),
     };
-    retry::send(
+    retry::send_while(
         backoff,
         || client.post(url.clone()).json(&body),
         |outcome| telemetry.action_attempt("page", outcome),
+        || !newer.load(Ordering::Relaxed),
     )
     .await
 }

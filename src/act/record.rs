@@ -85,6 +85,9 @@ impl ActionOutcome {
                 Prevented::Maintenance => "prevented: maintenance",
                 Prevented::TemplateUnchanged => "prevented: template_unchanged",
                 Prevented::NotNewestRevision => "prevented: not_newest_revision",
+                Prevented::PageOnly => "prevented: page_only",
+                Prevented::GitOps => "prevented: gitops",
+                Prevented::Hold => "prevented: hold",
             },
         }
     }

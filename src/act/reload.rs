@@ -32,6 +32,8 @@ pub struct Reconfigure {
 pub struct Receivers {
     pub alertmanager: Option<mpsc::Sender<Notice>>,
     pub pagerduty: Option<mpsc::Sender<Notice>>,
+    pub slack: Option<mpsc::Sender<Notice>>,
+    pub webhook: Option<mpsc::Sender<Notice>>,
     pub grafana: Option<mpsc::Sender<grafana::Annotation>>,
 }
 
@@ -43,11 +45,13 @@ impl Receivers {
     ) -> impl Iterator<Item = &mpsc::Sender<Notice>> {
         let am = self.alertmanager.as_ref().filter(|_| which.alertmanager);
         let pd = self.pagerduty.as_ref().filter(|_| which.pagerduty);
-        am.into_iter().chain(pd)
+        let slack = self.slack.as_ref().filter(|_| which.slack);
+        let webhook = self.webhook.as_ref().filter(|_| which.webhook);
+        am.into_iter().chain(pd).chain(slack).chain(webhook)
     }
 
     pub(super) fn has_pager(&self) -> bool {
-        self.alertmanager.is_some() || self.pagerduty.is_some()
+        self.pagers(ReceiverChanges::ALL).next().is_some()
     }
 
     /// Take the receivers `changes` names from `new`.
@@ -57,6 +61,12 @@ impl Receivers {
         }
         if changes.pagerduty {
             self.pagerduty = new.pagerduty;
+        }
+        if changes.slack {
+            self.slack = new.slack;
+        }
+        if changes.webhook {
+            self.webhook = new.webhook;
         }
         if changes.grafana {
             self.grafana = new.grafana;
@@ -79,7 +89,7 @@ impl Actor {
                     evidence: d.evidence.clone(),
                     at,
                 };
-                self.page(&resolved, ReceiverChanges::ALL);
+                self.page(&resolved, None, ReceiverChanges::ALL);
             }
         }
         let mut old: Vec<Option<Episode>> = self.episodes.drain(..).map(Some).collect();

@@ -5,7 +5,13 @@
 use super::*;
 
 impl Actor {
-    pub(super) fn rollback(&mut self, d: &Decision, tasks: &mut JoinSet<Finished>) {
+    /// Start the rollback a firing rule asks for, if the guard lets it;
+    /// returns where it stands, for the rule's page.
+    pub(super) fn rollback(
+        &mut self,
+        d: &Decision,
+        tasks: &mut JoinSet<Finished>,
+    ) -> Option<RollbackNote> {
         let now = Instant::now();
         let check = match self.guard.check(now) {
             Check::Wait => Check::Wait,
@@ -14,19 +20,25 @@ impl Actor {
             c => c,
         };
         match check {
-            Check::Wait => {}
+            Check::Wait => None,
             // This episode already rolled back (or settled) this revision:
             // its reminders have nothing new to say. A new episode on the
             // same revision is reported below.
-            Check::Prevented(Prevented::AlreadyRolledBack) if d.kind == DecisionKind::Firing => {}
+            Check::Prevented(Prevented::AlreadyRolledBack) if d.kind == DecisionKind::Firing => {
+                None
+            }
             Check::Prevented(why) => {
+                let detail = self.prevented_detail(why, now);
                 if self.episodes[d.rule].reported != Some(why) {
                     self.episodes[d.rule].reported = Some(why);
                     let rule = &self.config.rules[d.rule].name;
                     self.telemetry.rollback_prevented(rule, why);
-                    let detail = self.prevented_detail(why, now);
-                    self.record(d, "rollback", ActionOutcome::Prevented(why), detail);
+                    self.record(d, "rollback", ActionOutcome::Prevented(why), detail.clone());
                 }
+                Some(RollbackNote::Prevented {
+                    reason: why,
+                    detail,
+                })
             }
             Check::Go => {
                 let rule = self.config.rules[d.rule].name.clone();
@@ -38,9 +50,10 @@ impl Actor {
                         .pagers(ReceiverChanges::ALL)
                         .cloned()
                         .collect();
-                    (self.notice(d, true), pagers)
+                    (self.notice(d, true, None), pagers)
                 });
                 self.start_rollback(rule, d, follow_up, tasks);
+                Some(RollbackNote::Started)
             }
         }
     }
@@ -165,6 +178,11 @@ impl RollbackRun {
                 (ActionOutcome::Succeeded, detail, Done::RolledBack)
             }
             Ok(Rolled::DryRun(detail)) => (ActionOutcome::DryRun, detail, Done::Settled),
+            // A cluster-wide pause ends: asked again while the rule fires.
+            Ok(Rolled::Refused(why @ Prevented::Hold, detail)) => {
+                telemetry.rollback_prevented(rule, why);
+                (ActionOutcome::Prevented(why), detail, Done::Failed)
+            }
             Ok(Rolled::Refused(why, detail)) => {
                 telemetry.rollback_prevented(rule, why);
                 (ActionOutcome::Prevented(why), detail, Done::Settled)
@@ -178,10 +196,12 @@ impl RollbackRun {
             telemetry.rollback_result(rule, label, took);
         }
         span.record("backstop.outcome", outcome.as_str());
-        if let Some((mut notice, pagers)) = follow_up {
-            let said = format!("{outcome}: {detail}");
-            notice.description = format!("{} Rollback: {said}.", notice.description);
-            notice.rollback = Some(said);
+        if let Some((notice, pagers)) = follow_up {
+            let mut notice = notice.with_rollback(RollbackNote::Done {
+                outcome,
+                detail: detail.clone(),
+            });
+            notice.description = format!("{} Rollback: {outcome}: {detail}.", notice.description);
             for pager in &pagers {
                 if let Err(e) = pager.try_send(notice.clone()) {
                     tracing::warn!(rule, error = %e, "rollback outcome not queued for a receiver");

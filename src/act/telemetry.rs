@@ -55,12 +55,12 @@ impl Telemetry {
             ),
             page_deliveries: registry.counter(
                 "backstop_page_deliveries_total",
-                "Posts of incidents to a receiver by result (ok, failed, held: over the per-minute limit, sent with the next re-send).",
+                "Posts of incidents to a receiver (pagerduty, alertmanager, slack, webhook) by result (ok, failed, held: over the per-minute limit, sent with the next re-send; dropped: an undelivered Slack or webhook message pushed out of its full queue).",
                 &["receiver", "result"],
             ),
             page_queue: registry.gauge(
                 "backstop_page_queue_length",
-                "Incidents a receiver holds for delivery: PagerDuty events not yet taken (at most a trigger and a resolve per rule), Alertmanager alerts being re-sent (one per rule).",
+                "Incidents a receiver holds for delivery: PagerDuty events not yet taken (at most a trigger and a resolve of the revision's incident), Alertmanager alerts being re-sent (one per rule), Slack and webhook messages not yet taken.",
                 &["receiver"],
             ),
             actions_paused: registry.gauge(
@@ -101,6 +101,7 @@ impl Telemetry {
             rule,
             revision = req.revision.as_str(),
             reason = req.reason.as_str(),
+            evidence = serde_json::to_string(&req.evidence).unwrap_or_default(),
             "rolling back"
         );
         self.events.emit(|| Acted::RollbackStarted {

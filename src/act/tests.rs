@@ -56,7 +56,7 @@ async fn harness(dry_run: bool, revision_age: Duration) -> Harness {
     let config = config(&app.url("/admin/rollback"), dry_run);
     let process = Process::new("checkout");
     let telemetry = process.act.clone();
-    let backend = Backend::from_config(&config, None).unwrap();
+    let backend = Backend::from_config(&config, None, None).unwrap();
     let revision = Revision {
         id: "v2".into(),
         since: Instant::now() - revision_age,
@@ -220,7 +220,7 @@ rollback:
         since: Instant::now(),
     };
     let log = ActionLog::default();
-    let backend = Backend::from_config(&old, None).unwrap();
+    let backend = Backend::from_config(&old, None, None).unwrap();
     let mut events = process.subscribe();
     let actor = Actor::new(old, process.act.clone(), backend, revision, log.clone());
     let (tx, rx) = mpsc::channel(16);
@@ -234,7 +234,7 @@ rollback:
     let reconfigure = Reconfigure {
         generation: 1,
         config: new.clone(),
-        backend: Backend::from_config(&new, None).unwrap(),
+        backend: Backend::from_config(&new, None, None).unwrap(),
         receivers: Receivers::default(),
         changes: crate::config::ReceiverChanges::default(),
         carried: crate::engine::Carried {

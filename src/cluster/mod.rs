@@ -5,19 +5,21 @@
 //! revision's pods. Everything the rest of backstop needs from the cluster
 //! except the rollback write itself (which lives in `act`).
 
+mod access;
+mod connect;
+pub mod events;
 mod restarts;
 mod revision;
 
+pub use access::{ACCESS, Cause, Need, PageOnly};
+pub use connect::with_token_file;
 pub use restarts::{RestartWatcher, Restarts};
 pub use revision::{ROLLED_BACK_AT, ROLLED_BACK_FROM, became_current, replicaset_revision};
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use std::time::{Duration, SystemTime};
 
 /// The annotation the Deployment controller keeps the revision in.
@@ -65,7 +67,7 @@ pub enum ClusterError {
     },
     #[error(
         "the service account may not {verb} {resource}{name} in namespace {namespace}; \
-         grant it in the Role (see k8s/base/role.yaml)"
+         grant it in the Role (see k8s/components/backstop/role.yaml)"
     )]
     Forbidden {
         verb: String,
@@ -79,7 +81,7 @@ fn api_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ClusterErro
     let what = what.into();
     move |source| match &source {
         kube::Error::Api(s) if s.code == 403 => ClusterError::Setup(format!(
-            "{what}: forbidden ({}); grant the service account access (see k8s/base/role.yaml)",
+            "{what}: forbidden ({}); grant the service account access (see k8s/components/backstop/role.yaml)",
             s.message
         )),
         _ => ClusterError::Api { what, source },
@@ -225,54 +227,6 @@ impl Identity {
             pod_selector,
             age,
         })
-    }
-
-    /// Ask the API server whether this service account may do everything
-    /// backstop needs; the first refusal names the missing verb and resource.
-    pub async fn check_permissions(&self, ctx: &Connection) -> Result<(), ClusterError> {
-        let needs: [(&str, &str, &str, Option<&str>); 6] = [
-            ("get", "apps", "deployments", Some(&self.deployment)),
-            ("patch", "apps", "deployments", Some(&self.deployment)),
-            ("list", "apps", "replicasets", None),
-            ("get", "", "pods", None),
-            ("list", "", "pods", None),
-            ("create", "", "events", None),
-        ];
-        let reviews: Api<SelfSubjectAccessReview> = Api::all(ctx.client.clone());
-        for (verb, group, resource, name) in needs {
-            let review = SelfSubjectAccessReview {
-                spec: SelfSubjectAccessReviewSpec {
-                    resource_attributes: Some(ResourceAttributes {
-                        namespace: Some(self.namespace.clone()),
-                        verb: Some(verb.into()),
-                        group: Some(group.into()),
-                        resource: Some(resource.into()),
-                        name: name.map(str::to_string),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
-            let answer = reviews
-                .create(&PostParams::default(), &review)
-                .await
-                .map_err(api_error("checking permissions (SelfSubjectAccessReview)"))?;
-            if !answer.status.is_some_and(|s| s.allowed) {
-                let full = if group.is_empty() {
-                    resource.to_string()
-                } else {
-                    format!("{resource}.{group}")
-                };
-                return Err(ClusterError::Forbidden {
-                    verb: verb.into(),
-                    resource: full,
-                    name: name.map(|n| format!(" {n:?}")).unwrap_or_default(),
-                    namespace: self.namespace.clone(),
-                });
-            }
-        }
-        Ok(())
     }
 }
 

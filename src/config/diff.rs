@@ -19,6 +19,10 @@ pub type Mapping = Vec<Option<usize>>;
 pub struct ConfigDiff {
     /// Targets with the same name and definition. Their probes keep running.
     pub targets: Mapping,
+    /// Per source (targets, then traffic entries, as rules and SLOs index
+    /// them): the same source's index in the old configuration. A traffic
+    /// entry is the same when its selectors are and it reads the same target.
+    pub sources: Mapping,
     /// SLOs with the same name, objective, threshold and (same) targets.
     pub slos: Mapping,
     /// Rules with the same name and definition whose inputs are the same.
@@ -32,6 +36,8 @@ pub struct ConfigDiff {
 pub struct ReceiverChanges {
     pub alertmanager: bool,
     pub pagerduty: bool,
+    pub slack: bool,
+    pub webhook: bool,
     pub grafana: bool,
 }
 
@@ -40,11 +46,13 @@ impl ReceiverChanges {
     pub const ALL: ReceiverChanges = ReceiverChanges {
         alertmanager: true,
         pagerduty: true,
+        slack: true,
+        webhook: true,
         grafana: true,
     };
 
     pub fn any(self) -> bool {
-        self.alertmanager || self.pagerduty || self.grafana
+        self.alertmanager || self.pagerduty || self.slack || self.webhook || self.grafana
     }
 
     /// Changed in either.
@@ -52,6 +60,8 @@ impl ReceiverChanges {
         ReceiverChanges {
             alertmanager: self.alertmanager || other.alertmanager,
             pagerduty: self.pagerduty || other.pagerduty,
+            slack: self.slack || other.slack,
+            webhook: self.webhook || other.webhook,
             grafana: self.grafana || other.grafana,
         }
     }
@@ -69,18 +79,28 @@ impl ConfigDiff {
                 (same_tls && old.targets[j] == *t).then_some(j)
             })
             .collect();
+        let mut sources = targets.clone();
+        sources.extend(new.traffic.iter().map(|t| {
+            let j = old.traffic.iter().position(|o| o.name == t.name)?;
+            let o = &old.traffic[j];
+            let same = o.requests == t.requests
+                && o.errors == t.errors
+                && o.latency == t.latency
+                && targets[t.from] == Some(o.from);
+            same.then_some(old.targets.len() + j)
+        }));
         let slos: Mapping = new
             .slos
             .iter()
             .map(|s| {
                 let j = old.slos.iter().position(|o| o.name == s.name)?;
-                same_slo(&old.slos[j], s, &targets).then_some(j)
+                same_slo(&old.slos[j], s, &sources).then_some(j)
             })
             .collect();
         let all_targets_same =
             old.targets.len() == new.targets.len() && targets.iter().all(Option::is_some);
         let inputs = Inputs {
-            targets: &targets,
+            targets: &sources,
             slos: &slos,
             all_targets_same,
             restarts_same: old.restarts_window() == new.restarts_window(),
@@ -101,10 +121,13 @@ impl ConfigDiff {
                 && old.page.pagerduty == new.page.pagerduty
                 // PagerDuty's incidents link to the Grafana dashboard.
                 && old.grafana.as_ref().map(|g| &g.url) == new.grafana.as_ref().map(|g| &g.url)),
+            slack: !(shared && old.page.slack == new.page.slack),
+            webhook: !(shared && old.page.webhook == new.page.webhook),
             grafana: !(shared && old.grafana == new.grafana),
         };
         ConfigDiff {
             targets,
+            sources,
             slos,
             rules,
             receivers,
@@ -125,6 +148,7 @@ fn same_slo(old: &Slo, new: &Slo, targets: &Mapping) -> bool {
 
 /// What a rule may read, and whether each input is the same as before.
 struct Inputs<'a> {
+    /// Per source.
     targets: &'a Mapping,
     slos: &'a Mapping,
     all_targets_same: bool,

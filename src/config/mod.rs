@@ -4,7 +4,7 @@
 //!
 //! Pipeline: `file` (a bounded read of a regular file) → `yaml` (text →
 //! value) → `expand` (`${VAR}`) → `raw` (contract shape, unknown keys kept)
-//! → `validate`, `targets`, `rules`, `rollback` (→ `Config`), which read
+//! → `validate`, `targets`, `rules` (→ `Config`), which read
 //! leaves with `units` (quantities; durations through `duration`) and
 //! `values` (text, names, URLs, secret files, read through `file` too);
 //! `warnings` then flags valid values meant otherwise. `error` collects
@@ -18,10 +18,11 @@ mod expand;
 mod file;
 mod names;
 mod raw;
-mod rollback;
 mod rules;
 mod security;
 mod targets;
+mod thresholds;
+mod traffic;
 mod types;
 mod units;
 mod validate;

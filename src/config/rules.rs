@@ -207,6 +207,14 @@ fn chosen_target(
     }
 }
 
+/// Where a condition's target was given: in its own map, or as `when.target`.
+fn target_path(when: &str, kind: &str, inner: &Option<Value>) -> String {
+    match inner {
+        Some(_) => error::key(&error::key(when, kind), "target"),
+        None => error::key(when, "target"),
+    }
+}
+
 fn consecutive_failures(
     p: &mut Problems,
     when: &str,
@@ -218,7 +226,20 @@ fn consecutive_failures(
     let count = units::whole(p, &count_path, value, 1, u64::from(u32::MAX));
     let target_path = error::key(when, "target");
     let target = match outer {
-        Some(v) => refs.target(p, &target_path, v),
+        Some(v) => refs.target(p, &target_path, v).filter(|&t| {
+            let traffic = refs.traffic_of(t).is_some();
+            if traffic {
+                p.add(
+                    &target_path,
+                    format!(
+                        "{} is a traffic entry; consecutive_failures counts probes in a row, \
+                         so name a probe target (use error_rate for traffic)",
+                        values::describe(v)
+                    ),
+                );
+            }
+            !traffic
+        }),
         None => {
             p.add(
                 &target_path,
@@ -243,7 +264,10 @@ fn error_rate(
     let path = error::key(when, "error_rate");
     raw::check_unknown(p, &path, e);
     let at = |field: &str| error::key(&path, field);
-    let target = chosen_target(p, when, "error_rate", &e.target, outer, refs);
+    let target = chosen_target(p, when, "error_rate", &e.target, outer, refs).filter(|t| {
+        let path = target_path(when, "error_rate", &e.target);
+        t.is_none_or(|t| refs.traffic_can(p, &path, t, false, "error_rate"))
+    });
     let above = values::required(p, &at("above"), &e.above)
         .and_then(|v| units::percent(p, &at("above"), v))
         .and_then(|pct| {
@@ -357,7 +381,10 @@ fn latency(
             p.add(&at("target"), "is required (here or as when.target)");
             None
         }
-        chosen => chosen.flatten(),
+        chosen => chosen.flatten().filter(|&t| {
+            let path = target_path(when, "latency", &l.target);
+            refs.traffic_can(p, &path, t, true, "a latency rule")
+        }),
     };
     let percentile = match &l.percentile {
         None => Some(DEFAULT_PERCENTILE),
@@ -484,7 +511,10 @@ fn actions(p: &mut Problems, path: &str, value: &Value, refs: &Refs) -> Option<V
                 out.push(Action::Page);
                 continue;
             }
-            "page" => r#""page" needs page.pagerduty or page.alertmanager"#.to_owned(),
+            "page" => {
+                r#""page" needs page.pagerduty, page.alertmanager, page.slack or page.webhook"#
+                    .to_owned()
+            }
             other => format!(
                 "unknown action {} (valid: {}){}",
                 values::quote(other),

@@ -107,6 +107,27 @@ fn target(p: &mut Problems, path: &str, t: &RawTarget) -> Option<Target> {
         Some(e) => expect(p, &at("expect"), e),
         None => Some(Expect::default()),
     };
+    let scrape = match &t.scrape {
+        Some(v) => units::boolean(p, &at("scrape"), v),
+        None => Some(false),
+    };
+    if scrape == Some(true)
+        && let Some(e) = &t.expect
+    {
+        // The body is the metrics exposition: what its lines say is judged
+        // by the traffic entries, not by text matching.
+        for (field, given) in [
+            ("body_contains", e.body_contains.is_some()),
+            ("json", e.json.is_some()),
+        ] {
+            if given {
+                p.add(
+                    &error::key(&at("expect"), field),
+                    "does not apply to a scrape target (its body is the metrics exposition)",
+                );
+            }
+        }
+    }
     Some(Target {
         name: name?,
         url: url?,
@@ -117,6 +138,7 @@ fn target(p: &mut Problems, path: &str, t: &RawTarget) -> Option<Target> {
         headers: headers?,
         follow_redirects: follow_redirects?,
         expect: expect?,
+        scrape: scrape?,
     })
 }
 

@@ -7,6 +7,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::traffic::Selector;
+
 /// The whole, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -16,6 +18,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Endpoints to probe. Never empty.
     pub targets: Vec<Target>,
+    /// SLIs over the app's real requests. Rules and SLOs name them like
+    /// targets: their indexes follow the targets' (see [`Config::source_name`]).
+    pub traffic: Vec<Traffic>,
     /// Service level objectives over the targets' probe results.
     pub slos: Vec<Slo>,
     /// Conditions that trigger actions.
@@ -98,6 +103,54 @@ pub struct Grafana {
 pub struct Page {
     pub alertmanager: Option<Alertmanager>,
     pub pagerduty: Option<PagerDuty>,
+    pub slack: Option<Slack>,
+    pub webhook: Option<NotifyWebhook>,
+}
+
+/// `page.slack`: a Slack incoming webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slack {
+    /// The incoming webhook (`webhook_url_file`, or `webhook_url` for
+    /// `${VAR}`): its path is the credential. Never printed.
+    pub url: SecretUrl,
+    /// Posts per minute. Default 20.
+    pub max_per_minute: u32,
+    /// Per request. Default 5s.
+    pub timeout: Duration,
+}
+
+/// `page.webhook`: backstop's notification JSON, POSTed to any endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyWebhook {
+    /// Where it goes (`url`, or `url_file`). Never printed.
+    pub url: SecretUrl,
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// Posts per minute. Default 30.
+    pub max_per_minute: u32,
+    /// Per request. Default 5s.
+    pub timeout: Duration,
+}
+
+/// A URL that is itself a credential (a Slack webhook's path is its
+/// token). Debug prints the scheme and host only.
+#[derive(Clone, PartialEq)]
+pub struct SecretUrl(url::Url);
+
+impl SecretUrl {
+    pub fn new(url: url::Url) -> SecretUrl {
+        SecretUrl(url)
+    }
+    /// The URL itself; call only where it is sent on the wire.
+    pub fn expose(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = self.0.host_str().unwrap_or("");
+        write!(f, "{}://{host}/<redacted>", self.0.scheme())
+    }
 }
 
 /// `page.pagerduty`: PagerDuty Events API v2.
@@ -169,6 +222,23 @@ pub struct Target {
     pub follow_redirects: Redirects,
     /// What a good answer looks like.
     pub expect: Expect,
+    /// The body is the app's metrics exposition, read by `traffic` entries.
+    pub scrape: bool,
+}
+
+/// `traffic[]`: SLIs over the app's real requests, from a scrape target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traffic {
+    /// Unique among targets and traffic entries.
+    pub name: String,
+    /// Index into `Config::targets` of the scrape target it reads.
+    pub from: usize,
+    /// Counter(s) of all requests; `match` is already applied.
+    pub requests: Selector,
+    /// Counter(s) of failed requests, a subset of `requests`.
+    pub errors: Option<Selector>,
+    /// A histogram family: its `_bucket{le}` series.
+    pub latency: Option<Selector>,
 }
 
 /// `targets[].follow_redirects`: which redirects a probe follows.
@@ -267,7 +337,8 @@ pub struct Slo {
     pub objective: f64,
     /// When set, a probe is good only if it succeeded within this latency.
     pub latency_threshold: Option<Duration>,
-    /// Indexes into `Config::targets`; the config's default (all targets) is already applied.
+    /// Source indexes (targets, then traffic: see [`Config::source_name`]);
+    /// the default (every probe target) is already applied.
     pub targets: Vec<usize>,
 }
 
@@ -285,7 +356,8 @@ pub struct Rule {
     pub severity: Severity,
 }
 
-/// What a rule watches. Target and SLO references are resolved to indexes.
+/// What a rule watches. Target and SLO references are resolved to indexes;
+/// a target index is a source index (see [`Config::source_name`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
     /// `consecutive_failures: N` of one target (`target:` required).
@@ -400,6 +472,36 @@ pub struct Kubernetes {
     /// backstop's own container in the pod (its restarts are not the app's).
     /// Default `backstop`.
     pub container: String,
+    /// The API token file, mounted into the sidecar only; None: the pod's
+    /// service-account token. Read at load to check it, re-read by the
+    /// client as the token rotates.
+    pub token_file: Option<std::path::PathBuf>,
+    /// What to do when Argo CD or Flux manages the Deployment.
+    pub gitops: GitOps,
+}
+
+/// `rollback.kubernetes.gitops`: a rollback of a Deployment that Argo CD or
+/// Flux syncs from Git lasts only until their next sync, unless their
+/// automatic sync is stopped first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GitOps {
+    /// Stop the owner's automatic sync, then roll back; page if it cannot be stopped.
+    #[default]
+    Suspend,
+    /// Do not roll back a Deployment that Git owns: page only.
+    Page,
+    /// Roll back as if nobody synced it (the owner will undo it).
+    Ignore,
+}
+
+impl GitOps {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GitOps::Suspend => "suspend",
+            GitOps::Page => "page",
+            GitOps::Ignore => "ignore",
+        }
+    }
 }
 
 /// `rollback.webhook`: a JSON POST to a deployer.
@@ -412,6 +514,28 @@ pub struct Webhook {
 }
 
 impl Config {
+    /// Sources are the probe targets, then the traffic entries: rules and
+    /// SLOs refer to either by one index. This is the name of source `i`.
+    ///
+    /// # Panics
+    /// If `i` is not below `targets.len() + traffic.len()`.
+    pub fn source_name(&self, i: usize) -> &str {
+        match self.traffic_index(i) {
+            Some(t) => &self.traffic[t].name,
+            None => &self.targets[i].name,
+        }
+    }
+
+    /// Probe targets and traffic entries together.
+    pub fn sources(&self) -> usize {
+        self.targets.len() + self.traffic.len()
+    }
+
+    /// The index into `traffic` of source `i`, None for a probe target.
+    pub fn traffic_index(&self, i: usize) -> Option<usize> {
+        i.checked_sub(self.targets.len())
+    }
+
     /// The longest window of the `restarts` rules, if there are any.
     pub fn restarts_window(&self) -> Option<Duration> {
         self.rules

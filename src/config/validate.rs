@@ -1,7 +1,6 @@
-//! Turns the raw file into `Config`: the top-level keys, SLOs, receivers,
-//! and the sections this build parses but cannot act on yet. Targets, rules
-//! and rollback have their own modules; every problem is recorded, none
-//! stops the run.
+//! Turns the raw file into `Config`: the top-level keys, SLOs, rollback, and
+//! the sections this build parses but cannot act on yet. Targets and rules
+//! have their own modules; every problem is recorded, none stops the run.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -10,26 +9,41 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::{
-    self, RawAlertmanager, RawConfig, RawGrafana, RawOtlp, RawPage, RawPagerDuty, RawSlo, RawTarget,
+    self, RawAlertmanager, RawConfig, RawGrafana, RawKubernetes, RawNotifyWebhook, RawOtlp,
+    RawPage, RawPagerDuty, RawRollback, RawSlack, RawSlo, RawTarget, RawWebhook,
 };
-use super::types::{Alertmanager, Config, Grafana, Otlp, Page, PagerDuty, Secret, Slo};
+use super::types::{
+    Alertmanager, Config, GitOps, Grafana, Kubernetes, NotifyWebhook, Otlp, Page, PagerDuty,
+    Rollback, RollbackBackend, Secret, SecretUrl, Slack, Slo, Webhook,
+};
 use super::units::{self, Zero};
 use super::values;
-use super::{rollback, rules, security, targets, warnings};
+use super::{rules, security, targets, traffic, warnings};
 
 /// Longest service name: it becomes a metric label and part of dedup keys,
 /// and 63 is the Kubernetes name limit it usually mirrors.
 const MAX_SERVICE_LEN: usize = 63;
+const DEFAULT_BAKE: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10 * 60);
+const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_PAGERDUTY_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_KUBERNETES_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Prometheus re-sends firing alerts every minute; so does backstop.
 const DEFAULT_RESEND: Duration = Duration::from_secs(60);
+/// backstop's container name in the shipped manifests (k8s/base).
+const DEFAULT_CONTAINER: &str = "backstop";
 
 /// Names other sections refer to. Built from the raw file, so a reference to
 /// a target or SLO that has some other problem is not reported a second time.
 pub(super) struct Refs<'a> {
-    /// Target names by index; None where the name itself is unusable.
+    /// Source names by index (the targets, then the traffic entries); None
+    /// where the name itself is unusable.
     pub(super) targets: Vec<Option<&'a str>>,
+    /// How many of `targets` are probe targets; the rest are traffic.
+    pub(super) probes: usize,
+    /// What each traffic entry can answer, by traffic index.
+    pub(super) traffic: Vec<traffic::Has>,
     /// SLO names by index, with the objective as a fraction when it is valid.
     pub(super) slos: Vec<(Option<&'a str>, Option<f64>)>,
     /// `rollback.webhook` or `rollback.kubernetes` is present.
@@ -50,15 +64,58 @@ impl Refs<'_> {
         let found = self.targets.iter().position(|t| *t == Some(name));
         if found.is_none() {
             let known = self.targets.iter().flatten().copied();
+            let what = if self.traffic.is_empty() {
+                "target"
+            } else {
+                "target or traffic entry"
+            };
             p.add(
                 path,
                 format!(
-                    "no target named {name:?}{}",
+                    "no {what} named {name:?}{}",
                     error::did_you_mean(name, known)
                 ),
             );
         }
         found
+    }
+
+    /// Source `i` is a traffic entry: what it can answer.
+    pub(super) fn traffic_of(&self, i: usize) -> Option<traffic::Has> {
+        self.traffic.get(i.checked_sub(self.probes)?).copied()
+    }
+
+    /// Reports, at `path`, that source `i` is a traffic entry without the
+    /// selector (`errors` or `latency`) that `what` needs. True when fine.
+    pub(super) fn traffic_can(
+        &self,
+        p: &mut Problems,
+        path: &str,
+        i: usize,
+        latency: bool,
+        what: &str,
+    ) -> bool {
+        let Some(has) = self.traffic_of(i) else {
+            return true;
+        };
+        let (ok, field) = if latency {
+            (has.latency, "latency")
+        } else {
+            (has.errors, "errors")
+        };
+        if !ok {
+            let name = self.targets[i].unwrap_or_default();
+            p.add(
+                path,
+                format!(
+                    "traffic {} has no {field} selector, which {what} needs; \
+                     add traffic[{}].{field} or a preset",
+                    values::quote(name),
+                    i - self.probes
+                ),
+            );
+        }
+        ok
     }
 }
 
@@ -70,8 +127,14 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         None => Some(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 9464))),
     };
     let targets = targets::targets(p, &raw.targets);
+    let traffic = traffic::traffic(p, &raw.traffic, &raw.targets);
+    let mut names = target_names(&raw.targets);
+    let probes = names.len();
+    names.extend(traffic::names(&raw.traffic));
     let mut refs = Refs {
-        targets: target_names(&raw.targets),
+        targets: names,
+        probes,
+        traffic: traffic::capabilities(&raw.traffic),
         slos: Vec::new(),
         rollback_configured: raw
             .rollback
@@ -88,16 +151,18 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
             .and_then(|k| k.container.as_ref())
         {
             Some(Value::String(name)) => name,
-            _ => rollback::DEFAULT_CONTAINER,
+            _ => DEFAULT_CONTAINER,
         },
-        page_configured: raw
-            .page
-            .as_ref()
-            .is_some_and(|p| p.alertmanager.is_some() || p.pagerduty.is_some()),
+        page_configured: raw.page.as_ref().is_some_and(|p| {
+            p.alertmanager.is_some()
+                || p.pagerduty.is_some()
+                || p.slack.is_some()
+                || p.webhook.is_some()
+        }),
     };
     let slos = slos(p, &raw.slos, &mut refs);
     let rules = rules::rules(p, &raw.rules, &refs);
-    let rollback = rollback::rollback(p, &raw.rollback);
+    let rollback = rollback(p, &raw.rollback);
     let page = page(p, &raw.page);
     if let Some(annotate) = &raw.annotate {
         raw::check_unknown(p, "annotate", annotate);
@@ -106,11 +171,13 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         None => Some(None),
         Some(g) => grafana(p, g).map(Some),
     };
+    if let (Some(targets), Some(slos), Some(rules)) = (&targets, &slos, &rules) {
+        super::thresholds::check(p, targets, slos, rules);
+    }
     let otlp = otlp(p, &raw.otlp);
     let admin = security::admin(p, &raw.admin);
     let tls = security::tls(p, &raw.tls);
     let valid = warnings::Valid {
-        targets: targets.as_deref(),
         slos: slos.as_deref(),
         rules: rules.as_deref(),
     };
@@ -119,6 +186,7 @@ pub(super) fn config(p: &mut Problems, raw: &RawConfig) -> Option<Config> {
         service: service?,
         listen: listen?,
         targets: targets?,
+        traffic: traffic?,
         slos: slos?,
         rules: rules?,
         rollback: rollback?,
@@ -165,10 +233,111 @@ fn page(p: &mut Problems, raw: &Option<RawPage>) -> Option<Page> {
     // Both are checked before either can fail, so all problems are reported.
     let pagerduty = page.pagerduty.as_ref().map(|pd| pagerduty(p, pd));
     let alertmanager = page.alertmanager.as_ref().map(|am| alertmanager(p, am));
+    let slack = page.slack.as_ref().map(|s| slack(p, s));
+    let webhook = page.webhook.as_ref().map(|w| notify_webhook(p, w));
     Some(Page {
         alertmanager: alertmanager.map_or(Some(None), |a| a.map(Some))?,
         pagerduty: pagerduty.map_or(Some(None), |d| d.map(Some))?,
+        slack: slack.map_or(Some(None), |s| s.map(Some))?,
+        webhook: webhook.map_or(Some(None), |w| w.map(Some))?,
     })
+}
+
+fn slack(p: &mut Problems, raw: &RawSlack) -> Option<Slack> {
+    let path = "page.slack";
+    raw::check_unknown(p, path, raw);
+    let url = secret_url(
+        p,
+        path,
+        ("webhook_url_file", &raw.webhook_url_file),
+        ("webhook_url", &raw.webhook_url),
+    );
+    let max = per_minute(p, path, &raw.max_per_minute, 20);
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &raw.timeout,
+        DEFAULT_WEBHOOK_TIMEOUT,
+        Zero::Forbidden,
+    );
+    Some(Slack {
+        url: url?,
+        max_per_minute: max?,
+        timeout: timeout?,
+    })
+}
+
+fn notify_webhook(p: &mut Problems, raw: &RawNotifyWebhook) -> Option<NotifyWebhook> {
+    let path = "page.webhook";
+    raw::check_unknown(p, path, raw);
+    let url = secret_url(p, path, ("url_file", &raw.url_file), ("url", &raw.url));
+    let headers = targets::headers(p, path, &raw.headers, &raw.header_files);
+    let max = per_minute(p, path, &raw.max_per_minute, 30);
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &raw.timeout,
+        DEFAULT_WEBHOOK_TIMEOUT,
+        Zero::Forbidden,
+    );
+    Some(NotifyWebhook {
+        url: url?,
+        headers: headers?,
+        max_per_minute: max?,
+        timeout: timeout?,
+    })
+}
+
+/// A URL that is a credential, from a file or from the text itself (one
+/// of the two); a bad one is described, never shown.
+fn secret_url(
+    p: &mut Problems,
+    section: &str,
+    (file_key, file): (&str, &Option<Value>),
+    (text_key, text): (&str, &Option<Value>),
+) -> Option<SecretUrl> {
+    let (at, value) = match (file, text) {
+        (Some(f), None) => {
+            let at = error::key(section, file_key);
+            let secret = values::secret_file(p, &at, f)?;
+            (at, secret.expose().to_string())
+        }
+        (None, Some(v)) => {
+            let at = error::key(section, text_key);
+            let value = values::secret_text(p, &at, v)?.trim().to_string();
+            (at, value)
+        }
+        (Some(_), Some(_)) => {
+            p.add(section, format!("give {file_key} or {text_key}, not both"));
+            return None;
+        }
+        (None, None) => {
+            p.add(section, format!("needs {file_key} (or {text_key})"));
+            return None;
+        }
+    };
+    match url::Url::parse(&value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+            Some(SecretUrl::new(url))
+        }
+        Ok(url) => {
+            p.add(
+                &at,
+                format!(
+                    "must be an http or https URL with a host, not {} (the URL is not shown: it is a secret)",
+                    url.scheme()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            p.add(
+                &at,
+                format!("is not an absolute URL: {e} (the URL is not shown: it is a secret)"),
+            );
+            None
+        }
+    }
 }
 
 fn pagerduty(p: &mut Problems, pd: &RawPagerDuty) -> Option<PagerDuty> {
@@ -247,7 +416,7 @@ fn alertmanager(p: &mut Problems, am: &RawAlertmanager) -> Option<Alertmanager> 
         p,
         &error::key(path, "timeout"),
         &am.timeout,
-        rollback::DEFAULT_WEBHOOK_TIMEOUT,
+        DEFAULT_WEBHOOK_TIMEOUT,
         Zero::Forbidden,
     );
     let max = per_minute(p, path, &am.max_per_minute, 30);
@@ -360,8 +529,23 @@ fn slo(p: &mut Problems, path: &str, s: &RawSlo, refs: &Refs) -> (Option<Slo>, O
         None => Some(None),
     };
     let targets = match &s.targets {
-        None => Some((0..refs.targets.len()).collect()),
-        Some(v) => slo_targets(p, &at("targets"), v, refs),
+        // Every probe target, never traffic: requests and probes are
+        // different units and are not mixed unless asked for.
+        None => Some((0..refs.probes).collect()),
+        Some(v) => slo_targets(p, &at("targets"), v, refs).filter(|targets| {
+            let latency = s.latency_threshold.is_some();
+            let what = if latency {
+                "a latency SLO (good = requests within latency_threshold)"
+            } else {
+                "an SLO (good = requests - errors)"
+            };
+            let items = values::list_or_one(&at("targets"), v);
+            let mut ok = true;
+            for ((item_path, _), &t) in items.iter().zip(targets) {
+                ok &= refs.traffic_can(p, item_path, t, latency, what);
+            }
+            ok
+        }),
     };
     let slo = || {
         Some(Slo {
@@ -399,6 +583,158 @@ fn slo_targets(p: &mut Problems, path: &str, value: &Value, refs: &Refs) -> Opti
         }
     }
     ok.then_some(out)
+}
+
+fn rollback(p: &mut Problems, raw: &Option<RawRollback>) -> Option<Rollback> {
+    let none = RawRollback::default();
+    let r = raw.as_ref().unwrap_or(&none);
+    raw::check_unknown(p, "rollback", r);
+    let kubernetes = r.kubernetes.as_ref().map(|k| kubernetes(p, k));
+    let webhook = r.webhook.as_ref().map(|w| webhook(p, w));
+    if r.kubernetes.is_some() && r.webhook.is_some() {
+        p.add("rollback", "set either kubernetes or webhook, not both");
+    }
+    let bake = units::duration_or(p, "rollback.bake", &r.bake, DEFAULT_BAKE, Zero::Forbidden);
+    let cooldown = units::duration_or(
+        p,
+        "rollback.cooldown",
+        &r.cooldown,
+        DEFAULT_COOLDOWN,
+        Zero::Allowed,
+    );
+    let dry_run = match &r.dry_run {
+        Some(v) => units::boolean(p, "rollback.dry_run", v),
+        None => Some(false),
+    };
+    let backend = match (webhook, kubernetes) {
+        (Some(w), _) => Some(RollbackBackend::Webhook(w?)),
+        (None, Some(k)) => Some(RollbackBackend::Kubernetes(k?)),
+        (None, None) => None,
+    };
+    Some(Rollback {
+        backend,
+        bake: bake?,
+        cooldown: cooldown?,
+        dry_run: dry_run?,
+    })
+}
+
+fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
+    let path = "rollback.kubernetes";
+    raw::check_unknown(p, path, k);
+    let mut ok = true;
+    // Kubernetes object names are DNS subdomains: lower-case alphanumerics,
+    // '-' and '.', starting and ending alphanumeric, at most 253 characters.
+    let mut name = |field: &str, v: &Option<Value>| {
+        let path = error::key(path, field);
+        let got = values::text(p, &path, v.as_ref()?)?;
+        let dns = !got.is_empty()
+            && got.len() <= 253
+            && got
+                .bytes()
+                .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.'))
+            && got.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && got.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !dns {
+            p.add(
+                &path,
+                format!(
+                    "{} is not a Kubernetes object name (lower-case letters, digits, '-' and '.')",
+                    values::quote(got)
+                ),
+            );
+            ok = false;
+            return None;
+        }
+        Some(got.to_owned())
+    };
+    let deployment = name("deployment", &k.deployment);
+    let namespace = name("namespace", &k.namespace);
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &k.timeout,
+        DEFAULT_KUBERNETES_TIMEOUT,
+        Zero::Forbidden,
+    );
+    let container = match &k.container {
+        Some(v) => values::container_name(p, &error::key(path, "container"), v),
+        None => Some(DEFAULT_CONTAINER.to_owned()),
+    };
+    let token_file = k.token_file.as_ref().and_then(|v| {
+        let path = error::key(path, "token_file");
+        let file = values::text(p, &path, v)?;
+        match values::secret_file(p, &path, v) {
+            None => {
+                ok = false;
+                None
+            }
+            // The client sends the file as it is: a newline would make
+            // every request's Authorization header invalid.
+            Some(_) if std::fs::read(file).is_ok_and(|b| b.trim_ascii().len() != b.len()) => {
+                p.add(
+                    &path,
+                    format!(
+                        "the token in {file} has spaces or a newline around it, which would be \
+                         sent as part of the token; mount the Secret's `token` key as it is"
+                    ),
+                );
+                ok = false;
+                None
+            }
+            Some(_) => Some(std::path::PathBuf::from(file)),
+        }
+    });
+    let gitops = match &k.gitops {
+        None => Some(GitOps::default()),
+        Some(v) => {
+            let path = error::key(path, "gitops");
+            values::text(p, &path, v).and_then(|s| match s {
+                "suspend" => Some(GitOps::Suspend),
+                "page" => Some(GitOps::Page),
+                "ignore" => Some(GitOps::Ignore),
+                other => {
+                    p.add(
+                        &path,
+                        format!(
+                            "{} is not one of suspend, page, ignore",
+                            values::quote(other)
+                        ),
+                    );
+                    None
+                }
+            })
+        }
+    };
+    ok.then_some(Kubernetes {
+        deployment,
+        namespace,
+        timeout: timeout?,
+        container: container?,
+        token_file,
+        gitops: gitops?,
+    })
+}
+
+fn webhook(p: &mut Problems, w: &RawWebhook) -> Option<Webhook> {
+    let path = "rollback.webhook";
+    raw::check_unknown(p, path, w);
+    let url_path = error::key(path, "url");
+    let url =
+        values::required(p, &url_path, &w.url).and_then(|v| values::http_url(p, &url_path, v));
+    let headers = targets::headers(p, path, &w.headers, &w.header_files);
+    let timeout = units::duration_or(
+        p,
+        &error::key(path, "timeout"),
+        &w.timeout,
+        DEFAULT_WEBHOOK_TIMEOUT,
+        Zero::Forbidden,
+    );
+    Some(Webhook {
+        url: url?,
+        headers: headers?,
+        timeout: timeout?,
+    })
 }
 
 fn otlp(p: &mut Problems, raw: &Option<RawOtlp>) -> Option<Option<Otlp>> {

@@ -1,7 +1,8 @@
 //! Values that are valid but almost certainly meant otherwise: an objective
 //! written as a fraction (`0.999`), a bare `above` below 1 (0.1 %, not
-//! 10 %), a window longer than a day, a latency threshold equal to the
-//! timeout. Each is a warning at the value's path; none stops a start.
+//! 10 %), a window longer than a day. Each is a warning at the value's
+//! path; none stops a start. (A latency threshold not below the timeout
+//! is an error, not a warning: it can never be passed.)
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use serde_json::Value;
 
 use super::error::{self, Problems};
 use super::raw::RawConfig;
-use super::types::{Condition, Rule, Slo, Target};
+use super::types::{Condition, Rule, Slo};
 use super::units::{decimal, show};
 
 /// Windows live in memory and start empty with every pod; past a day they
@@ -22,7 +23,6 @@ const LOWEST_OBJECTIVE: f64 = 50.0;
 /// The validated sections that were valid (None: not checked here, their
 /// errors say enough).
 pub(super) struct Valid<'a> {
-    pub(super) targets: Option<&'a [Target]>,
     pub(super) slos: Option<&'a [Slo]>,
     pub(super) rules: Option<&'a [Rule]>,
 }
@@ -34,9 +34,6 @@ pub(super) fn check(p: &mut Problems, raw: &RawConfig, valid: &Valid) {
     bare_fractions(p, raw);
     if let Some(rules) = valid.rules {
         long_windows(p, rules);
-    }
-    if let Some(targets) = valid.targets {
-        at_the_timeout(p, targets, valid.slos.unwrap_or_default(), valid.rules);
     }
 }
 
@@ -126,70 +123,5 @@ fn long_windows(p: &mut Problems, rules: &[Rule]) {
                 );
             }
         }
-    }
-}
-
-/// A latency threshold equal to the target's timeout: nothing is measured
-/// slower than its timeout, so the threshold can never be passed.
-fn at_the_timeout(p: &mut Problems, targets: &[Target], slos: &[Slo], rules: Option<&[Rule]>) {
-    for (i, t) in targets.iter().enumerate() {
-        if t.expect.max_latency == Some(t.timeout) {
-            p.warn(
-                &(error::index("targets", i) + ".expect.max_latency"),
-                format!(
-                    "{} equals this target's timeout: a slower answer has already timed out, so \
-                     max_latency never fails a probe; set it below the timeout or raise timeout",
-                    show(t.timeout)
-                ),
-            );
-        }
-    }
-    for (i, slo) in slos.iter().enumerate() {
-        let Some(threshold) = slo.latency_threshold else {
-            continue;
-        };
-        let equal: Vec<&str> = slo
-            .targets
-            .iter()
-            .filter_map(|&t| targets.get(t))
-            .filter(|t| t.timeout == threshold)
-            .map(|t| t.name.as_str())
-            .collect();
-        if !equal.is_empty() {
-            p.warn(
-                &(error::index("slos", i) + ".latency_threshold"),
-                format!(
-                    "{} equals the timeout of {}: every answer that arrives is within it, so this \
-                     SLO counts what availability counts; set it below the timeout",
-                    show(threshold),
-                    quoted_list(&equal)
-                ),
-            );
-        }
-    }
-    for (i, rule) in rules.into_iter().flatten().enumerate() {
-        let Condition::Latency { target, above, .. } = &rule.when else {
-            continue;
-        };
-        let Some(t) = targets.get(*target).filter(|t| t.timeout == *above) else {
-            continue;
-        };
-        p.warn(
-            &(error::index("rules", i) + ".when.latency.above"),
-            format!(
-                "{} equals the timeout of target {:?}: no probe is measured slower than its \
-                 timeout, so this rule can never fire; set above below the timeout or raise it",
-                show(*above),
-                t.name
-            ),
-        );
-    }
-}
-
-fn quoted_list(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-    match quoted.len() {
-        1 => format!("target {}", quoted[0]),
-        _ => format!("targets {}", quoted.join(", ")),
     }
 }

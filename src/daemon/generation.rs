@@ -6,7 +6,9 @@
 
 use super::Telemetry;
 use super::{StartError, status_url};
-use crate::act::{ActionLog, Backend, Receivers, Revision, alertmanager, grafana, pagerduty};
+use crate::act::{
+    ActionLog, Backend, Receivers, Revision, alertmanager, grafana, notifier, pagerduty,
+};
 use crate::cluster::{self, RestartWatcher};
 use crate::config::{Config, ReceiverChanges, RollbackBackend};
 use crate::probe::{Prober, Probes, Request};
@@ -28,11 +30,21 @@ pub(super) struct Env<'a> {
     pub revision: &'a Revision,
 }
 
+/// What backstop found out about itself in the cluster
+/// (`rollback.kubernetes`): who it is, or why it can only page.
+#[derive(Clone, Default)]
+pub(super) struct InCluster {
+    pub cluster: Option<(cluster::Connection, cluster::Identity)>,
+    pub page_only: Option<cluster::PageOnly>,
+}
+
 /// Everything one configuration needs, built and not yet running.
 pub(super) struct Generation {
     pub number: u64,
     pub config: Arc<Config>,
     pub cluster: Option<(cluster::Connection, cluster::Identity)>,
+    /// Why `rollback.kubernetes` cannot roll back, if it cannot.
+    pub page_only: Option<cluster::PageOnly>,
     /// Every target's request, in order.
     pub requests: Vec<Request>,
     pub prober: Prober,
@@ -49,18 +61,20 @@ impl Generation {
     pub fn build(
         number: u64,
         config: Arc<Config>,
-        cluster: Option<(cluster::Connection, cluster::Identity)>,
+        found: InCluster,
         build: ReceiverChanges,
         env: &Env,
     ) -> Result<Generation, StartError> {
+        let InCluster { cluster, page_only } = found;
         let requests = Probes::requests(&config)?;
         let prober = Prober::new(&config.tls)?;
-        let backend = Backend::from_config(&config, cluster.clone())?;
+        let backend = Backend::from_config(&config, cluster.clone(), page_only.as_ref())?;
         let (receivers, receiver_runs) = build_receivers(&config, build, env)?;
         Ok(Generation {
             number,
             config,
             cluster,
+            page_only,
             requests,
             prober,
             backend,
@@ -89,7 +103,8 @@ impl Generation {
 }
 
 /// Build the configured receivers among `which` (Alertmanager, PagerDuty,
-/// Grafana) and the loops that run them; nothing runs yet.
+/// Slack, the notification webhook, Grafana) and the loops that run them;
+/// nothing runs yet.
 fn build_receivers(
     config: &Config,
     which: ReceiverChanges,
@@ -160,6 +175,19 @@ fn build_receivers(
             env.actions.clone(),
         )?;
         receivers.pagerduty = Some(queue(&mut runs, |rx, stop| pager.run(rx, stop)));
+    }
+    let notify_source = || notifier::NotifySource {
+        status_url: status_url(env.addr),
+    };
+    if let Some(slack) = config.page.slack.as_ref().filter(|_| which.slack) {
+        let (telemetry, log) = (env.telemetry.act.clone(), env.actions.clone());
+        let n = notifier::Notifier::slack(slack, &config.tls, notify_source(), telemetry, log)?;
+        receivers.slack = Some(queue(&mut runs, |rx, stop| n.run(rx, stop)));
+    }
+    if let Some(hook) = config.page.webhook.as_ref().filter(|_| which.webhook) {
+        let (telemetry, log) = (env.telemetry.act.clone(), env.actions.clone());
+        let n = notifier::Notifier::webhook(hook, &config.tls, notify_source(), telemetry, log)?;
+        receivers.webhook = Some(queue(&mut runs, |rx, stop| n.run(rx, stop)));
     }
     Ok((receivers, runs))
 }

@@ -19,11 +19,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod generation;
+mod identify;
 mod reload;
 #[cfg(test)]
 mod reload_props;
 mod telemetry;
-use generation::{Env, Generation};
+use generation::{Env, Generation, InCluster};
+use identify::identify;
 pub use reload::{ReloadError, ReloadResult, run};
 pub use telemetry::{Event, Telemetry};
 
@@ -44,13 +46,6 @@ pub enum StartError {
     Client(#[from] crate::tls::ClientError),
     #[error("rollback: {0}")]
     Backend(#[from] crate::act::BackendError),
-    #[error(
-        "rollback.kubernetes: backstop is not running in a pod; set POD_NAME and \
-         POD_NAMESPACE from the downward API (see k8s/base/deployment.yaml)"
-    )]
-    NotInPod,
-    #[error("Kubernetes: {0}")]
-    Cluster(#[from] cluster::ClusterError),
 }
 
 /// Everything about the process that is not in the configuration file.
@@ -63,8 +58,14 @@ pub struct Options {
     pub revision_named: bool,
     /// Where this pod runs, when it runs in one (needed by `rollback.kubernetes`).
     pub kubernetes: Option<cluster::Connection>,
+    /// Why there is no `kubernetes` connection, when `rollback.kubernetes`
+    /// wanted one (shown in page-only mode).
+    pub not_in_pod: Option<String>,
     /// How often the revision's pods are listed for restart counts.
     pub restart_poll: Duration,
+    /// How often page-only mode tries to find the pod in the cluster again
+    /// (`run`): an API server that was down at start comes back.
+    pub page_only_retry: Duration,
 }
 
 impl Options {
@@ -73,7 +74,9 @@ impl Options {
             revision: revision.into(),
             revision_named: true,
             kubernetes: None,
+            not_in_pod: None,
             restart_poll: RESTART_POLL,
+            page_only_retry: PAGE_ONLY_RETRY,
         }
     }
 
@@ -89,6 +92,8 @@ impl Options {
 
 /// Default interval of the restart-count poll: one list per interval.
 pub const RESTART_POLL: Duration = Duration::from_secs(5);
+/// Default interval between page-only mode's tries to find the pod again.
+pub const PAGE_ONLY_RETRY: Duration = Duration::from_secs(30);
 
 /// A started daemon.
 pub struct Running {
@@ -107,8 +112,9 @@ struct Live {
     config: Arc<Config>,
     options: Options,
     revision: Revision,
-    /// This pod in the cluster, once found (rollback.kubernetes).
-    cluster: Option<(cluster::Connection, cluster::Identity)>,
+    /// This pod in the cluster, once found, or why it cannot roll back
+    /// (rollback.kubernetes).
+    found: InCluster,
     probes: Probes,
     /// The restart-count poll of this configuration, and what stops it.
     watcher: Option<CancellationToken>,
@@ -147,6 +153,11 @@ impl Running {
         &self.live.config
     }
 
+    /// Why `rollback.kubernetes` cannot roll back, while it cannot.
+    pub fn page_only(&self) -> Option<&cluster::PageOnly> {
+        self.live.found.page_only.as_ref()
+    }
+
     /// Stop probing, let actions in flight finish (bounded), stop serving.
     pub async fn shutdown(self) {
         self.stop.cancel();
@@ -177,8 +188,8 @@ pub async fn start(
     let config = Arc::new(config);
     let telemetry = Telemetry::new(&config.service);
     let now = Instant::now();
-    let (revision, cluster) = identify(&config, &options).await?;
-    let named = cluster.is_some() || options.revision_named;
+    let (revision, found) = identify(&config, &options, &telemetry, None).await;
+    let named = found.cluster.is_some() || options.revision_named;
     if !named {
         tracing::warn!(
             revision = revision.id.as_str(),
@@ -195,7 +206,7 @@ pub async fn start(
         actions: &actions,
         revision: &revision,
     };
-    let built = Generation::build(0, config.clone(), cluster, ReceiverChanges::ALL, &env)?;
+    let built = Generation::build(0, config.clone(), found, ReceiverChanges::ALL, &env)?;
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
 
@@ -253,6 +264,7 @@ pub async fn start(
         )
         .revision_named(named),
     );
+    shared.set_page_only(built.page_only.clone());
     tasks.spawn(server::serve(
         listener,
         shared.clone(),
@@ -277,7 +289,10 @@ pub async fn start(
             config,
             options,
             revision,
-            cluster: built.cluster,
+            found: InCluster {
+                cluster: built.cluster,
+                page_only: built.page_only,
+            },
             probes,
             watcher,
             restarts: restart_tx,
@@ -311,38 +326,6 @@ fn status_url(addr: SocketAddr) -> String {
     } else {
         format!("http://{addr}/status")
     }
-}
-
-/// The revision to guard and, in Kubernetes, who this pod is.
-async fn identify(
-    config: &Config,
-    options: &Options,
-) -> Result<(Revision, Option<(cluster::Connection, cluster::Identity)>), StartError> {
-    let now = Instant::now();
-    let Some(RollbackBackend::Kubernetes(k)) = &config.rollback.backend else {
-        let revision = Revision {
-            id: options.revision.clone(),
-            since: now,
-        };
-        return Ok((revision, None));
-    };
-    let ctx = options.kubernetes.clone().ok_or(StartError::NotInPod)?;
-    let id =
-        cluster::Identity::discover(&ctx, k.deployment.as_deref(), k.namespace.as_deref()).await?;
-    id.check_permissions(&ctx).await?;
-    tracing::info!(
-        deployment = id.deployment.as_str(),
-        replicaset = id.replicaset.as_str(),
-        revision = id.revision,
-        age_seconds = id.age.as_secs(),
-        "guarding this pod's Deployment revision"
-    );
-    let since = now.checked_sub(id.age).unwrap_or(now);
-    let revision = Revision {
-        id: id.revision.to_string(),
-        since,
-    };
-    Ok((revision, Some((ctx, id))))
 }
 
 /// What the engine reads.
@@ -393,6 +376,7 @@ async fn engine_loop(
                 if now >= next_tick {
                     next_tick = now + TICK;
                     engine.publish_slos(now);
+                    engine.roll_history(now);
                     engine.evaluate(now, Scope::Tick)
                 } else if engine.next_deadline().is_some_and(|d| d <= now) {
                     engine.evaluate(now, Scope::Tick)

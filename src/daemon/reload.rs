@@ -48,9 +48,12 @@ impl Running {
     /// probes, windows and states of targets and rules that did not change
     /// (by name, see `ConfigDiff`), the rollback guard, a pause, open
     /// incidents, receivers whose settings did not change. Returns false
-    /// when it equals the current one. On error nothing changed.
+    /// when it equals the current one, unless backstop runs in page-only
+    /// mode: then the same configuration is a new try to find the pod in
+    /// the cluster. On error nothing changed.
     pub async fn reload(&mut self, config: Config) -> Result<bool, ReloadError> {
-        if config == *self.live.config {
+        let same = config == *self.live.config;
+        if same && self.live.found.page_only.is_none() {
             return Ok(false);
         }
         if config.listen != self.live.config.listen {
@@ -59,25 +62,38 @@ impl Running {
         let config = Arc::new(config);
         let diff = ConfigDiff::new(&self.live.config, &config);
         // Everything that can fail, before anything changes.
-        let cluster = match (&config.rollback.backend, &self.live.cluster) {
-            (Some(RollbackBackend::Kubernetes(_)), Some(c)) => Some(c.clone()),
+        let found = match (&config.rollback.backend, &self.live.found.cluster) {
+            (Some(RollbackBackend::Kubernetes(_)), Some(_)) => self.live.found.clone(),
+            // Not found yet (page-only mode): a reload is the way to try again.
             (Some(RollbackBackend::Kubernetes(_)), None) => {
-                identify(&config, &self.live.options).await?.1
+                let known = self.live.found.page_only.as_ref();
+                identify(&config, &self.live.options, &self.telemetry, known)
+                    .await
+                    .1
             }
-            _ => None,
+            _ => {
+                self.telemetry.page_only(None);
+                InCluster::default()
+            }
         };
+        if same && found.page_only.is_some() {
+            // Still page-only: nothing to rebuild, only what /status says.
+            self.live.shared.set_page_only(found.page_only.clone());
+            self.live.found = found;
+            return Ok(false);
+        }
         let number = self.live.generation + 1;
-        let built =
-            Generation::build(number, config.clone(), cluster, diff.receivers, &self.env())?;
+        let built = Generation::build(number, config.clone(), found, diff.receivers, &self.env())?;
         // The restart poll carries on unless what it watches changed.
         let new_watcher = self.live.config.restarts_window() != config.restarts_window()
-            || self.live.cluster.is_some() != built.cluster.is_some();
+            || self.live.found.cluster.is_some() != built.cluster.is_some();
         let watcher = new_watcher
             .then(|| built.restart_watcher(&self.live.options))
             .flatten();
 
         let Generation {
             cluster,
+            page_only,
             requests,
             prober,
             backend,
@@ -128,7 +144,8 @@ impl Running {
                 live.watcher = Some(token);
             }
         }
-        live.cluster = cluster;
+        live.shared.set_page_only(page_only.clone());
+        live.found = InCluster { cluster, page_only };
         live.generation = number;
         live.shared.set_config(config.clone());
         live.config = config;
@@ -186,6 +203,9 @@ pub async fn run(
     let mut poll = tokio::time::interval(watch);
     poll.set_missed_tick_behavior(MissedTickBehavior::Skip);
     poll.reset();
+    let mut retry = tokio::time::interval(running.live.options.page_only_retry);
+    retry.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    retry.reset();
     loop {
         tokio::select! {
             // Shutdown first: nothing here may hold it up.
@@ -207,6 +227,17 @@ pub async fn run(
                 reader.start(Trigger::Hangup, seen.as_ref());
             }
             _ = poll.tick() => reader.start(Trigger::Poll, seen.as_ref()),
+            // Page-only mode: the same configuration, another try.
+            _ = retry.tick(), if running.page_only().is_some() => {
+                let config = (*running.live.config).clone();
+                match running.reload(config).await {
+                    Ok(_) if running.page_only().is_none() => {
+                        tracing::info!("found this pod in the cluster again: automatic rollback is on");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "page-only mode: trying again later"),
+                }
+            }
         }
     }
     tracing::info!("shutting down");

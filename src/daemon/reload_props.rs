@@ -123,7 +123,7 @@ async fn run(first: Shape, steps: Vec<Step>) {
     let mut before = current.clone();
     let telemetry = crate::daemon::Telemetry::new("checkout");
     let mut engine = Engine::new(current.clone(), telemetry.engine.clone(), Instant::now());
-    let backend = Backend::from_config(&current, None).unwrap();
+    let backend = Backend::from_config(&current, None, None).unwrap();
     let revision = Revision {
         id: "v2".into(),
         since: Instant::now(),
@@ -158,7 +158,7 @@ async fn run(first: Shape, steps: Vec<Step>) {
                 let reconfigure = Reconfigure {
                     generation,
                     config: next.clone(),
-                    backend: Backend::from_config(&next, None).unwrap(),
+                    backend: Backend::from_config(&next, None, None).unwrap(),
                     receivers: Receivers::default(),
                     changes: ReceiverChanges::default(),
                     carried,
@@ -189,6 +189,7 @@ async fn run(first: Shape, steps: Vec<Step>) {
                         }
                     },
                     counted: true,
+                    scraped: None,
                 };
                 match engine.record(&sample) {
                     Some(t) => {

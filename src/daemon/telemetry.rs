@@ -80,6 +80,7 @@ pub struct Telemetry {
     revision_unnamed: IntGauge,
     config_reloads: IntCounterVec,
     config_last_reload_successful: IntGauge,
+    page_only: IntGaugeVec,
 }
 
 impl Telemetry {
@@ -120,6 +121,12 @@ impl Telemetry {
                 "backstop_config_last_reload_successful",
                 "0 when the last configuration reload was rejected: the file on disk is not what runs.",
             ),
+            page_only: registry.gauge(
+                "backstop_rollback_page_only",
+                "1 when rollback.kubernetes cannot roll back and backstop only pages, by cause \
+                 (not_in_pod, forbidden, unreachable, setup); /status says what to fix.",
+                &["cause"],
+            ),
             registry,
             events,
         };
@@ -141,6 +148,21 @@ impl Telemetry {
             .with_label_values(&[service, revision])
             .set(1);
         self.revision_unnamed.set(i64::from(!named));
+    }
+
+    /// Page-only mode began (`Some`, why) or does not hold (`None`).
+    pub fn page_only(&self, cause: Option<crate::cluster::Cause>) {
+        use crate::cluster::Cause;
+        for c in [
+            Cause::NotInPod,
+            Cause::Forbidden,
+            Cause::Unreachable,
+            Cause::Setup,
+        ] {
+            self.page_only
+                .with_label_values(&[c.metric_label()])
+                .set(i64::from(cause == Some(c)));
+        }
     }
 
     /// A configuration reload ended.

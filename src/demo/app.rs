@@ -19,6 +19,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+pub mod pager;
+
 /// How a version of the app answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Behaviour {
@@ -76,6 +78,8 @@ struct State {
     previous: Option<(String, Behaviour)>,
     leaked: u32,
     rollbacks: Vec<RollbackCall>,
+    /// PagerDuty events taken on `/v2/enqueue`, in order.
+    pages: Vec<serde_json::Value>,
     refusing: bool,
     /// Statuses the rollback webhook answers before it accepts one.
     webhook_failures: std::collections::VecDeque<u16>,
@@ -89,6 +93,8 @@ pub struct SampleApp {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
     version_tx: watch::Sender<String>,
+    /// How many PagerDuty events the app has taken.
+    pages_tx: watch::Sender<usize>,
     server: Mutex<Option<JoinSet<()>>>,
 }
 
@@ -103,16 +109,19 @@ impl SampleApp {
             previous: None,
             leaked: 0,
             rollbacks: Vec::new(),
+            pages: Vec::new(),
             refusing: false,
             webhook_failures: Default::default(),
             since: Instant::now(),
             rng: StdRng::seed_from_u64(0),
         }));
         let (version_tx, _) = watch::channel(version.to_string());
+        let (pages_tx, _) = watch::channel(0);
         let app = SampleApp {
             addr,
             state,
             version_tx,
+            pages_tx,
             server: Mutex::new(None),
         };
         app.serve(listener);
@@ -122,17 +131,17 @@ impl SampleApp {
     fn serve(&self, listener: TcpListener) {
         let mut set = JoinSet::new();
         let state = self.state.clone();
-        let version_tx = self.version_tx.clone();
+        let txs = (self.version_tx.clone(), self.pages_tx.clone());
         set.spawn(async move {
             let mut conns = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let state = state.clone();
-                let version_tx = version_tx.clone();
+                let txs = txs.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let state = state.clone();
-                    let version_tx = version_tx.clone();
+                    let txs = txs.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(handle(&state, &version_tx, req).await)
+                        Ok::<_, std::convert::Infallible>(handle(&state, &txs, req).await)
                     }
                 });
                 conns.spawn(async move {
@@ -205,6 +214,16 @@ impl SampleApp {
     pub fn rollbacks(&self) -> Vec<RollbackCall> {
         self.state().rollbacks.clone()
     }
+
+    /// The PagerDuty events the app took on `/v2/enqueue`, in order.
+    pub fn pages(&self) -> Vec<serde_json::Value> {
+        self.state().pages.clone()
+    }
+
+    /// Notified with the count whenever the app takes a PagerDuty event.
+    pub fn pages_taken(&self) -> watch::Receiver<usize> {
+        self.pages_tx.subscribe()
+    }
 }
 
 impl State {
@@ -242,17 +261,20 @@ type Reply = Response<Full<Bytes>>;
 
 async fn handle(
     state: &Mutex<State>,
-    version_tx: &watch::Sender<String>,
+    (version_tx, pages_tx): &(watch::Sender<String>, watch::Sender<usize>),
     req: Request<Incoming>,
 ) -> Reply {
     let path = req.uri().path().to_string();
-    if path == "/admin/rollback" {
+    if path == "/admin/rollback" || path == "/v2/enqueue" {
         let body = req
             .into_body()
             .collect()
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
+        if path == "/v2/enqueue" {
+            return page(state, pages_tx, &body);
+        }
         return rollback(state, version_tx, &body);
     }
     let health = path == "/health" || path == "/ready";
@@ -366,6 +388,21 @@ fn rollback(state: &Mutex<State>, version_tx: &watch::Sender<String>, body: &[u8
     )
 }
 
+/// A PagerDuty event: kept and counted if PagerDuty would take it.
+fn page(state: &Mutex<State>, pages_tx: &watch::Sender<usize>, body: &[u8]) -> Reply {
+    let event: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let (status, answer) = pager::answer(&event);
+    if status == 202 {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.pages.push(event);
+        let taken = s.pages.len();
+        drop(s);
+        pages_tx.send_replace(taken);
+    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    json(status, answer)
+}
+
 fn json(status: StatusCode, v: serde_json::Value) -> Reply {
     reply(status, "application/json", v.to_string())
 }
@@ -402,6 +439,7 @@ mod tests {
             previous: None,
             leaked: 0,
             rollbacks: Vec::new(),
+            pages: Vec::new(),
             refusing: false,
             webhook_failures: Default::default(),
             since: Instant::now(),

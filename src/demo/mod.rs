@@ -1,8 +1,10 @@
 //! `backstop demo`: the first thing a new user runs. It starts the sample
 //! app on loopback, deploys a bad "v2", starts backstop guarding it with a
-//! webhook rollback pointed at the app, and prints what happens as it
-//! happens. Nothing about the decision is scripted: the probes are real
-//! HTTP, the rules and the rollback are the same code as in production.
+//! webhook rollback and a PagerDuty receiver both pointed at the app, and
+//! prints what happens as it happens: the failure, the rollback, and the
+//! incident opened, updated with the rollback and left open for a person.
+//! Nothing about the decision is scripted: the probes, the rollback and the
+//! PagerDuty events are real HTTP, and the same code as in production.
 
 pub mod app;
 
@@ -47,16 +49,19 @@ rules:
   - name: health-down
     when: {{ consecutive_failures: 3, target: health }}
     for: 1s
-    do: [rollback]
+    do: [rollback, page]
   - name: analytics-errors
     when: {{ error_rate: {{ above: "20%", window: 1m, target: analytics-executive }} }}
     for: 2s
-    do: [rollback]
+    do: [rollback, page]
 rollback:
   webhook: {{ url: {app}/admin/rollback }}
   bake: 30m
   cooldown: 10m
-"#
+page:
+  pagerduty: {{ routing_key: {key}, url: {app}/v2/enqueue }}
+"#,
+        key = app::pager::ROUTING_KEY
     )
 }
 
@@ -78,13 +83,14 @@ pub async fn run() -> anyhow::Result<()> {
         app.url("")
     );
     println!("  backstop    http://{admin}/status  (and /metrics)");
-    println!("  rules       health-down: health fails 3 times in a row, for 1s → rollback");
+    println!("  rules       health-down: health fails 3 times in a row, for 1s → rollback, page");
     println!(
-        "              analytics-errors: analytics error rate above 20% over 1m, for 2s → rollback"
+        "              analytics-errors: analytics error rate above 20% over 1m, for 2s → rollback, page"
     );
+    println!("  rollback    webhook POST {}", app.url("/admin/rollback"));
     println!(
-        "  rollback    webhook POST {}\n",
-        app.url("/admin/rollback")
+        "  pagerduty   Events API v2 POST {} (the sample app plays PagerDuty)\n",
+        app.url("/v2/enqueue")
     );
 
     let t0 = Instant::now();
@@ -101,6 +107,7 @@ pub async fn run() -> anyhow::Result<()> {
 
     let mut events = running.events();
     let mut versions = app.versions();
+    let mut pages = app.pages_taken();
     let mut story = Story {
         t0,
         first_failure: None,
@@ -108,6 +115,8 @@ pub async fn run() -> anyhow::Result<()> {
         not_ok: Vec::new(),
         fired_any: false,
         last_ok: Default::default(),
+        pages_shown: 0,
+        left_open: false,
     };
     let deadline = tokio::time::sleep(DEADLINE);
     tokio::pin!(deadline);
@@ -122,6 +131,12 @@ pub async fn run() -> anyhow::Result<()> {
                     let v = versions.borrow_and_update().clone();
                     say("app", &format!("now serving {v} again (the webhook rolled it back)"));
                     story.rolled_back_at = Some(t0.elapsed());
+                }
+            }
+            taken = pages.changed() => {
+                if taken.is_ok() {
+                    pages.borrow_and_update();
+                    story.show_pages(&app.pages(), &say);
                 }
             }
             e = events.recv() => match e {
@@ -150,11 +165,34 @@ struct Story {
     not_ok: Vec<String>,
     fired_any: bool,
     last_ok: std::collections::HashMap<String, bool>,
+    /// PagerDuty events the app took that the timeline has shown.
+    pages_shown: usize,
+    /// backstop left the incident open for a person.
+    left_open: bool,
 }
 
 impl Story {
     fn done(&self) -> bool {
-        self.rolled_back_at.is_some() && self.fired_any && self.not_ok.is_empty()
+        self.rolled_back_at.is_some() && self.fired_any && self.not_ok.is_empty() && self.left_open
+    }
+
+    /// The PagerDuty events the app took since the last call, as the
+    /// incident's story: opened, updated, resolved.
+    fn show_pages(&mut self, pages: &[serde_json::Value], say: &impl Fn(&str, &str)) {
+        for (i, e) in pages.iter().enumerate().skip(self.pages_shown) {
+            let opened = !pages[..i]
+                .iter()
+                .any(|p| p["dedup_key"] == e["dedup_key"] && p["event_action"] == "trigger");
+            let what = match e["event_action"].as_str() {
+                Some("trigger") if opened => "incident OPENED",
+                Some("trigger") => "incident updated",
+                Some("resolve") => "incident resolved",
+                _ => "event",
+            };
+            let summary = e["payload"]["summary"].as_str().unwrap_or("");
+            say("pagerduty", &format!("{what}: {summary}"));
+        }
+        self.pages_shown = pages.len();
     }
 
     fn show(&mut self, e: &Event, say: &impl Fn(&str, &str)) {
@@ -210,6 +248,17 @@ impl Story {
                 "rollback",
                 &format!("{rule} asks the webhook to roll back revision {revision}"),
             ),
+            // The app, playing PagerDuty, shows what it took.
+            Event::Action(r) if r.action == "page" && r.outcome == "triggered" => {}
+            Event::Action(r) if r.outcome == "left_open" => {
+                if !self.left_open {
+                    say(
+                        "pagerduty",
+                        "incident LEFT OPEN: v2 was rolled back, so a person decides what next",
+                    );
+                }
+                self.left_open = true;
+            }
             Event::Action(r) => say(r.action, &format!("{}: {}", r.outcome, r.detail)),
         }
     }
@@ -217,9 +266,10 @@ impl Story {
     fn summary(&self) {
         match (self.first_failure, self.rolled_back_at) {
             (Some(f), Some(r)) => println!(
-                "v2 started failing {:.1}s after the deploy; backstop rolled it back {:.1}s later, and every rule is ok again.",
+                "v2 started failing {:.1}s after the deploy; backstop rolled it back {:.1}s later, and every rule is ok again.\nThe PagerDuty incident was opened, updated with the rollback, and left open for a person ({} events, one incident).",
                 f.as_secs_f64(),
-                r.saturating_sub(f).as_secs_f64()
+                r.saturating_sub(f).as_secs_f64(),
+                self.pages_shown
             ),
             _ => println!("the story ended without a failure or a rollback."),
         }

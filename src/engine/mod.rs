@@ -9,18 +9,24 @@ use crate::config::{Condition, Config, Containers};
 use crate::probe::{Outcome, Sample};
 use crate::rules::{self, Evidence, Machine, Observations, State, Transition};
 use crate::slo;
-use crate::window::{Counts, Stats, Window};
+use crate::window::{Spread, Stats, Window};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
+mod history;
 mod reload;
 mod telemetry;
+pub use history::{POINTS as HISTORY_POINTS, STEP as HISTORY_STEP, Series, TargetHistory};
+use history::{SloTrack, TargetTrack};
+mod traffic;
 use reload::Previous;
 pub use reload::{Carried, Dropped};
 pub use telemetry::{TargetHealth, Telemetry, Transitioned};
+use traffic::TrafficState;
+pub use traffic::{LastScrape, Metrics as TrafficMetrics};
 
 /// A rule reading more targets than this is assessed in batches (at most
 /// `BATCH` after a sample), not on every sample: assessing it costs a read
@@ -70,16 +76,20 @@ struct TargetState {
     window: Window,
     consecutive_failures: u32,
     /// When the first counted probe started: a window younger than a
-    /// rule's span is judged with the time before it taken as healthy.
+    /// rule's span is young (judged on a bound, see `crate::slo`).
     first: Option<Instant>,
     last: Option<LastProbe>,
+    /// The last failed probe, kept after the target recovers.
+    last_failure: Option<LastProbe>,
     /// Probes seen, counted or not.
     probes: u64,
     health: TargetHealth,
+    /// The last 15 minutes, for the charts.
+    track: TargetTrack,
 }
 
 #[derive(Debug, Clone, Serialize)]
-struct LastProbe {
+pub struct LastProbe {
     #[serde(skip)]
     at: Instant,
     success: bool,
@@ -91,7 +101,8 @@ struct LastProbe {
 struct RuleState {
     machine: Machine,
     evidence: Option<Evidence>,
-    /// The last assessment: None while there were too few samples to judge.
+    /// The last assessment: None while there were too few samples to judge
+    /// (or a young window's evidence did not decide).
     breached: Option<bool>,
     /// Reads more than `WIDE` targets: assessed in batches.
     wide: bool,
@@ -106,9 +117,13 @@ pub struct Engine {
     batch_due: Option<Instant>,
     telemetry: Telemetry,
     targets: Vec<TargetState>,
+    /// Per traffic entry (source `targets.len() + i`).
+    traffic: Vec<TrafficState>,
     /// Per SLO, per target: index of the SLO's latency threshold in that target's window.
     slo_thresholds: Vec<Vec<Option<usize>>>,
     rules: Vec<RuleState>,
+    /// Per SLO: its burn rate over the last 15 minutes.
+    slo_tracks: Vec<SloTrack>,
     started: Instant,
     /// Container restarts seen (per container name), newest last, within
     /// `restarts_window`.
@@ -160,9 +175,16 @@ impl Engine {
                 consecutive_failures: 0,
                 first: None,
                 last: None,
+                last_failure: None,
                 probes: 0,
                 health: telemetry.target_health(&target.name),
+                track: TargetTrack::new(now),
             })
+            .collect();
+        let traffic = config
+            .traffic
+            .iter()
+            .map(|t| TrafficState::new(t, config.slos.len(), horizon, now))
             .collect();
         let rules = config
             .rules
@@ -175,6 +197,7 @@ impl Engine {
             })
             .collect();
         let restarts_window = config.restarts_window().unwrap_or_default();
+        let slo_tracks = config.slos.iter().map(|_| SloTrack::new(now)).collect();
         let engine = Engine {
             config,
             generation: 0,
@@ -182,8 +205,10 @@ impl Engine {
             batch_due: None,
             telemetry,
             targets,
+            traffic,
             slo_thresholds,
             rules,
+            slo_tracks,
             started: now,
             restarts: VecDeque::new(),
             restarts_window,
@@ -225,6 +250,7 @@ impl Engine {
     }
 
     fn record_at(&mut self, index: usize, s: &Sample) {
+        self.record_traffic(index, s);
         let t = &mut self.targets[index];
         let (reason, detail) = match &s.outcome {
             Outcome::Success { .. } => (None, None),
@@ -232,13 +258,17 @@ impl Engine {
                 (Some(reason.metric_label()), Some(detail.clone()))
             }
         };
-        t.last = Some(LastProbe {
+        let last = LastProbe {
             at: s.at,
             success: s.outcome.is_success(),
             latency_seconds: s.latency.as_secs_f64(),
             reason,
             detail,
-        });
+        };
+        if !last.success {
+            t.last_failure = Some(last.clone());
+        }
+        t.last = Some(last);
         t.probes += 1;
         if !s.counted {
             return;
@@ -246,12 +276,43 @@ impl Engine {
         let ok = s.outcome.is_success();
         t.first.get_or_insert(s.at);
         t.window.record(s.at, ok, s.latency);
+        t.track.record(s.at, ok, s.latency);
         t.consecutive_failures = if ok {
             0
         } else {
             t.consecutive_failures.saturating_add(1)
         };
         t.health.set(ok, t.consecutive_failures);
+    }
+
+    /// Hand a scrape of target `index` to the traffic entries that read it;
+    /// the body is parsed once for all of them. A failure during warm-up
+    /// is not counted, as for any probe.
+    fn record_traffic(&mut self, index: usize, s: &Sample) {
+        if !s.counted {
+            return;
+        }
+        let config = &self.config;
+        let mut readers = config
+            .traffic
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.from == index)
+            .map(|(i, _)| i)
+            .peekable();
+        if readers.peek().is_none() {
+            return;
+        }
+        // The prober parsed it already; it cannot fail here.
+        let parsed = s
+            .scraped
+            .as_ref()
+            .and_then(|b| crate::traffic::parse(&b.body, b.format).ok());
+        let metrics = &self.telemetry.traffic;
+        for i in readers {
+            let source = config.targets.len() + i;
+            self.traffic[i].scraped(config, source, s, parsed.as_ref(), metrics);
+        }
     }
 
     /// Record what the last look at the revision's pods found.
@@ -284,7 +345,7 @@ impl Engine {
             let relevant = match scope {
                 Scope::Tick => true,
                 Scope::Batch => wide,
-                Scope::Target(t) => reads_target(&self.config, &rule.when, t),
+                Scope::Target(t) => reads_scrape(&self.config, &rule.when, t),
                 Scope::Restarts => matches!(rule.when, Condition::Restarts { .. }),
             };
             if !relevant {
@@ -353,31 +414,48 @@ impl Engine {
         self.targets.iter().all(|t| t.last.is_some())
     }
 
-    /// Refresh the SLO gauges (done on the tick, not per sample).
+    /// Refresh the SLO gauges, and say which traffic has no data (done on
+    /// the tick, not per sample).
     pub fn publish_slos(&self, now: Instant) {
+        let span = crate::config::DEFAULT_STATUS_WINDOW;
+        for (t, state) in self.config.traffic.iter().zip(&self.traffic) {
+            let idle = state.counts(span, now).total() == 0;
+            self.telemetry
+                .traffic
+                .no_traffic
+                .with_label_values(&[t.name.as_str()])
+                .set(i64::from(idle));
+        }
         for (i, s) in self.config.slos.iter().enumerate() {
             for span in slo_windows(&self.config, i) {
-                let (good, total) = self.slo_counts(i, span, now);
-                self.telemetry.slo(
-                    &s.name,
-                    span,
-                    &slo::evaluate(good, total, s.objective, span),
-                );
+                self.telemetry
+                    .slo(&s.name, span, &self.slo_window(i, span, now));
             }
         }
     }
 
-    fn slo_counts(&self, slo: usize, span: Duration, now: Instant) -> (u64, u64) {
-        let s = &self.config.slos[slo];
-        s.targets.iter().fold((0, 0), |(good, total), &t| {
-            let w = &self.targets[t].window;
-            let c = w.counts(span, now);
-            let g = match self.slo_thresholds[slo][t] {
-                Some(th) => w.good_within(span, now, th),
-                None => c.good,
-            };
-            (good + g, total + c.total())
-        })
+    /// Close the chart steps that ended by `now` (done on the tick): each
+    /// SLO's point is its burn rate over its shortest reported window, the
+    /// same number `/status` and the gauges show.
+    pub fn roll_history(&mut self, now: Instant) {
+        for t in &mut self.targets {
+            t.track.roll(now);
+        }
+        for i in 0..self.slo_tracks.len() {
+            if !self.slo_tracks[i].due(now) {
+                continue;
+            }
+            let burn_rate = slo_windows(&self.config, i)
+                .into_iter()
+                .min()
+                .and_then(|span| self.slo_window(i, span, now).burn_rate);
+            self.slo_tracks[i].roll(now, || burn_rate);
+        }
+    }
+
+    /// One SLO over one window, exactly as its burn-rate rules judge it.
+    fn slo_window(&self, slo: usize, span: Duration, now: Instant) -> slo::SloWindow {
+        rules::slo_window(&self.config, slo, span, &View { engine: self, now })
     }
 }
 
@@ -421,6 +499,18 @@ fn read_targets(config: &Config, when: &Condition) -> Vec<usize> {
     }
 }
 
+/// Whether a new sample of `target`, or of the traffic its scrape feeds,
+/// can change this condition's verdict.
+fn reads_scrape(config: &Config, when: &Condition, target: usize) -> bool {
+    let n = config.targets.len();
+    reads_target(config, when, target)
+        || config
+            .traffic
+            .iter()
+            .enumerate()
+            .any(|(i, t)| t.from == target && reads_target(config, when, n + i))
+}
+
 /// Whether a new sample of `target` can change this condition's verdict.
 fn reads_target(config: &Config, when: &Condition, target: usize) -> bool {
     match when {
@@ -440,25 +530,79 @@ struct View<'a> {
 }
 
 impl Observations for View<'_> {
-    fn counts(&self, target: Option<usize>, span: Duration) -> Counts {
+    fn spread(&self, target: Option<usize>, span: Duration) -> Spread {
+        let of = |t: &TargetState| t.window.spread(span, self.now, None);
         match target {
-            Some(t) => self.engine.targets[t].window.counts(span, self.now),
+            Some(t) => match self.engine.config.traffic_index(t) {
+                Some(i) => self.engine.traffic[i].spread(span, self.now),
+                None => of(&self.engine.targets[t]),
+            },
             None => self
                 .engine
                 .targets
                 .iter()
-                .map(|t| t.window.counts(span, self.now))
-                .fold(Counts::default(), |a, b| a + b),
+                .map(of)
+                .fold(Spread::default(), |a, b| a + b),
         }
     }
     fn stats(&self, target: usize, span: Duration) -> Stats {
-        self.engine.targets[target].window.stats(span, self.now)
+        match self.engine.config.traffic_index(target) {
+            Some(i) => Stats {
+                counts: self.engine.traffic[i].counts(span, self.now),
+                latency: Default::default(),
+            },
+            None => self.engine.targets[target].window.stats(span, self.now),
+        }
     }
-    fn slo_counts(&self, slo: usize, span: Duration) -> (u64, u64) {
-        self.engine.slo_counts(slo, span, self.now)
+    fn bucket_percentile(
+        &self,
+        target: usize,
+        span: Duration,
+        percentile: f64,
+    ) -> Option<(Option<Duration>, u64)> {
+        let i = self.engine.config.traffic_index(target)?;
+        Some(self.engine.traffic[i].percentile(span, self.now, percentile))
+    }
+    fn latency_spread(&self, target: usize, span: Duration, above: Duration) -> Spread {
+        // Traffic's latency is judged in its own buckets (bucket_percentile).
+        self.engine
+            .targets
+            .get(target)
+            .map_or_else(Spread::default, |t| {
+                t.window.latency_spread(span, self.now, above)
+            })
+    }
+    fn slo_spread(&self, slo: usize, span: Duration) -> Spread {
+        let e = self.engine;
+        let s = &e.config.slos[slo];
+        let mut all = Spread::default();
+        for &t in &s.targets {
+            all = all
+                + match e.config.traffic_index(t) {
+                    Some(i) => match s.latency_threshold {
+                        None => e.traffic[i].spread(span, self.now),
+                        // A latency SLO over traffic whose threshold is not
+                        // a bucket bound has no exact SLI: no data, so it
+                        // never fires.
+                        Some(_) => match e.traffic[i].within_spread(slo, span, self.now) {
+                            Some(spread) => spread,
+                            None => return Spread::default(),
+                        },
+                    },
+                    None => {
+                        let threshold = e.slo_thresholds[slo][t];
+                        e.targets[t].window.spread(span, self.now, threshold)
+                    }
+                };
+        }
+        all
     }
     fn consecutive_failures(&self, target: usize) -> u32 {
-        self.engine.targets[target].consecutive_failures
+        // Validation keeps consecutive_failures off traffic.
+        self.engine
+            .targets
+            .get(target)
+            .map_or(0, |t| t.consecutive_failures)
     }
     fn restarts(&self, span: Duration, containers: &Containers) -> Option<u32> {
         let e = self.engine;
@@ -472,9 +616,15 @@ impl Observations for View<'_> {
         })
     }
     fn last_failure(&self, target: usize) -> Option<String> {
-        self.engine.targets[target].last.as_ref()?.detail.clone()
+        match self.engine.config.traffic_index(target) {
+            Some(i) => self.engine.traffic[i].last.as_ref()?.detail.clone(),
+            None => self.engine.targets[target].last.as_ref()?.detail.clone(),
+        }
     }
-    fn assumed(&self, target: usize, span: Duration) -> u64 {
+    fn missing(&self, target: usize, span: Duration) -> u64 {
+        if let Some(i) = self.engine.config.traffic_index(target) {
+            return self.engine.traffic[i].missing(span, self.now);
+        }
         let Some(first) = self.engine.targets[target].first else {
             return 0;
         };
@@ -487,9 +637,13 @@ impl Observations for View<'_> {
 }
 
 mod status;
-pub use status::{EngineStatus, RuleStatus, SloStatus, TargetStatus};
+pub use status::{
+    EngineStatus, LastFailure, RuleStatus, SloStatus, TargetStatus, TrafficStatus, TrafficWindow,
+};
 
 #[cfg(test)]
 mod soak;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod young;

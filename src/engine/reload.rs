@@ -90,6 +90,22 @@ impl Engine {
             targets[i] = Some(j);
         }
 
+        // Traffic entries carry over like targets, by name: their counters,
+        // so the next scrape is not a new baseline, and their windows.
+        let n_old = old.config.targets.len();
+        let mut old_traffic: Vec<Option<_>> = old.traffic.into_iter().map(Some).collect();
+        let mut sources = targets.clone();
+        for (i, from) in diff.sources.iter().enumerate().skip(self.targets.len()) {
+            let taken = from.and_then(|j| {
+                let state = old_traffic.get_mut(j.checked_sub(n_old)?)?.take()?;
+                let t = i - self.targets.len();
+                self.traffic[t]
+                    .take_over(state, &self.config, i)
+                    .then_some(j)
+            });
+            sources.push(taken);
+        }
+
         let mut old_rules: Vec<Option<RuleState>> = old.rules.into_iter().map(Some).collect();
         let mut rules: Mapping = vec![None; self.rules.len()];
         for (i, from) in diff.rules.iter().enumerate() {
@@ -97,7 +113,7 @@ impl Engine {
             let rule = &self.config.rules[i];
             let inputs_kept = read_targets(&self.config, &rule.when)
                 .iter()
-                .all(|&t| targets[t].is_some());
+                .all(|&t| sources[t].is_some());
             if !inputs_kept {
                 continue;
             }
@@ -119,6 +135,17 @@ impl Engine {
                 })
             })
             .collect();
+
+        // An SLO's chart carries over by name: its burn rate is the same
+        // series, whatever else changed.
+        let mut old_tracks: Vec<Option<_>> = old.slo_tracks.into_iter().map(Some).collect();
+        for (i, slo) in self.config.slos.iter().enumerate() {
+            if let Some(j) = old.config.slos.iter().position(|o| o.name == slo.name)
+                && let Some(track) = old_tracks[j].take()
+            {
+                self.slo_tracks[i] = track;
+            }
+        }
 
         if old.restarts_window == self.restarts_window {
             self.restarts = old.restarts;
@@ -181,6 +208,7 @@ mod tests {
                 detail: "status 500".into(),
             },
             counted: true,
+            scraped: None,
         }
     }
 

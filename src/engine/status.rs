@@ -1,9 +1,10 @@
 //! What the engine shows `/status`: per target its window statistics and
 //! last probe, per SLO its windows, per rule its state and evidence.
 
-use super::{Engine, LastProbe, slo_windows};
+pub use super::traffic::{TrafficStatus, TrafficWindow};
+use super::{Engine, HISTORY_STEP, LastProbe, Series, TargetHistory, slo_windows};
 use crate::rules::{Evidence, State};
-use crate::slo::{self, SloWindow};
+use crate::slo::SloWindow;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -29,6 +30,12 @@ impl Engine {
                         .as_ref()
                         .map(|l| now.saturating_duration_since(l.at).as_secs_f64()),
                     last_probe: t.last.clone(),
+                    last_failure: t.last_failure.as_ref().map(|f| LastFailure {
+                        seconds_ago: now.saturating_duration_since(f.at).as_secs_f64(),
+                        reason: f.reason.unwrap_or("failed"),
+                        detail: f.detail.clone().unwrap_or_default(),
+                    }),
+                    history: t.track.history(),
                     window_seconds: span.as_secs_f64(),
                     good: stats.counts.good,
                     bad: stats.counts.bad,
@@ -45,6 +52,11 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, s)| SloStatus {
+                burn_rate_history: self.slo_tracks[i].burn_rate().clone(),
+                burn_rate_history_window_seconds: slo_windows(&self.config, i)
+                    .into_iter()
+                    .min()
+                    .map(|d| d.as_secs_f64()),
                 name: s.name.clone(),
                 objective: s.objective,
                 // 0.999 × 100 is 99.89999999999999 in binary; the config said 99.9.
@@ -52,10 +64,7 @@ impl Engine {
                 latency_threshold_seconds: s.latency_threshold.map(|d| d.as_secs_f64()),
                 windows: slo_windows(&self.config, i)
                     .into_iter()
-                    .map(|span| {
-                        let (good, total) = self.slo_counts(i, span, now);
-                        slo::evaluate(good, total, s.objective, span)
-                    })
+                    .map(|span| self.slo_window(i, span, now))
                     .collect(),
             })
             .collect();
@@ -80,7 +89,9 @@ impl Engine {
         EngineStatus {
             ready: self.ready(),
             uptime_seconds: now.saturating_duration_since(self.started).as_secs_f64(),
+            history_step_seconds: HISTORY_STEP.as_secs_f64(),
             targets,
+            traffic: self.traffic_status(now),
             slos,
             rules,
         }
@@ -91,7 +102,11 @@ impl Engine {
 pub struct EngineStatus {
     pub ready: bool,
     pub uptime_seconds: f64,
+    /// Width of one point of every `history` series (oldest point first,
+    /// the last one the most recent completed step).
+    pub history_step_seconds: f64,
     pub targets: Vec<TargetStatus>,
+    pub traffic: Vec<TrafficStatus>,
     pub slos: Vec<SloStatus>,
     pub rules: Vec<RuleStatus>,
 }
@@ -104,6 +119,10 @@ pub struct TargetStatus {
     pub consecutive_failures: u32,
     pub last_probe_seconds_ago: Option<f64>,
     last_probe: Option<LastProbe>,
+    /// The most recent failed probe, kept after the target recovered.
+    pub last_failure: Option<LastFailure>,
+    /// Error ratio and p95 per step over the last 15 minutes.
+    pub history: TargetHistory,
     pub window_seconds: f64,
     pub good: u64,
     pub bad: u64,
@@ -122,6 +141,17 @@ pub struct SloStatus {
     pub objective_percent: f64,
     pub latency_threshold_seconds: Option<f64>,
     pub windows: Vec<SloWindow>,
+    /// The burn rate over the shortest window, one point per step.
+    pub burn_rate_history: Series,
+    pub burn_rate_history_window_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastFailure {
+    pub seconds_ago: f64,
+    /// The failure's short reason (`status`, `timeout`, `body`, …).
+    pub reason: &'static str,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

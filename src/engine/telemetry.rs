@@ -25,10 +25,13 @@ pub struct Telemetry {
     consecutive_failures: IntGaugeVec,
     sli: GaugeVec,
     burn_rate: GaugeVec,
+    burn_rate_at_least: GaugeVec,
+    young: IntGaugeVec,
     budget_remaining: GaugeVec,
     rule_state: IntGaugeVec,
     rule_transitions: IntCounterVec,
     events: Emitter<Transitioned>,
+    pub(super) traffic: super::traffic::Metrics,
 }
 
 /// `backstop_target_up` and `backstop_target_consecutive_failures` of one
@@ -69,6 +72,19 @@ impl Telemetry {
                 "Error ratio divided by the error budget (1 - objective) over a window.",
                 &["slo", "window"],
             ),
+            burn_rate_at_least: registry.gauge_f(
+                "backstop_slo_burn_rate_at_least",
+                "The burn rate rules judge an SLO window on: while the window is young \
+                 (backstop_slo_window_young 1), the lower bound over the full window at 99% \
+                 confidence; once full, backstop_slo_burn_rate.",
+                &["slo", "window"],
+            ),
+            young: registry.gauge(
+                "backstop_slo_window_young",
+                "1 while the SLO window is younger than its span (a new pod) and judged on \
+                 backstop_slo_burn_rate_at_least, 0 once full.",
+                &["slo", "window"],
+            ),
             budget_remaining: registry.gauge_f(
                 "backstop_slo_error_budget_remaining_ratio",
                 "1 - burn rate over a window; negative when the window overspent its budget.",
@@ -85,6 +101,7 @@ impl Telemetry {
                 &["rule", "to"],
             ),
             events,
+            traffic: super::traffic::Metrics::register(registry),
         }
     }
 
@@ -173,6 +190,16 @@ impl Telemetry {
         };
         set(&self.sli, w.sli);
         set(&self.burn_rate, w.burn_rate);
+        set(&self.burn_rate_at_least, w.judged_burn_rate());
         set(&self.budget_remaining, w.budget_remaining);
+        match w.sli {
+            Some(_) => self
+                .young
+                .with_label_values(&labels)
+                .set(i64::from(w.young.is_some())),
+            None => {
+                let _ = self.young.remove_label_values(&labels);
+            }
+        }
     }
 }

@@ -40,6 +40,7 @@ fn sample(target: usize, ok: bool, latency_ms: u64) -> Sample {
             }
         },
         counted: true,
+        scraped: None,
     }
 }
 

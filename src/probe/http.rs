@@ -11,14 +11,25 @@
 //! the target's URL, and stops at the first hop elsewhere.
 
 use super::expect::MAX_BODY;
-use super::{Body, Outcome, Reason, Sample, check};
+use super::{Body, Outcome, Reason, Sample, Scraped, check};
 use crate::config::{Redirects, Target};
 use crate::tls::ClientError;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
+use crate::traffic::{Format, parse};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::redirect;
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
+
+/// What a scrape asks for, as Prometheus does: OpenMetrics 1.0 first, then
+/// text 0.0.4, then anything (read as text 0.0.4, as Prometheus does).
+pub const SCRAPE_ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// A scrape's body is read up to this; a longer one fails the scrape with
+/// reason `truncated`, so an app that floods its /metrics costs at most this
+/// much memory.
+pub const MAX_SCRAPE_BODY: usize = 10 << 20;
 
 /// Most hops a `same-origin` probe follows (reqwest's default limit).
 const MAX_REDIRECTS: usize = 10;
@@ -44,6 +55,8 @@ pub struct Request {
     url: reqwest::Url,
     headers: HeaderMap,
     redirects: Redirects,
+    /// The target is scraped: the body is a metrics exposition.
+    scrape: bool,
 }
 
 impl Request {
@@ -63,11 +76,15 @@ impl Request {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
+        if target.scrape && !headers.contains_key(ACCEPT) {
+            headers.insert(ACCEPT, HeaderValue::from_static(SCRAPE_ACCEPT));
+        }
         Ok(Request {
             method,
             url: target.url.clone(),
             headers,
             redirects: target.follow_redirects,
+            scrape: target.scrape,
         })
     }
 }
@@ -79,6 +96,7 @@ struct Answer {
     truncated: bool,
     /// For a 3xx: where it pointed and why it was not followed.
     redirect: Option<String>,
+    content_type: Option<String>,
 }
 
 /// Same scheme, host and port (the port a scheme implies counts as given).
@@ -162,12 +180,18 @@ impl Prober {
 
     async fn probe_once(&self, target: usize, t: &Target, req: &Request) -> Sample {
         let at = Instant::now();
+        let mut scraped = None;
         let outcome = match tokio::time::timeout(t.timeout, self.exchange(req)).await {
             Err(_) => Outcome::Failure {
                 reason: Reason::Timeout,
                 detail: format!("no complete answer within {:?}", t.timeout),
             },
             Ok(Err(failure)) => failure,
+            Ok(Ok(answer)) if req.scrape => {
+                let (outcome, body) = Prober::scraped(t, at, answer);
+                scraped = body;
+                outcome
+            }
             Ok(Ok(answer)) => {
                 let body = Body {
                     bytes: &answer.body,
@@ -193,7 +217,48 @@ impl Prober {
             latency,
             outcome,
             counted: true,
+            scraped,
         }
+    }
+
+    /// A scrape target's answer: good when its status (and latency) are
+    /// as expected and its body parses in the format its Content-Type names.
+    fn scraped(t: &Target, at: Instant, answer: Answer) -> (Outcome, Option<Scraped>) {
+        if answer.truncated {
+            let outcome = Outcome::Failure {
+                reason: Reason::Truncated,
+                detail: format!(
+                    "the metrics body is longer than {} MiB, the most a scrape reads",
+                    MAX_SCRAPE_BODY >> 20
+                ),
+            };
+            return (outcome, None);
+        }
+        let body = Body {
+            bytes: &[],
+            truncated: false,
+        };
+        let outcome = check(&t.expect, answer.status, body, at.elapsed());
+        if !outcome.is_success() {
+            return (outcome, None);
+        }
+        let format = Format::from_content_type(answer.content_type.as_deref().unwrap_or(""));
+        if let Err(e) = parse(&answer.body, format) {
+            let name = match format {
+                Format::OpenMetrics => "OpenMetrics",
+                Format::Text => "Prometheus text",
+            };
+            let outcome = Outcome::Failure {
+                reason: Reason::Unparsable,
+                detail: format!("the {name} body does not parse: {e}"),
+            };
+            return (outcome, None);
+        }
+        let scraped = Scraped {
+            format,
+            body: answer.body.into(),
+        };
+        (outcome, Some(scraped))
     }
 
     async fn exchange(&self, req: &Request) -> Result<Answer, Outcome> {
@@ -219,6 +284,16 @@ impl Prober {
             .status()
             .is_redirection()
             .then(|| not_followed(req, &resp));
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let cap = if req.scrape {
+            MAX_SCRAPE_BODY
+        } else {
+            MAX_BODY
+        };
         let mut body = Vec::new();
         let mut truncated = false;
         // Read up to the cap and not further: what is past it is not
@@ -226,7 +301,7 @@ impl Prober {
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    let room = MAX_BODY - body.len();
+                    let room = cap - body.len();
                     if chunk.len() > room {
                         body.extend_from_slice(&chunk[..room]);
                         truncated = true;
@@ -248,6 +323,7 @@ impl Prober {
             body,
             truncated,
             redirect,
+            content_type,
         })
     }
 }

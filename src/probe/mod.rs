@@ -9,10 +9,11 @@ mod http;
 mod schedule;
 mod telemetry;
 
-pub use expect::{Body, check, json_path};
+pub use expect::{Body, MAX_BODY, check, json_path};
+pub use http::{MAX_SCRAPE_BODY, SCRAPE_ACCEPT};
 pub use http::{Prober, Request};
 pub use schedule::{Place, Probes, Warmup};
-pub use telemetry::{Probed, Telemetry};
+pub use telemetry::{Change, Probed, Streak, Telemetry};
 
 use std::time::Duration;
 use tokio::time::Instant;
@@ -41,6 +42,9 @@ pub enum Reason {
     Truncated,
     /// Answered correctly but slower than `max_latency`.
     Latency,
+    /// A scrape target's body is not a metrics exposition that parses (its
+    /// detail says which line, and what is wrong there).
+    Unparsable,
 }
 
 impl Reason {
@@ -54,6 +58,7 @@ impl Reason {
             Reason::Json => "json",
             Reason::Truncated => "truncated",
             Reason::Latency => "latency",
+            Reason::Unparsable => "unparsable",
         }
     }
 }
@@ -86,4 +91,20 @@ pub struct Sample {
     /// False for a failure before the target's first success within its
     /// warm-up period: reported, but kept out of windows and rules.
     pub counted: bool,
+    /// A scrape target's body, when it parsed: for its traffic entries.
+    pub scraped: Option<Scraped>,
+}
+
+/// A scrape's body that parsed, passed on for the traffic entries to read.
+#[derive(Clone)]
+pub struct Scraped {
+    pub format: crate::traffic::Format,
+    pub body: std::sync::Arc<[u8]>,
+}
+
+impl std::fmt::Debug for Scraped {
+    // The body may be megabytes: say how long it is, not what it says.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scraped({:?}, {} bytes)", self.format, self.body.len())
+    }
 }

@@ -8,7 +8,7 @@
 //! samples are read against the right target.
 
 use super::http::Request;
-use super::{Prober, Sample, Telemetry};
+use super::{Prober, Sample, Streak, Telemetry};
 use crate::config::{Config, ConfigDiff, Target};
 use crate::tls::ClientError;
 use rand::Rng;
@@ -125,6 +125,8 @@ impl Probes {
             samples: self.samples.clone(),
             telemetry: self.telemetry.clone(),
             warmup: Warmup::new(Instant::now(), target.warmup),
+            streak: Streak::default(),
+            queued: None,
         };
         let cancelled = stop.clone();
         self.tasks.spawn(async move {
@@ -153,6 +155,10 @@ struct TargetLoop {
     samples: mpsc::Sender<Sample>,
     telemetry: Telemetry,
     warmup: Warmup,
+    /// The target's current run of failures, for its log lines.
+    streak: Streak,
+    /// The last scrape body sent on, while the engine has not read it.
+    queued: Option<std::sync::Weak<[u8]>>,
 }
 
 impl TargetLoop {
@@ -175,12 +181,30 @@ impl TargetLoop {
             let place = *self.place.borrow();
             (sample.generation, sample.target) = (place.generation, place.index);
             sample.counted = self.warmup.counts(sample.at, sample.outcome.is_success());
-            self.telemetry.probe(target, &sample);
+            self.telemetry.probe(target, &sample, &mut self.streak);
+            sample.scraped = one_in_flight(&mut self.queued, sample.scraped);
             if self.samples.send(sample).await.is_err() {
                 return;
             }
         }
     }
+}
+
+/// At most one scrape body of a target waits for the engine: while the
+/// last one is unread, a new one is not sent on (the counters it holds are
+/// cumulative, so the next body read counts what this one would have), and
+/// a slow engine costs one body per scrape target, not a queue of them.
+fn one_in_flight(
+    queued: &mut Option<std::sync::Weak<[u8]>>,
+    scraped: Option<super::Scraped>,
+) -> Option<super::Scraped> {
+    if queued.as_ref().is_some_and(|q| q.strong_count() > 0) {
+        return None;
+    }
+    if let Some(s) = &scraped {
+        *queued = Some(std::sync::Arc::downgrade(&s.body));
+    }
+    scraped
 }
 
 /// Which results of one target count while it warms up: a failure before
@@ -209,6 +233,23 @@ impl Warmup {
         self.succeeded |= success;
         counted
     }
+}
+
+#[cfg(test)]
+#[test]
+fn only_one_scrape_body_waits_for_the_engine() {
+    let body = |b: &[u8]| {
+        Some(super::Scraped {
+            format: crate::traffic::Format::Text,
+            body: b.into(),
+        })
+    };
+    let mut queued = None;
+    let first = one_in_flight(&mut queued, body(b"a 1\n")).expect("nothing queued yet");
+    assert!(one_in_flight(&mut queued, body(b"a 2\n")).is_none());
+    // The engine read it: the next one goes.
+    drop(first);
+    assert!(one_in_flight(&mut queued, body(b"a 3\n")).is_some());
 }
 
 /// A random start offset of up to a tenth of the interval (at most 1 s),

@@ -4,44 +4,68 @@
 //! through the `Observations` interface, and never fire on fewer samples
 //! than `min_samples`.
 //!
-//! A window younger than its span (a new pod) is judged as if the part of
-//! the span before the target's first counted probe had been healthy: the
-//! probes that time would have held count as good (and fast). So a short
-//! outage weighs what it weighs in a full window, instead of being a large
-//! share of the few minutes seen so far, and a bad release is caught when
-//! the rule's arithmetic says, whatever the pod's age (10 % errors against
-//! a 14.4× burn over 5m: 0.0144 × 300 s / 0.1 = 43 s).
+//! A window younger than its span (a new pod) is judged on the lower bound
+//! of the error ratio its full window will show ([`crate::slo`] says how);
+//! a full one on the ratio it holds. The same holds for the share of slow
+//! answers behind a latency percentile.
 
 use crate::config::{Condition, Config, Containers, Rule};
-use crate::percent;
 use crate::slo::{self, SloWindow};
-use crate::window::{Counts, Stats};
+use crate::window::{Spread, Stats};
 use serde::Serialize;
-use std::fmt;
 use std::time::Duration;
 use tokio::time::Instant;
 
+mod evidence;
+pub use evidence::Evidence;
+
 /// What rules may ask about the data, answered by the engine.
 pub trait Observations {
-    /// Counts of one target, or of all targets together.
-    fn counts(&self, target: Option<usize>, span: Duration) -> Counts;
+    /// Good and bad probes of one target, or of all targets together, in
+    /// batches (see [`crate::window::Spread`]).
+    fn spread(&self, target: Option<usize>, span: Duration) -> Spread;
     /// Counts and latency histogram of one target.
     fn stats(&self, target: usize, span: Duration) -> Stats;
-    /// (good, total) of an SLO's targets; good honours its latency threshold.
-    fn slo_counts(&self, slo: usize, span: Duration) -> (u64, u64);
+    /// A target's answers in batches, good being "no slower than `above`".
+    fn latency_spread(&self, target: usize, span: Duration, above: Duration) -> Spread;
+    /// An SLO's targets in batches; good honours its latency threshold.
+    fn slo_spread(&self, slo: usize, span: Duration) -> Spread;
+    /// For a source whose latency is the app's own histogram (traffic):
+    /// the percentile as `histogram_quantile` interpolates it, and how many
+    /// requests the buckets counted. None for a probe target.
+    fn bucket_percentile(
+        &self,
+        _target: usize,
+        _span: Duration,
+        _percentile: f64,
+    ) -> Option<(Option<Duration>, u64)> {
+        None
+    }
     /// Counted failures of a target since its last success.
     fn consecutive_failures(&self, target: usize) -> u32;
     /// Text of the target's last failure, for evidence.
     fn last_failure(&self, target: usize) -> Option<String>;
-    /// Probes the target's window lacks for `span` because the target was
-    /// first counted less than `span` ago: the missing time over its
-    /// interval. 0 for a window as old as the span, or one not yet counted.
-    fn assumed(&self, target: usize, span: Duration) -> u64;
+    /// Probes a full window of `span` would hold beyond those the target's
+    /// window has, because the target was first counted less than `span`
+    /// ago. 0 for a window as old as the span, or one not yet counted.
+    fn missing(&self, target: usize, span: Duration) -> u64;
     /// Container restarts of the revision's pods within the span; None until
     /// the pods have been looked at once.
     /// Restarts of `containers` in the revision's pods within `span`;
     /// None until the pods have been looked at.
     fn restarts(&self, span: Duration, containers: &Containers) -> Option<u32>;
+}
+
+/// An SLO over one window, as every rule, `/status` and metric shows it.
+pub fn slo_window(
+    config: &Config,
+    slo: usize,
+    span: Duration,
+    data: &dyn Observations,
+) -> SloWindow {
+    let s = &config.slos[slo];
+    let missing = s.targets.iter().map(|t| data.missing(*t, span)).sum();
+    slo::evaluate(&data.slo_spread(slo, span), missing, s.objective, span)
 }
 
 /// A rule's state.
@@ -64,173 +88,11 @@ impl State {
     }
 }
 
-/// The data behind a verdict: what was measured and what it was compared with.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Evidence {
-    ConsecutiveFailures {
-        target: String,
-        failures: u32,
-        threshold: u32,
-        last_failure: Option<String>,
-    },
-    ErrorRate {
-        /// None: all targets together.
-        target: Option<String>,
-        window_seconds: f64,
-        good: u64,
-        bad: u64,
-        /// Good probes assumed for a young window (see the module docs);
-        /// `error_ratio` is `bad / (good + bad + assumed_good)`.
-        assumed_good: u64,
-        error_ratio: Option<f64>,
-        above: f64,
-        min_samples: u64,
-    },
-    BurnRate {
-        slo: String,
-        objective: f64,
-        factor: f64,
-        short: SloWindow,
-        long: SloWindow,
-        min_samples: u64,
-    },
-    Latency {
-        target: String,
-        percentile: f64,
-        value_seconds: Option<f64>,
-        above_seconds: f64,
-        window_seconds: f64,
-        samples: u64,
-        /// Fast answers assumed for a young window (see the module docs),
-        /// ranked below every sample.
-        assumed_fast: u64,
-        min_samples: u64,
-    },
-    Restarts {
-        window_seconds: f64,
-        /// None until the pods have been looked at.
-        restarts: Option<u32>,
-        above: u32,
-        /// Whose restarts count: `every container but backstop`, `checkout`.
-        containers: String,
-    },
-    /// Not a rule: a person asked through the admin API.
-    Manual { reason: String },
-}
-
-impl fmt::Display for Evidence {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Evidence::ConsecutiveFailures {
-                target,
-                failures,
-                threshold,
-                last_failure,
-            } => {
-                write!(
-                    f,
-                    "{target}: {failures} consecutive failures (threshold {threshold})"
-                )?;
-                if let Some(last) = last_failure {
-                    write!(f, ", last: {last}")?;
-                }
-                Ok(())
-            }
-            Evidence::ErrorRate {
-                target,
-                window_seconds,
-                good,
-                bad,
-                assumed_good,
-                error_ratio,
-                above,
-                ..
-            } => {
-                let scope = target.as_deref().unwrap_or("all targets");
-                write!(
-                    f,
-                    "{scope}: error rate {} over {} ({bad} bad of {}{}), threshold {}",
-                    error_ratio.map_or("n/a".into(), percent::measured),
-                    secs(*window_seconds),
-                    good + bad,
-                    assumed(*assumed_good, "good"),
-                    percent::configured(*above)
-                )
-            }
-            Evidence::BurnRate {
-                slo,
-                factor,
-                short,
-                long,
-                ..
-            } => write!(
-                f,
-                "{slo}: burn rate {} over {}{} and {} over {}{}, threshold {factor}",
-                num(short.burn_rate),
-                secs(short.window_seconds),
-                assumed(short.assumed_good, "good"),
-                num(long.burn_rate),
-                secs(long.window_seconds),
-                assumed(long.assumed_good, "good"),
-            ),
-            Evidence::Latency {
-                target,
-                percentile,
-                value_seconds,
-                above_seconds,
-                window_seconds,
-                samples,
-                assumed_fast,
-                ..
-            } => {
-                write!(
-                    f,
-                    "{target}: p{percentile} {} over {} ({samples} samples{}), threshold {}",
-                    value_seconds.map_or("n/a".to_string(), |v| format!("{:.0}ms", v * 1000.0)),
-                    secs(*window_seconds),
-                    assumed(*assumed_fast, "fast"),
-                    format_args!("{:.0}ms", above_seconds * 1000.0)
-                )
-            }
-            Evidence::Restarts {
-                window_seconds,
-                restarts,
-                above,
-                containers,
-            } => match restarts {
-                Some(n) => write!(
-                    f,
-                    "{n} container restarts ({containers}) of this revision's pods over {}, threshold {above}",
-                    secs(*window_seconds)
-                ),
-                None => f.write_str("the revision's pods have not been looked at yet"),
-            },
-            Evidence::Manual { reason } => write!(f, "asked through the admin API: {reason}"),
-        }
-    }
-}
-
-/// ", N assumed good" for a young window, nothing for a full one.
-fn assumed(n: u64, what: &str) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(", {n} assumed {what} before the first probe")
-    }
-}
-
-fn num(v: Option<f64>) -> String {
-    v.map_or("n/a".into(), |v| format!("{v:.2}"))
-}
-fn secs(s: f64) -> String {
-    humantime::format_duration(Duration::from_secs_f64(s)).to_string()
-}
-
 /// The outcome of assessing a condition once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    /// Some(true) breached, Some(false) clear, None: too few samples to say.
+    /// Some(true) breached, Some(false) clear, None: too few samples to
+    /// say, or a young window whose evidence does not decide (see `decide`).
     pub breached: Option<bool>,
     pub evidence: Evidence,
 }
@@ -243,7 +105,7 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             Verdict {
                 breached: Some(failures >= *count),
                 evidence: Evidence::ConsecutiveFailures {
-                    target: config.targets[*target].name.clone(),
+                    target: config.source_name(*target).to_owned(),
                     failures,
                     threshold: *count,
                     last_failure: data.last_failure(*target),
@@ -256,27 +118,29 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             window,
             min_samples,
         } => {
-            let c = data.counts(*target, *window);
-            let assumed_good = match target {
-                Some(t) => data.assumed(*t, *window),
+            let spread = data.spread(*target, *window);
+            let missing = match target {
+                Some(t) => data.missing(*t, *window),
                 None => (0..config.targets.len())
-                    .map(|t| data.assumed(t, *window))
+                    .map(|t| data.missing(t, *window))
                     .sum(),
             };
-            let error_ratio =
-                (c.total() > 0).then(|| c.bad as f64 / (c.total() + assumed_good) as f64);
+            let (error_ratio, young) = slo::judge(&spread, missing);
+            let judged = young.map(|y| y.error_ratio_at_least);
             Verdict {
-                breached: enough(c.total(), *min_samples)
-                    .then(|| error_ratio.is_some_and(|r| r > *above)),
+                breached: enough(spread.total, *min_samples)
+                    .then(|| decide(error_ratio, judged, *above))
+                    .flatten(),
                 evidence: Evidence::ErrorRate {
-                    target: target.map(|t| config.targets[t].name.clone()),
+                    target: target.map(|t| config.source_name(t).to_owned()),
                     window_seconds: window.as_secs_f64(),
-                    good: c.good,
-                    bad: c.bad,
-                    assumed_good,
+                    good: spread.good,
+                    bad: spread.bad(),
                     error_ratio,
+                    young,
                     above: *above,
                     min_samples: *min_samples,
+                    traffic: target.is_some_and(|t| config.traffic_index(t).is_some()),
                 },
             }
         }
@@ -288,22 +152,25 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             min_samples,
         } => {
             let s = &config.slos[*slo];
-            let window = |span: Duration| {
-                let (good, total) = data.slo_counts(*slo, span);
-                let assumed: u64 = s.targets.iter().map(|t| data.assumed(*t, span)).sum();
-                let mut w = slo::evaluate(good + assumed, total + assumed, s.objective, span);
-                w.assumed_good = assumed;
-                w
-            };
-            let (short_w, long_w) = (window(*short), window(*long));
+            let (short_w, long_w) = (
+                slo_window(config, *slo, *short, data),
+                slo_window(config, *slo, *long, data),
+            );
             // min_samples guards the long window, which carries the verdict; the
             // short one only confirms the burn is still going on, and on a single
             // 1 s target a 1 m window could never hold a larger minimum.
-            let probes = |w: &SloWindow| w.total - w.assumed_good;
-            let enough_data = enough(probes(&short_w), 1) && enough(probes(&long_w), *min_samples);
-            let over = |w: &SloWindow| w.burn_rate.is_some_and(|b| b > *factor);
+            let enough_data = enough(short_w.total, 1) && enough(long_w.total, *min_samples);
+            let over = |w: &SloWindow| {
+                let judged = w.young.map(|y| y.burn_rate_at_least.unwrap_or_default());
+                decide(w.burn_rate, judged, *factor)
+            };
+            let both = match (over(&short_w), over(&long_w)) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            };
             Verdict {
-                breached: enough_data.then(|| over(&short_w) && over(&long_w)),
+                breached: enough_data.then_some(both).flatten(),
                 evidence: Evidence::BurnRate {
                     slo: s.name.clone(),
                     objective: s.objective,
@@ -321,31 +188,45 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
             window,
             min_samples,
         } => {
-            let stats = data.stats(*target, *window);
-            let samples = stats.latency.count();
-            let assumed_fast = data.assumed(*target, *window);
-            // The rank among samples and assumed answers together; the
-            // assumed ones rank lowest, so past them it is a sample's rank.
-            // Asking for the middle of that rank keeps float rounding off it.
-            let all = samples + assumed_fast;
-            let rank = (percentile * all as f64 / 100.0).ceil() as u64;
-            let value = (samples > 0 && rank > assumed_fast)
-                .then(|| {
-                    let within = (rank - assumed_fast) as f64 - 0.5;
-                    stats.latency.percentile(100.0 * within / samples as f64)
-                })
-                .flatten();
+            // The percentile is above the threshold when more than this
+            // share of answers is slower; a young window is judged on it.
+            let limit = 1.0 - percentile / 100.0;
+            let (value, samples, young) =
+                match data.bucket_percentile(*target, *window, *percentile) {
+                    // The app's own histogram: the requests it counted.
+                    Some((value, requests)) => (value, requests, None),
+                    None => {
+                        let stats = data.stats(*target, *window);
+                        let missing = data.missing(*target, *window);
+                        let young = (missing > 0)
+                            .then(|| {
+                                let spread = data.latency_spread(*target, *window, *above);
+                                slo::judge(&spread, missing).1
+                            })
+                            .flatten();
+                        let value = stats.latency.percentile(*percentile);
+                        (value, stats.latency.count(), young)
+                    }
+                };
+            let over = match (young, value) {
+                (_, None) => None,
+                (Some(y), Some(v)) if y.error_ratio_at_least <= limit => {
+                    (v <= *above).then_some(false)
+                }
+                (_, Some(v)) => Some(v > *above),
+            };
             Verdict {
-                breached: enough(samples, *min_samples).then(|| value.is_some_and(|v| v > *above)),
+                breached: enough(samples, *min_samples).then_some(over).flatten(),
                 evidence: Evidence::Latency {
-                    target: config.targets[*target].name.clone(),
+                    target: config.source_name(*target).to_owned(),
                     percentile: *percentile,
                     value_seconds: value.map(|v| v.as_secs_f64()),
                     above_seconds: above.as_secs_f64(),
                     window_seconds: window.as_secs_f64(),
                     samples,
-                    assumed_fast,
+                    young,
                     min_samples: *min_samples,
+                    traffic: config.traffic_index(*target).is_some(),
                 },
             }
         }
@@ -365,6 +246,20 @@ pub fn assess(config: &Config, rule: &Rule, data: &dyn Observations) -> Verdict 
                 },
             }
         }
+    }
+}
+
+/// Whether a value `seen` is past `limit`: for a full window (`judged`
+/// None) that is the verdict; a young one is breached only when its lower
+/// bound `judged` is past the limit too, clear when even what it has seen
+/// is not, and undecided (None) in between: a firing rule stays firing
+/// until the evidence clears it.
+fn decide(seen: Option<f64>, judged: Option<f64>, limit: f64) -> Option<bool> {
+    let seen = seen?;
+    match judged {
+        None => Some(seen > limit),
+        Some(bound) if bound > limit => Some(true),
+        Some(_) => (seen <= limit).then_some(false),
     }
 }
 

@@ -10,6 +10,7 @@
 mod api;
 mod conn;
 mod fds;
+mod headline;
 mod html;
 mod telemetry;
 mod verdict;
@@ -51,6 +52,8 @@ pub struct Shared {
     commands: mpsc::Sender<Command>,
     /// The current pause of automatic actions.
     maintenance: watch::Receiver<Option<Maintenance>>,
+    /// Why rollback.kubernetes cannot roll back, if it cannot.
+    page_only: RwLock<Option<crate::cluster::PageOnly>>,
     limits: api::Limits,
     /// Someone named the revision (false: `Revision::UNNAMED_WARNING` applies).
     revision_named: bool,
@@ -74,6 +77,7 @@ impl Shared {
             revision,
             commands,
             maintenance,
+            page_only: RwLock::new(None),
             limits: api::Limits::default(),
             revision_named: true,
         }
@@ -83,6 +87,11 @@ impl Shared {
     pub fn revision_named(mut self, named: bool) -> Shared {
         self.revision_named = named;
         self
+    }
+
+    /// Page-only mode began or ended (start-up, a reload).
+    pub fn set_page_only(&self, page_only: Option<crate::cluster::PageOnly>) {
+        *self.page_only.write().unwrap_or_else(|p| p.into_inner()) = page_only;
     }
 
     /// The configuration in force.
@@ -344,6 +353,8 @@ async fn snapshot(shared: &Shared) -> Option<EngineStatus> {
 /// The whole `/status` document.
 #[derive(Serialize)]
 pub struct Status {
+    /// What matters now, in one sentence.
+    pub headline: headline::Headline,
     pub service: String,
     pub version: &'static str,
     pub revision: RevisionStatus,
@@ -369,6 +380,8 @@ pub struct RevisionStatus {
 #[derive(Serialize)]
 pub struct RollbackStatus {
     pub backend: Option<&'static str>,
+    /// Set when backstop cannot roll back and only pages: why, and what to fix.
+    pub page_only: Option<crate::cluster::PageOnly>,
     pub dry_run: bool,
     pub bake_seconds: f64,
     pub cooldown_seconds: f64,
@@ -378,7 +391,10 @@ async fn status(shared: &Shared) -> Option<Status> {
     let engine = snapshot(shared).await?;
     let config = shared.config();
     let rb = &config.rollback;
+    let actions = shared.actions.latest();
+    let maintenance = shared.maintenance.borrow().clone();
     Some(Status {
+        headline: headline::of(&shared.revision.id, &engine, &actions, maintenance.as_ref()),
         service: config.service.clone(),
         version: env!("CARGO_PKG_VERSION"),
         revision: RevisionStatus {
@@ -394,13 +410,18 @@ async fn status(shared: &Shared) -> Option<Status> {
                 crate::config::RollbackBackend::Webhook(_) => "webhook",
                 crate::config::RollbackBackend::Kubernetes(_) => "kubernetes",
             }),
+            page_only: shared
+                .page_only
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             dry_run: rb.dry_run,
             bake_seconds: rb.bake.as_secs_f64(),
             cooldown_seconds: rb.cooldown.as_secs_f64(),
         },
-        maintenance: shared.maintenance.borrow().clone(),
+        maintenance,
         engine,
-        actions: shared.actions.latest(),
+        actions,
     })
 }
 

@@ -10,7 +10,8 @@
 //! - `inconclusive`: not every target has been probed yet, a judging rule
 //!   is pending (breached, but not for its `for:` yet: backstop itself
 //!   would not act yet, so the judge neither passes nor fails it), or a
-//!   judging rule has too few samples (below `min_samples`, no traffic).
+//!   judging rule has too few samples (below `min_samples`, no traffic)
+//!   or a young window that is past the limit but not yet beyond doubt.
 //! - `pass`: otherwise.
 //!
 //! A maintenance pause holds actions, not judgement: it does not change
@@ -95,7 +96,11 @@ pub fn judge(engine: &EngineStatus) -> (Verdict, String, Vec<bool>) {
     } else if let Some((r, _)) = judging.find(|(r, _)| r.breached.is_none()) {
         (
             Verdict::Inconclusive,
-            format!("{} has too few samples to judge", about(r)),
+            format!(
+                "{} cannot judge yet: too few samples, or a young window whose \
+                 evidence is past the limit but not beyond reasonable doubt",
+                about(r)
+            ),
         )
     } else {
         (

@@ -3,6 +3,11 @@
 //! (default `info`). With tracing configured, backstop's own spans also go
 //! to OpenTelemetry (never those of its dependencies: the exporter's own
 //! HTTP calls must not trace themselves).
+//!
+//! A JSON line carries a rule's evidence as a JSON object, not as a string
+//! holding JSON (`json`), so a log pipeline can query `evidence.error_ratio`.
+
+mod json;
 
 use std::io::IsTerminal;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -21,9 +26,8 @@ pub fn init_logs(default_level: &str, tracer: Option<opentelemetry_sdk::trace::T
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(json::JsonLines)
             .with_writer(std::io::stderr)
             .boxed()
     };

@@ -1,8 +1,9 @@
 //! Real traffic, first layer: reading an app's own `/metrics`. This module
 //! owns the exposition parsers (OpenMetrics 1.0 strictly, Prometheus text
 //! 0.0.4 as Prometheus reads it) and the PromQL selectors that pick the
-//! request, error and latency series out of a scrape. Counting (per-series
-//! state, deltas for the windows) builds on these and comes later.
+//! request, error and latency series out of a scrape, and the counting
+//! (`count`: per-series state, what each scrape adds for the windows) and
+//! `histogram_quantile` that turn them into SLIs.
 //!
 //! ```
 //! use backstop::traffic::{Format, Selector, parse};
@@ -16,16 +17,20 @@
 //! assert_eq!(sum, 3.0);
 //! ```
 
+mod count;
 mod exposition;
 mod lex;
 mod openmetrics;
+mod quantile;
 mod selector;
 mod text;
 
 #[cfg(test)]
 mod tests;
 
+pub use count::{Counter, Deltas, MAX_SERIES, TooManySeries};
 pub use exposition::{
     ErrorKind, Exposition, Family, Format, Label, MetricType, ParseError, Role, Sample, parse,
 };
+pub use quantile::histogram_quantile;
 pub use selector::{MatchOp, Matcher, Selector, SelectorError};

@@ -149,7 +149,24 @@ impl Matcher {
 
 impl Selector {
     pub fn parse(input: &str) -> Result<Selector, SelectorError> {
-        Parser { s: input, pos: 0 }.selector()
+        Parser {
+            s: input,
+            pos: 0,
+            narrowing: false,
+        }
+        .selector()
+    }
+
+    /// Label matchers that narrow another selector with [`Selector::and`]
+    /// (`{code!="404"}`): like `parse`, but every matcher may match the
+    /// empty string, since the selector they narrow names the metric.
+    pub fn parse_narrowing(input: &str) -> Result<Selector, SelectorError> {
+        Parser {
+            s: input,
+            pos: 0,
+            narrowing: true,
+        }
+        .selector()
     }
 
     /// The metric name every match has, if the selector fixes one.
@@ -194,6 +211,20 @@ impl Selector {
         }
         out.matchers.extend(other.matchers.iter().cloned());
         out
+    }
+}
+
+/// Two selectors are equal when they read the same: same name, same
+/// matchers in the same order (what a reload compares).
+impl PartialEq for Selector {
+    fn eq(&self, other: &Selector) -> bool {
+        self.name == other.name
+            && self.matchers.len() == other.matchers.len()
+            && self
+                .matchers
+                .iter()
+                .zip(&other.matchers)
+                .all(|(a, b)| a.label == b.label && a.op == b.op && a.value == b.value)
     }
 }
 
@@ -247,6 +278,9 @@ pub struct SelectorError {
 struct Parser<'s> {
     s: &'s str,
     pos: usize,
+    /// Matchers that narrow another selector (a traffic entry's `match`):
+    /// all of them may match "", since the other selector names the metric.
+    narrowing: bool,
 }
 
 impl<'s> Parser<'s> {
@@ -377,7 +411,7 @@ impl<'s> Parser<'s> {
                 format!("the metric name is given twice: `{name}` and a `__name__` matcher"),
             ));
         }
-        if name.is_none() && matchers.iter().all(|m| m.matches("")) {
+        if name.is_none() && !self.narrowing && matchers.iter().all(|m| m.matches("")) {
             return Err(self.error(
                 0,
                 "a selector without a metric name needs a matcher that does not match the empty string (it would select every series)".into(),

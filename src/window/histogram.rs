@@ -77,6 +77,22 @@ impl SlotHistogram {
         buckets: [0; BUCKETS],
     };
 
+    /// Latencies recorded.
+    pub(super) fn count(&self) -> u64 {
+        u64::from(self.count)
+    }
+
+    /// Latencies recorded no slower than `limit`, give or take a bucket:
+    /// those of the bucket that holds `limit` count as within it.
+    pub(super) fn at_most(&self, limit: Duration) -> u64 {
+        let ns = nanos(limit);
+        if self.count == 0 || self.max_ns <= ns {
+            return self.count();
+        }
+        let last = bucket_index(ns);
+        self.buckets[..=last].iter().map(|&n| u64::from(n)).sum()
+    }
+
     #[inline]
     pub(super) fn record(&mut self, bucket: usize, ns: u64) {
         self.buckets[bucket] = self.buckets[bucket].saturating_add(1);
@@ -90,7 +106,7 @@ impl SlotHistogram {
     }
 }
 
-/// Latency distribution of successful probes, mergeable across slots and
+/// Latency distribution of probes, mergeable across slots and
 /// targets. Keeps the exact minimum and maximum so that the extreme
 /// percentiles (and a constant latency) come back exactly.
 #[derive(Clone, PartialEq, Eq)]

@@ -177,7 +177,8 @@ async fn good_within_is_exact_at_the_threshold() {
     assert_eq!(w.good_within(MIN, now, 1), 5); // + 200.000001, 201, 1000
     assert_eq!(w.good_within(10 * MIN, now, 1), 5);
     assert_eq!(w.counts(MIN, now), Counts { good: 6, bad: 1 });
-    assert_eq!(w.stats(MIN, now).latency.count(), 6);
+    // The fast failure is in the latency distribution, at its 50 ms.
+    assert_eq!(w.stats(MIN, now).latency.count(), 7);
 }
 
 #[tokio::test(start_paused = true)]
@@ -271,11 +272,10 @@ async fn stats_sum_the_histograms_of_the_span() {
     // Seconds 310 … 600 (see longer_spans_use_ten_second_slots): 291
     // samples, 30 of them failures.
     assert_eq!(stats.counts, Counts { good: 261, bad: 30 });
-    assert_eq!(stats.latency.count(), 261);
-    // Good latencies are 310 … 599 ms without multiples of 10: p50 is the
-    // 131st of them, 455 ms.
+    // Failures count at the time they took: 310 … 600 ms, p50 the 146th.
+    assert_eq!(stats.latency.count(), 291);
     assert_close(stats.latency.percentile(50.0), 455 * MS, "window p50");
-    assert_eq!(stats.latency.max(), Some(599 * MS));
+    assert_eq!(stats.latency.max(), Some(600 * MS));
     assert_eq!(w.counts(5 * MIN, now), stats.counts);
 }
 
@@ -365,8 +365,8 @@ async fn lean_windows_answer_their_latency_spans_like_full_ones() {
         assert_eq!(a.latency, b.latency, "latency over {span:?}");
         assert_eq!(
             b.latency.count(),
-            b.counts.good,
-            "every good probe over {span:?}"
+            b.counts.total(),
+            "every probe over {span:?}"
         );
     }
     // Counts never depend on histograms.
@@ -419,4 +419,83 @@ async fn a_late_sample_lands_in_its_own_histogram_slot() {
     w.record(Instant::now() - 8 * SEC, true, 50 * MS);
     assert_eq!(w.stats(5 * SEC, Instant::now()).latency.count(), 2);
     assert_eq!(w.counts(10 * SEC, Instant::now()), good(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_probe_counts_at_its_timeout() {
+    // A 2.5 s endpoint behind a 1 s timeout: every probe fails at 1 s. The
+    // percentiles say 1 s, not the latency of the rare fast answer.
+    let mut w = Window::new(5 * MIN, &[200 * MS], Instant::now());
+    for i in 0..100u64 {
+        advance(SEC).await;
+        let fast = i % 20 == 0;
+        let latency = if fast { 46 * MS } else { SEC };
+        w.record(Instant::now(), fast, latency);
+    }
+    let stats = w.stats(5 * MIN, Instant::now());
+    assert_eq!(stats.latency.count(), 100);
+    assert_close(stats.latency.percentile(95.0), SEC, "p95");
+    // A failure is never good within a latency SLO's threshold, however fast.
+    w.record(Instant::now(), false, MS);
+    assert_eq!(w.good_within(5 * MIN, Instant::now(), 0), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn spreads_batch_ten_seconds_and_match_the_counts() {
+    let mut w = Window::new(10 * MIN, &[200 * MS], Instant::now());
+    // 40 s, one probe a second; seconds 20-22 fail, second 30 is slow.
+    for i in 1..=40u64 {
+        advance(SEC).await;
+        let latency = if i == 30 { 300 * MS } else { 10 * MS };
+        w.record(Instant::now(), !(20..=22).contains(&i), latency);
+    }
+    let now = Instant::now();
+    for span in [MIN, 5 * MIN] {
+        let s = w.spread(span, now, None);
+        assert_eq!(s.counts(), w.counts(span, now), "{span:?}");
+        // Seconds 1-9, 10-19, 20-29, 30-39 and 40: five batches.
+        assert_eq!(s.batches, 5, "{span:?}");
+        // The three failures share one batch: R = 3/40, and the batch that
+        // holds them strays from it the most.
+        let r: f64 = 3.0 / 40.0;
+        let want =
+            (9.0 * r).powi(2) + 2.0 * (10.0 * r).powi(2) + (3.0 - 10.0 * r).powi(2) + r.powi(2);
+        assert!((s.residuals() - want).abs() < 1e-9, "{}", s.residuals());
+    }
+    // Within the 200 ms threshold: the slow second is not good either.
+    let within = w.spread(MIN, now, Some(0));
+    assert_eq!((within.good, within.total), (36, 40));
+    // Slower than 200 ms: one answer, in the batch of seconds 30-39.
+    let slow = w.latency_spread(MIN, now, 200 * MS);
+    assert_eq!((slow.good, slow.total, slow.batches), (39, 40, 5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn batched_counts_slide_like_single_records_and_keep_thresholds_exact() {
+    let t = Instant::now();
+    let bounds = [
+        Duration::from_millis(100),
+        Duration::from_millis(500),
+        Duration::MAX,
+    ];
+    let mut w = Window::new(secs(10 * 60), &bounds, t);
+    // One scrape: 500 requests, 40 failed; 300 within 100 ms, 480 within 500 ms.
+    w.record_counts(t, 460, 40, &[300, 480, 500]);
+    advance(secs(30)).await;
+    let now = Instant::now();
+    w.record_counts(now, 10, 0, &[10]);
+    assert_eq!(w.counts(MIN, now), Counts { good: 470, bad: 40 });
+    assert_eq!(w.good_within(MIN, now, 0), 310);
+    assert_eq!(w.good_within(MIN, now, 1), 480);
+    assert_eq!(w.good_within(MIN, now, 2), 500);
+    // Past the first scrape's slot only the second remains, on every tier.
+    advance(secs(45)).await;
+    let now = Instant::now();
+    assert_eq!(w.counts(MIN, now), Counts { good: 10, bad: 0 });
+    assert_eq!(w.counts(secs(10 * 60), now), Counts { good: 470, bad: 40 });
+    // Nothing went into the latency histograms.
+    assert_eq!(w.stats(MIN, now).latency.count(), 0);
+    // Counts beyond a slot's u32 saturate instead of wrapping.
+    w.record_counts(now, u64::MAX, 0, &[]);
+    assert_eq!(w.counts(SEC, now).good, u64::from(u32::MAX));
 }

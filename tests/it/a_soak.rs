@@ -325,7 +325,10 @@ async fn a_release_three_times_slower_pages_after_the_window_fills_and_for() {
     let pages = run.pd.accepted();
     assert!(
         pages.iter().any(|p| p["event_action"] == "trigger"
-            && p["dedup_key"] == "backstop/local/checkout/slow-analytics"),
+            && p["dedup_key"] == "backstop/local/checkout/v2"
+            && p["payload"]["custom_details"]["rules"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["rule"] == "slow-analytics"))),
         "{pages:#?}"
     );
     run.s.shutdown().await;

@@ -62,7 +62,7 @@ page:
             alert["annotations"]["summary"]
                 .as_str()
                 .unwrap()
-                .contains("health-down fired")
+                .starts_with("checkout v2: /health failing, 3 failed probes in a row")
         );
         assert!(
             alert["annotations"]["description"]

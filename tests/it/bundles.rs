@@ -8,6 +8,7 @@
 mod queries;
 
 use crate::common::Daemon;
+use crate::common::exporter::Exporter;
 use crate::common::prometheus::{Prometheus, series_with_data, unix_now};
 use backstop::demo::app::Behaviour;
 use queries::Query;
@@ -30,6 +31,14 @@ targets:
   - name: analytics-quarterly
     url: "{app}/api/v1/analytics/quarterly"
     interval: 250ms
+  - name: app-metrics
+    url: "{exporter}/metrics"
+    interval: 250ms
+    scrape: true
+traffic:
+  - name: api
+    preset: http-requests-total
+    match: '{path=~"/api/.*"}'
 slos:
   - name: availability
     objective: 99.9
@@ -141,7 +150,9 @@ async fn every_dashboard_and_alert_query_parses_and_returns_data() {
     // Read the bundles first: a broken file fails before anything starts.
     let queries = queries::all(root);
 
-    let checkout = Daemon::with_app(CHECKOUT).await;
+    // The traffic row reads a real prometheus_client app's requests.
+    let exporter = Exporter::start().await;
+    let checkout = Daemon::with_app(&CHECKOUT.replace("{exporter}", &exporter.url(""))).await;
     let payments = Daemon::with_app(PAYMENTS).await;
     payments.app().set(Behaviour::Status(503));
     let prom = Prometheus::start(
@@ -155,7 +166,11 @@ async fn every_dashboard_and_alert_query_parses_and_returns_data() {
         .await;
 
     // A few healthy scrapes of checkout, then a bad release it rolls back.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    for _ in 0..4 {
+        exporter.serve("/api/orders", 200, 50, 0.03).await;
+        exporter.serve("/api/orders", 503, 2, 0.3).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     checkout.app().deploy("v2", Behaviour::Status(500));
     for q in [
         format!("backstop_rollbacks_total{{instance=\"{c}\",result=\"succeeded\"}}"),

@@ -441,3 +441,39 @@ fn run_logs_configuration_warnings_at_start() {
     child.signal("-TERM");
     assert_eq!(child.exits_within(Duration::from_secs(3)).code(), Some(0));
 }
+
+/// `backstop demo` tells the whole story, the incident side included: the
+/// sample app, playing PagerDuty, shows one incident opened, updated with
+/// the rollback and left open for a person. Its duration is printed.
+#[test]
+fn the_demo_shows_the_rollback_and_the_incident_left_open() {
+    let started = std::time::Instant::now();
+    let out = backstop().arg("demo").output().expect("backstop demo runs");
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = |what: &str| {
+        text.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in:\n{text}"))
+    };
+    let (opened, updated, left_open) = (
+        at("pagerduty incident OPENED: checkout v2: /health failing"),
+        at("pagerduty incident updated: checkout v2: "),
+        at("pagerduty incident LEFT OPEN"),
+    );
+    assert!(opened < updated && updated < left_open, "{text}");
+    assert!(
+        text[updated..]
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("rolled back; needs a person"),
+        "{text}"
+    );
+    assert!(!text.contains("incident resolved"), "{text}");
+    println!("backstop demo took {:.1} s", took.as_secs_f64());
+}

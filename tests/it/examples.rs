@@ -70,10 +70,19 @@ fn kubernetes_sidecar_configuration_is_valid() {
 }
 
 #[test]
-fn kustomize_base_configuration_is_valid() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/k8s/base/configmap.yaml");
-    let config = backstop::config::parse(&configmap_config(path), &env)
-        .unwrap_or_else(|e| panic!("{path} config invalid:\n{e}"));
+fn checkout_example_configuration_is_valid() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/k8s/examples/checkout/config/backstop.yaml"
+    );
+    let mut token = tempfile::NamedTempFile::new().unwrap();
+    token.write_all(b"a.b.c").unwrap();
+    let yaml = std::fs::read_to_string(path).unwrap().replace(
+        "/var/run/secrets/backstop/token",
+        token.path().to_str().unwrap(),
+    );
+    let config =
+        backstop::config::parse(&yaml, &env).unwrap_or_else(|e| panic!("{path} invalid:\n{e}"));
     assert!(matches!(
         config.rollback.backend,
         Some(backstop::config::RollbackBackend::Kubernetes(_))

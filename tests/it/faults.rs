@@ -33,7 +33,7 @@ mod receivers;
 use backstop::demo::app::SampleApp;
 
 /// PagerDuty's dedup key of the rule (outside Kubernetes: namespace `local`).
-const DEDUP_KEY: &str = "backstop/local/checkout/health-down";
+const DEDUP_KEY: &str = "backstop/local/checkout/v2";
 
 /// A service probed every 100 ms by the sample app's `/health`, with one
 /// rule doing `actions`; `extra` adds the receiver's section.

@@ -64,7 +64,9 @@ annotate:
     let marks = grafana.marks();
     let texts: Vec<&str> = marks.iter().map(|m| m["text"].as_str().unwrap()).collect();
     assert!(
-        texts.iter().any(|t| t.contains("rule health-down fired")),
+        texts
+            .iter()
+            .any(|t| t.starts_with("checkout v2: /health failing")),
         "{texts:#?}"
     );
     assert!(

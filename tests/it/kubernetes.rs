@@ -13,6 +13,9 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use std::time::Duration;
 
 mod crashloop;
+mod gitops;
+mod hold;
+mod page_only;
 mod parity;
 
 const NS: &str = "shop";
@@ -395,29 +398,4 @@ async fn dry_run_plans_everything_but_the_write() {
     );
     s.shutdown().await;
     fake.assert_no_unexpected();
-}
-
-#[tokio::test]
-async fn a_missing_permission_stops_start_up_with_the_verb_and_resource() {
-    let (fake, app) = setup().await;
-    fake.deny("patch", "deployments");
-    let err = sidecar(&fake, &app, PODS[0], CONFIG)
-        .await
-        .err()
-        .expect("start-up fails");
-    assert!(
-        err.contains("may not patch deployments.apps \"checkout\" in namespace shop"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
-async fn a_named_deployment_must_own_this_pod() {
-    let (fake, app) = setup().await;
-    let yaml = CONFIG.replace("deployment: checkout", "deployment: payments");
-    let err = sidecar(&fake, &app, PODS[0], &yaml)
-        .await
-        .err()
-        .expect("start-up fails");
-    assert!(err.contains("rollback.kubernetes.deployment is \"payments\", but this pod belongs to Deployment \"checkout\""), "{err}");
 }

@@ -1,6 +1,6 @@
 //! Traces over OTLP: the backstop binary, pointed by the standard
 //! `OTEL_EXPORTER_OTLP_*` variables at the fake collector (`common::otlp`),
-//! exports a span per probe (HTTP client attributes) and per rule
+//! exports a span per probe and per scrape (HTTP client attributes) and per rule
 //! transition, over gRPC and over HTTP/protobuf, and flushes them on
 //! SIGTERM.
 
@@ -18,7 +18,10 @@ async fn run_backstop(app: &SampleApp, env: &[(&str, &str)]) {
     write!(
         config,
         "service: checkout\nlisten: 127.0.0.1:0\ntargets:\n  - {{ name: health, url: \"{}\", interval: 100ms }}\n\
+         \x20 - {{ name: metrics, url: \"{}\", interval: 100ms, scrape: true }}\n\
          rules:\n  - {{ name: health-down, when: {{ consecutive_failures: 2, target: health }} }}\n",
+        app.url("/health"),
+        // A scrape target whose body (JSON) is no exposition.
         app.url("/health")
     )
     .unwrap();
@@ -56,6 +59,15 @@ fn check(collector: &FakeCollector, service: &str) {
     assert_eq!(ok["service.name"], service);
     let failed = probes.iter().find(|s| attribute(s, "error.type", "status"));
     assert!(failed.is_some(), "no failed probe span");
+    // A span per scrape too, saying why the body could not be read.
+    let scrapes: Vec<_> = spans.iter().filter(|s| s.name == "GET metrics").collect();
+    assert!(scrapes.len() >= 5, "scrape spans: {spans:#?}");
+    assert!(
+        scrapes
+            .iter()
+            .any(|s| attribute(&s, "error.type", "unparsable")),
+        "{scrapes:#?}"
+    );
     let firing = &spans
         .iter()
         .find(|s| s.name == "rule health-down firing")

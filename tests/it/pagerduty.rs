@@ -1,6 +1,8 @@
 //! Paging through PagerDuty Events v2, against a strict fake that refuses
-//! what the real service refuses: trigger and resolve with one dedup key,
-//! an incident left open after a rollback, 429/500 retried, 400 not.
+//! what the real service refuses: one incident per revision (trigger,
+//! updates and resolve with one dedup key), an incident left open after a
+//! rollback, the posts of a multi-rule bad release counted, 429/500
+//! retried, 400 not.
 
 use crate::common::fake_pagerduty::FakePagerDuty;
 use crate::common::harness::page;
@@ -55,18 +57,29 @@ async fn a_page_rule_triggers_then_resolves_with_one_dedup_key() {
     assert_eq!(events.len(), 2, "{events:#?}");
     let (trigger, resolve) = (&events[0], &events[1]);
     assert_eq!(trigger["event_action"], "trigger");
-    assert_eq!(trigger["dedup_key"], "backstop/local/checkout/health-down");
+    assert_eq!(trigger["dedup_key"], "backstop/local/checkout/v2");
     let p = &trigger["payload"];
     assert_eq!(p["severity"], "warning");
     assert_eq!(p["component"], "checkout");
     assert_eq!(p["class"], "consecutive_failures");
+    let summary = p["summary"].as_str().unwrap();
     assert!(
-        p["summary"]
+        summary.starts_with("checkout v2: /health failing, 3 failed probes in a row (last: "),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with(", limit 3 in a row; paging only, no rollback"),
+        "{summary}"
+    );
+    let rule = &p["custom_details"]["rules"][0];
+    assert_eq!(rule["rule"], "health-down");
+    assert_eq!(rule["evidence"]["threshold"], 3);
+    assert!(
+        rule["why"]
             .as_str()
             .unwrap()
-            .starts_with("checkout: rule health-down fired: health: 3 consecutive failures")
+            .contains("3 consecutive failures")
     );
-    assert_eq!(p["custom_details"]["evidence"]["threshold"], 3);
     assert_eq!(p["custom_details"]["revision"], "v2");
     assert!(
         p["custom_details"].get("note").is_none(),
@@ -116,12 +129,19 @@ async fn after_a_rollback_the_incident_stays_open() {
             .all(|e| e["dedup_key"] == events[0]["dedup_key"])
     );
     let last = events.last().unwrap();
-    let update = last["payload"]["custom_details"]["rollback"]
-        .as_str()
-        .unwrap();
+    let update = &last["payload"]["custom_details"]["rollback"];
+    assert_eq!(update["outcome"], "succeeded", "{update}");
     assert!(
-        update.starts_with("succeeded: webhook accepted the rollback of revision v2"),
+        update["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("webhook accepted the rollback of revision v2"),
         "{update}"
+    );
+    let summary = last["payload"]["summary"].as_str().unwrap();
+    assert!(
+        summary.ends_with("; rolled back; needs a person"),
+        "{summary}"
     );
     let p = &events[0]["payload"];
     assert_eq!(
@@ -161,5 +181,63 @@ async fn a_refused_event_is_not_retried() {
     assert!(r.detail.contains("HTTP 400"), "{}", r.detail);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(pd.seen().len(), 1);
+    s.shutdown().await;
+}
+
+/// Two rules fire for one bad release, the second rolls it back: one
+/// incident, and exactly one post per new thing to say: opened by the
+/// first rule, updated when the second joins and the rollback starts,
+/// updated with the rollback's outcome; no resolve, and no post repeated.
+#[tokio::test]
+async fn a_multi_rule_bad_release_is_one_incident_of_three_posts() {
+    let rules = "    do: [page]
+  - name: health-long
+    when: { consecutive_failures: 6, target: health }
+    do: [rollback, page]";
+    let (pd, mut s, _key) = setup(rules).await;
+    // The webhook refuses once, so the rollback's outcome comes well after
+    // the second rule's page (each its own post, not merged in the queue).
+    s.app().fail_webhook(&[500]);
+    s.app().deploy("v2", Behaviour::Status(500));
+    let left_open = |n: usize| {
+        let mut seen = 0;
+        move |e: &Event| {
+            seen += usize::from(page("left_open")(e));
+            seen == n
+        }
+    };
+    s.wait_for(
+        "both rules left open",
+        Duration::from_secs(10),
+        left_open(2),
+    )
+    .await;
+    let events = pd.accepted();
+    let summaries: Vec<&str> = events
+        .iter()
+        .map(|e| e["payload"]["summary"].as_str().unwrap_or("(resolve)"))
+        .collect();
+    assert_eq!(events.len(), 3, "{summaries:#?}");
+    assert!(events.iter().all(|e| e["event_action"] == "trigger"));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["dedup_key"] == "backstop/local/checkout/v2")
+    );
+    assert_eq!(pd.incident("backstop/local/checkout/v2"), ["opened"]);
+    assert!(
+        summaries[0].ends_with("; paging only, no rollback"),
+        "{summaries:#?}"
+    );
+    assert!(
+        summaries[1].contains("; also health-long; rolling back"),
+        "{summaries:#?}"
+    );
+    assert!(
+        summaries[2].ends_with("; also health-long; rolled back; needs a person"),
+        "{summaries:#?}"
+    );
+    assert_eq!(events[2]["payload"]["severity"], "critical");
+    assert_eq!(pd.seen().len(), 3, "nothing refused, nothing sent twice");
     s.shutdown().await;
 }

@@ -114,7 +114,11 @@ async fn a_reload_keeps_the_guard_the_rule_state_and_the_incident() {
         .collect();
     assert_eq!(summaries[2].0, "trigger");
     assert!(
-        summaries[2].1.as_str().unwrap().contains("(threshold 5)"),
+        summaries[2]
+            .1
+            .as_str()
+            .unwrap()
+            .contains("limit 5 in a row"),
         "{summaries:#?}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;

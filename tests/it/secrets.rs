@@ -1,7 +1,7 @@
 //! Secrets never leak. The backstop binary runs with a secret in every place
 //! the configuration takes one (PagerDuty routing key, Grafana token, secret
-//! and `${VAR}` headers of a target and of the rollback webhook, a password
-//! in every URL), all logging on at `trace`, against in-test receivers some
+//! and `${VAR}` headers of a target and of the rollback webhook, the Slack
+//! and notification webhook URLs, a password in every URL), all logging on at `trace`, against in-test receivers some
 //! of which fail. A rule fires and resolves, so every outbound call and its
 //! error paths run. Then the whole log, `/metrics`, `/status`, `/`, every
 //! exported span and `check-config`'s output (for a valid file and for one
@@ -11,6 +11,8 @@
 
 use crate::common;
 use crate::common::fake_pagerduty::FakePagerDuty;
+use crate::common::fake_slack::{FakeNotify, FakeSlack};
+use crate::common::faulty::Fault;
 use crate::common::otlp::FakeCollector;
 use crate::common::ports::{self, Closed};
 use crate::common::process::{self, Process, spawn_on_free_port};
@@ -40,6 +42,9 @@ const SECRETS_TO_CHECK: &[(&str, Option<&str>)] = &[
     ("grafana-url", Some("grafana")),
     ("otlp-url", Some("otel")),
     ("admin-token", None),
+    ("slack-url", None),
+    ("notify-url", None),
+    ("notify-header-file", None),
 ];
 
 /// This run's secret values: `s3cr3t-<name>-<tag>`, the tag random, so any
@@ -146,12 +151,14 @@ fn rule_state(status: &serde_json::Value, rule: &str) -> String {
         .unwrap_or_default()
 }
 
+/// How many of `/status`'s action records match (`rule` "*": of any rule).
 fn actions(status: &serde_json::Value, rule: &str, action: &str, outcome: &str) -> usize {
     status["actions"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|a| a["rule"] == rule && a["action"] == action && a["outcome"] == outcome)
+        .filter(|a| rule == "*" || a["rule"] == rule)
+        .filter(|a| a["action"] == action && a["outcome"] == outcome)
         .count()
 }
 
@@ -169,6 +176,8 @@ struct Receivers {
     alertmanager: Recorder,
     grafana: Recorder,
     pagerduty: FakePagerDuty,
+    slack: FakeSlack,
+    notify: FakeNotify,
     collector: FakeCollector,
     /// Where nothing listens: a target and an Alertmanager.
     down: Closed,
@@ -211,6 +220,8 @@ page:
   alertmanager:
     url: ["{am}", "http://am:{down_am}@127.0.0.1:{down}/"]
     timeout: 1s
+  slack: {{ webhook_url_file: "{slack_file}" }}
+  webhook: {{ url: "{notify}", header_files: {{ X-Notify-Token: "{notify_file}" }} }}
 annotate:
   grafana: {{ url: "{grafana}", token_file: "{token_file}" }}
 otlp: {{ endpoint: "http://otel:{otlp}@127.0.0.1:{otlp_port}" }}
@@ -231,6 +242,9 @@ admin: {{ token_file: "{admin_file}" }}
         otlp = s.get("otlp-url"),
         otlp_port = r.collector.port(),
         admin_file = secret_file(dir, "admin", &s.get("admin-token")),
+        slack_file = secret_file(dir, "slack", &r.slack.url()),
+        notify = r.notify.url(),
+        notify_file = secret_file(dir, "notify", &s.get("notify-header-file")),
     )
 }
 
@@ -314,16 +328,21 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
         alertmanager: Recorder::start().await,
         grafana: Recorder::start().await,
         pagerduty: FakePagerDuty::start_with_key(&s.get("routing-key")).await,
+        slack: FakeSlack::slack(&s.get("slack-url")).await,
+        notify: FakeNotify::notify(&format!("/hooks/{}", s.get("notify-url"))).await,
         collector: FakeCollector::grpc().await,
         down: Closed::new(),
     };
     // Receivers fail at first (and one Alertmanager and one target are
     // unreachable): the error paths log what went wrong. Each rule posts
-    // to PagerDuty and Grafana on its own, three attempts a post: six
-    // failures exhaust a post whichever way the two rules' attempts mix.
+    // to Grafana on its own, three attempts a post: six failures exhaust a
+    // post whichever way the two rules' attempts mix. PagerDuty has one
+    // incident for both, one post at a time: three exhaust its first.
     r.webhook.fail_next(&[500]);
     r.grafana.fail_next(&[500; 6]);
-    r.pagerduty.fail_next(&[500; 6]);
+    r.pagerduty.fail_next(&[500; 3]);
+    r.slack.plan(&[Fault::Status(500)]);
+    r.notify.plan(&[Fault::Status(503)]);
 
     let dir = tempfile::tempdir().unwrap();
     // check-config binds nothing: any port will do.
@@ -404,7 +423,10 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
             rule_state(st, "health-flaky") == "firing"
                 && rule_state(st, "health-down") == "firing"
                 && actions(st, "health-down", "rollback", "succeeded") == 1
-                && actions(st, "health-flaky", "page", "triggered") >= 2
+                // Alertmanager's alert of each rule, and PagerDuty's one incident.
+                && actions(st, "health-flaky", "page", "triggered") >= 1
+                && actions(st, "health-down", "page", "triggered") >= 1
+                && actions(st, "*", "page", "triggered") >= 3
         },
     )
     .await;
@@ -416,8 +438,11 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
         |st| {
             rule_state(st, "health-flaky") == "ok"
                 && rule_state(st, "health-down") == "ok"
-                && actions(st, "health-flaky", "page", "resolved") >= 2
+                // Alertmanager's alerts resolve; PagerDuty's incident
+                // stays open after the rollback.
+                && actions(st, "health-flaky", "page", "resolved") >= 1
                 && actions(st, "health-down", "page", "resolved") >= 1
+                && actions(st, "*", "page", "left_open") >= 1
         },
     )
     .await;
@@ -491,14 +516,24 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
             [basic("deployer", &s.get("webhook-url")).as_str()]
         );
     }
+    // One incident for the release, left open after its rollback.
     let pd = r.pagerduty.accepted();
     assert!(
         pd.iter().any(|e| e["event_action"] == "trigger")
-            && pd.iter().any(|e| e["event_action"] == "resolve")
+            && pd.iter().all(|e| e["event_action"] != "resolve")
             && pd
                 .iter()
                 .all(|e| e["routing_key"] == s.get("routing-key").as_str()),
         "{pd:#?}"
+    );
+    assert!(!r.slack.taken().is_empty(), "{:#?}", r.slack.seen());
+    let told = r.notify.taken();
+    assert!(!told.is_empty(), "{:#?}", r.notify.seen());
+    assert!(
+        r.notify
+            .header("x-notify-token")
+            .iter()
+            .all(|v| *v == s.get("notify-header-file"))
     );
     let pd_auth = basic("events", &s.get("pagerduty-url"));
     assert!(r.pagerduty.authorizations().iter().all(|a| *a == pd_auth));
@@ -546,10 +581,17 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
         "PagerDuty did not take the event",
         "Grafana did not take an annotation",
         "Alertmanager did not take the alerts",
-        r#""message":"probe failed","target_name":"unreachable","reason":"connect""#,
     ] {
         assert!(log.contains(failure), "no {failure:?} in the log");
     }
+    // The unreachable target's outage is one line, with its count.
+    assert!(
+        log.lines().any(|l| l.contains("failing since")
+            && l.contains(r#""target_name":"unreachable""#)
+            && l.contains(r#""failures":3"#)
+            && l.contains(r#""reason":"connect""#)),
+        "no line saying the unreachable target is failing"
+    );
     for dependency in [
         "\"target\":\"hyper",
         "\"target\":\"reqwest",

@@ -5,15 +5,19 @@
 //! rollback or refusal also leaves a Kubernetes Event on the Deployment so
 //! `kubectl describe deployment` shows why.
 
-mod events;
+pub mod gitops;
+pub mod hold;
 pub mod plan;
 
 use super::retry::{self, Attempt, Backoff, RetryError};
-use super::{RollbackRequest, Rolled};
-use crate::cluster::{Connection, Identity};
+use super::{Prevented, RollbackRequest, Rolled};
+use crate::cluster::{Connection, Identity, events};
+use crate::config::GitOps;
+use gitops::Gate;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use plan::{Plan, Why};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 pub struct KubeBackend {
@@ -22,6 +26,11 @@ pub struct KubeBackend {
     /// Bounds one read-decide-write round.
     timeout: Duration,
     backoff: Backoff,
+    /// What to do when Argo CD or Flux syncs the Deployment.
+    gitops: GitOps,
+    /// The last answer was the cluster-wide pause: asked again every
+    /// little while, it is said in an Event once, not every time.
+    holding: AtomicBool,
 }
 
 impl KubeBackend {
@@ -30,12 +39,15 @@ impl KubeBackend {
         identity: Identity,
         timeout: Duration,
         backoff: Backoff,
+        gitops: GitOps,
     ) -> KubeBackend {
         KubeBackend {
             ctx,
             identity,
             timeout,
             backoff,
+            gitops,
+            holding: AtomicBool::new(false),
         }
     }
 
@@ -66,6 +78,10 @@ impl KubeBackend {
             on_attempt,
         )
         .await;
+        let held = matches!(&result, Ok(Rolled::Refused(Prevented::Hold, _)));
+        if self.holding.swap(held, Ordering::Relaxed) && held {
+            return result;
+        }
         let (reason, kind, message) = match &result {
             Ok(Rolled::Back(m)) => ("BackstopRollback", "Warning", m.clone()),
             Ok(Rolled::DryRun(m)) => ("BackstopRollbackDryRun", "Normal", m.clone()),
@@ -95,6 +111,10 @@ impl KubeBackend {
         let deployments: Api<Deployment> = Api::namespaced(self.ctx.client.clone(), ns);
         let replicasets: Api<ReplicaSet> = Api::namespaced(self.ctx.client.clone(), ns);
         let deployment = deployments.get(&self.identity.deployment).await?;
+        // Read by every replica before it acts: the cluster-wide pause.
+        if let Some(why) = hold::hold(&deployment, k8s_openapi::jiff::Timestamp::now()) {
+            return Ok(Rolled::Refused(Prevented::Hold, why));
+        }
         // Our ReplicaSet is read afresh: its revision changes when a rollout reuses it.
         let ours = replicasets.get(&self.identity.replicaset).await?;
         let selector = deployment
@@ -122,15 +142,24 @@ impl KubeBackend {
                 let what = format!(
                     "Deployment {ns}/{name} from revision {from} to revision {to} (ReplicaSet {to_replicaset})"
                 );
+                // In the same decision and before the undo: a rollback that
+                // the owner's next sync reverts is worse than none.
+                let gate =
+                    gitops::before_rollback(&self.ctx.client, self.gitops, &deployment, dry_run)
+                        .await?;
+                let note = match gate {
+                    Gate::Refuse(why) => return Ok(Rolled::Refused(Prevented::GitOps, why)),
+                    Gate::Clear(note) => note.map(|n| format!("; {n}")).unwrap_or_default(),
+                };
                 if dry_run {
-                    return Ok(Rolled::DryRun(format!("would roll back {what}")));
+                    return Ok(Rolled::DryRun(format!("would roll back {what}{note}")));
                 }
                 let patch: json_patch::Patch =
                     serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
                 deployments
                     .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
                     .await?;
-                Ok(Rolled::Back(format!("rolled back {what}")))
+                Ok(Rolled::Back(format!("rolled back {what}{note}")))
             }
         }
     }

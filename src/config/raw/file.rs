@@ -30,7 +30,7 @@ pub(in crate::config) struct RawConfig {
     /// How to roll back, and the guards around it.
     #[serde(default, deserialize_with = "present")]
     pub rollback: Option<RawRollback>,
-    /// Where incidents go: PagerDuty, Alertmanager.
+    /// Where incidents go: PagerDuty, Alertmanager, Slack, a webhook.
     #[serde(default, deserialize_with = "present")]
     pub page: Option<RawPage>,
     /// Where annotations go: Grafana.
@@ -45,6 +45,9 @@ pub(in crate::config) struct RawConfig {
     /// Trust for outbound HTTPS.
     #[serde(default, deserialize_with = "present")]
     pub tls: Option<RawTls>,
+    /// SLIs over the app's real requests, read from a `scrape: true` target.
+    #[serde(default, deserialize_with = "present")]
+    pub traffic: Option<Vec<RawTraffic>>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -52,7 +55,41 @@ section!(
     RawConfig,
     [
         "service", "listen", "targets", "slos", "rules", "rollback", "page", "annotate", "otlp",
-        "admin", "tls"
+        "admin", "tls", "traffic"
+    ]
+);
+
+/// `traffic[]`: the app's own request counters, read from a scrape target.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of traffic settings")]
+pub(in crate::config) struct RawTraffic {
+    /// Unique among targets and traffic entries; stands wherever a target
+    /// name can (`error_rate`/`latency` `target`, SLO `targets`). Required.
+    pub name: Option<Value>,
+    /// The `scrape: true` target whose body is read. Default: the only one.
+    pub from: Option<Value>,
+    /// PromQL selector of the counter(s) of all requests (matching series
+    /// are summed), e.g. `http_requests_total{path=~"/api/.*"}`.
+    pub requests: Option<Value>,
+    /// Selector of the failed requests, a subset of `requests`. Needed by
+    /// `error_rate` rules and availability SLOs on this entry.
+    pub errors: Option<Value>,
+    /// Selector of a histogram family (its `_bucket{le}` series). Needed by
+    /// `latency` rules and latency SLOs on this entry.
+    pub latency: Option<Value>,
+    /// Instead of the three selectors: `otel-http`, `micrometer` or
+    /// `http-requests-total`.
+    pub preset: Option<Value>,
+    /// Matchers added to every selector, e.g. `{http_route=~"/api/.*"}`.
+    #[serde(rename = "match")]
+    pub match_: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawTraffic,
+    [
+        "name", "from", "requests", "errors", "latency", "preset", "match"
     ]
 );
 
@@ -90,6 +127,10 @@ pub(in crate::config) struct RawTarget {
     /// What a good answer looks like. Default: any 2xx status.
     #[serde(default, deserialize_with = "present")]
     pub expect: Option<RawExpect>,
+    /// The body is the app's metrics (Prometheus text 0.0.4 or OpenMetrics
+    /// 1.0) for `traffic` entries to read; a scrape that fails or does not
+    /// parse is a failed probe. Default false.
+    pub scrape: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -105,7 +146,8 @@ section!(
         "headers",
         "header_files",
         "follow_redirects",
-        "expect"
+        "expect",
+        "scrape"
     ]
 );
 
@@ -145,7 +187,8 @@ pub(in crate::config) struct RawSlo {
     pub objective: Option<Value>,
     /// When set, a probe is good only if it succeeded within this latency.
     pub latency_threshold: Option<Value>,
-    /// Names of the targets it covers. Default all targets.
+    /// Names of the targets or traffic entries it covers. Default all
+    /// probe targets (never traffic: a request and a probe are different units).
     pub targets: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -192,12 +235,27 @@ pub(in crate::config) struct RawKubernetes {
     /// The name of backstop's own container in the pod, whose restarts a
     /// `restarts` rule leaves out (they are not the app's). Default `backstop`.
     pub container: Option<Value>,
+    /// The API token to roll back with, mounted into the sidecar only (from
+    /// a dedicated ServiceAccount's token Secret); re-read as it rotates.
+    /// Default: the pod's own service-account token.
+    pub token_file: Option<Value>,
+    /// What to do when Argo CD or Flux manages the Deployment: `suspend`
+    /// (default: stop its automatic sync, then roll back), `page` (page
+    /// only), `ignore` (roll back anyway).
+    pub gitops: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
 section!(
     RawKubernetes,
-    ["deployment", "namespace", "timeout", "container"]
+    [
+        "deployment",
+        "namespace",
+        "timeout",
+        "container",
+        "token_file",
+        "gitops"
+    ]
 );
 
 /// `rollback.webhook`.
@@ -229,10 +287,78 @@ pub(in crate::config) struct RawPage {
     /// Alertmanager v2.
     #[serde(default, deserialize_with = "present")]
     pub alertmanager: Option<RawAlertmanager>,
+    /// A Slack incoming webhook.
+    #[serde(default, deserialize_with = "present")]
+    pub slack: Option<RawSlack>,
+    /// Any HTTP endpoint that takes backstop's notification JSON.
+    #[serde(default, deserialize_with = "present")]
+    pub webhook: Option<RawNotifyWebhook>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
-section!(RawPage, ["pagerduty", "alertmanager"]);
+section!(RawPage, ["pagerduty", "alertmanager", "slack", "webhook"]);
+
+/// `page.slack`: a message in a channel for every incident change.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of Slack settings")]
+pub(in crate::config) struct RawSlack {
+    /// File holding the incoming webhook's URL (a mounted Secret: the URL
+    /// is the credential, so it is never logged or shown).
+    pub webhook_url_file: Option<Value>,
+    /// The URL itself, for `"${SLACK_WEBHOOK_URL}"` from the environment;
+    /// give this or `webhook_url_file`.
+    pub webhook_url: Option<Value>,
+    /// Most posts per minute; more wait (counted as held). Default 20
+    /// (Slack takes about one message a second per webhook).
+    pub max_per_minute: Option<Value>,
+    /// Per-request timeout. Default `5s`.
+    pub timeout: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawSlack,
+    [
+        "webhook_url_file",
+        "webhook_url",
+        "max_per_minute",
+        "timeout"
+    ]
+);
+
+/// `page.webhook`: a JSON POST for every incident change, with the same
+/// fields as the rollback webhook's body and the incident's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "a map of notification webhook settings")]
+pub(in crate::config) struct RawNotifyWebhook {
+    /// http or https URL (never logged or shown: it may hold a token).
+    pub url: Option<Value>,
+    /// File holding the URL instead (a mounted Secret); give this or `url`.
+    pub url_file: Option<Value>,
+    /// Request headers, name → value.
+    #[serde(default, deserialize_with = "present")]
+    pub headers: Option<BTreeMap<String, Value>>,
+    /// Secret request headers, name → file holding the value.
+    #[serde(default, deserialize_with = "present")]
+    pub header_files: Option<BTreeMap<String, Value>>,
+    /// Most posts per minute; more wait (counted as held). Default 30.
+    pub max_per_minute: Option<Value>,
+    /// Per-request timeout. Default `5s`.
+    pub timeout: Option<Value>,
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+section!(
+    RawNotifyWebhook,
+    [
+        "url",
+        "url_file",
+        "headers",
+        "header_files",
+        "max_per_minute",
+        "timeout"
+    ]
+);
 
 /// `page.pagerduty`.
 #[derive(Debug, Default, Deserialize)]

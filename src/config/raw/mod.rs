@@ -115,9 +115,12 @@ mod tests {
         all_fields_known::<RawPage>();
         all_fields_known::<RawPagerDuty>();
         all_fields_known::<RawAlertmanager>();
+        all_fields_known::<RawSlack>();
+        all_fields_known::<RawNotifyWebhook>();
         all_fields_known::<RawAnnotate>();
         all_fields_known::<RawGrafana>();
         all_fields_known::<RawOtlp>();
+        all_fields_known::<RawTraffic>();
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! value, all of them at once, in document order.
 
 use super::{MINIMAL, errors, errors_with, only_error};
-use crate::config::{Kubernetes, RollbackBackend};
+use crate::config::{GitOps, Kubernetes, RollbackBackend};
 
 #[test]
 fn three_mistakes_give_exactly_three_errors() {
@@ -50,7 +50,7 @@ service: checkout
         errors(yaml),
         vec![
             "rules[0].when.consecutive_failures: must be at least 1, got 0",
-            "zzz: unknown field (expected one of: service, listen, targets, slos, rules, rollback, page, annotate, otlp, admin, tls)",
+            "zzz: unknown field (expected one of: service, listen, targets, slos, rules, rollback, page, annotate, otlp, admin, tls, traffic)",
             "targets[0].timeout: must be greater than 0, got 0s",
             r#"targets[0].name: "bad name" is not a valid name (use letters, digits, ".", "_" and "-")"#,
         ]
@@ -74,8 +74,8 @@ rollback:
         errors(yaml),
         vec![
             "service: is required",
-            r#"servce: unknown field (expected one of: service, listen, targets, slos, rules, rollback, page, annotate, otlp, admin, tls); did you mean "service"?"#,
-            r#"targets[0].intervall: unknown field (expected one of: name, url, interval, timeout, warmup, method, headers, header_files, follow_redirects, expect); did you mean "interval"?"#,
+            r#"servce: unknown field (expected one of: service, listen, targets, slos, rules, rollback, page, annotate, otlp, admin, tls, traffic); did you mean "service"?"#,
+            r#"targets[0].intervall: unknown field (expected one of: name, url, interval, timeout, warmup, method, headers, header_files, follow_redirects, expect, scrape); did you mean "interval"?"#,
             r#"targets[0].expect.staus: unknown field (expected one of: status, body_contains, json, max_latency); did you mean "status"?"#,
             r#"rollback.webhook.timout: unknown field (expected one of: url, headers, header_files, timeout); did you mean "timeout"?"#,
             "rollback.colour: unknown field (expected one of: kubernetes, webhook, bake, cooldown, dry_run)",
@@ -347,6 +347,8 @@ fn rollback_backends() {
             namespace: None,
             timeout: std::time::Duration::from_secs(10),
             container: "backstop".into(),
+            token_file: None,
+            gitops: GitOps::Suspend,
         }))
     );
     // Everything is optional: the Deployment is found through the pod's owners.
@@ -357,6 +359,8 @@ fn rollback_backends() {
             namespace: None,
             timeout: std::time::Duration::from_secs(10),
             container: "backstop".into(),
+            token_file: None,
+            gitops: GitOps::Suspend,
         }))
     );
     assert_eq!(
@@ -371,7 +375,7 @@ fn rollback_backends() {
         ),
         vec![
             "rollback: set either kubernetes or webhook, not both",
-            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, container); did you mean "namespace"?"#,
+            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, container, token_file, gitops); did you mean "namespace"?"#,
             "rollback.bake: must be greater than 0, got 0s",
             r#"rollback.dry_run: expected true or false, got "yes""#,
         ]
@@ -387,6 +391,66 @@ fn rollback_backends() {
     assert_eq!(
         errors_with("rollback: { kubernetes: { timeout: 0s } }\n"),
         vec!["rollback.kubernetes.timeout: must be greater than 0, got 0s"]
+    );
+    let gitops = |v: &str| match k8s(&format!("{{ gitops: {v} }}")) {
+        Ok(Some(RollbackBackend::Kubernetes(k))) => k.gitops,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(gitops("page"), GitOps::Page);
+    assert_eq!(gitops("ignore"), GitOps::Ignore);
+    assert_eq!(gitops("suspend"), GitOps::Suspend);
+    assert_eq!(
+        errors_with("rollback: { kubernetes: { gitops: pause } }\n"),
+        vec![r#"rollback.kubernetes.gitops: "pause" is not one of suspend, page, ignore"#]
+    );
+}
+
+#[test]
+fn rollback_token_file_is_read_and_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("token");
+    std::fs::write(&good, "eyJhbGciOiJSUzI1NiJ9.payload.signature").unwrap();
+    let config = crate::config::parse(
+        &format!(
+            "{MINIMAL}rollback: {{ kubernetes: {{ token_file: {} }} }}\n",
+            good.display()
+        ),
+        &|_| None,
+    )
+    .unwrap();
+    match config.rollback.backend {
+        Some(RollbackBackend::Kubernetes(k)) => assert_eq!(k.token_file, Some(good)),
+        other => panic!("{other:?}"),
+    }
+    let newline = dir.path().join("newline");
+    std::fs::write(&newline, "abc.def.ghi\n").unwrap();
+    let got = errors_with(&format!(
+        "rollback: {{ kubernetes: {{ token_file: {} }} }}\n",
+        newline.display()
+    ));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with(&format!(
+            "rollback.kubernetes.token_file: the token in {} has spaces or a newline around it",
+            newline.display()
+        )),
+        "{got:?}"
+    );
+    let got =
+        errors_with("rollback: { kubernetes: { token_file: /nonexistent/backstop/token } }\n");
+    assert!(
+        got[0].starts_with(
+            "rollback.kubernetes.token_file: cannot read /nonexistent/backstop/token: No such file"
+        ),
+        "{got:?}"
+    );
+    let got = errors_with(&format!(
+        "rollback: {{ kubernetes: {{ token_file: {} }} }}\n",
+        dir.path().display()
+    ));
+    assert!(
+        got[0].ends_with("it is a directory, not a regular file"),
+        "{got:?}"
     );
 }
 
@@ -483,6 +547,42 @@ fn non_finite_numbers_are_errors_at_their_field_and_the_rest_is_checked() {
             "slos[0].objective: .inf is not a finite number (quote it if it is text; \
              numbers beyond ±1.8e308 are infinite)",
             "slos[1].objective: .nan is not a finite number (quote it if it is text)",
+        ]
+    );
+}
+
+#[test]
+fn latency_thresholds_must_be_below_the_timeout() {
+    let all = errors(
+        r#"
+service: checkout
+targets:
+  - { name: slow, url: "http://127.0.0.1:1/slow", interval: 2s, timeout: 1s, expect: { max_latency: 2s } }
+  - { name: fast, url: "http://127.0.0.1:1/fast", interval: 2s, timeout: 1s, expect: { max_latency: 999ms } }
+slos:
+  - { name: speed, objective: 95, latency_threshold: 1s, targets: [fast, slow] }
+  - { name: fine, objective: 95, latency_threshold: 900ms }
+rules:
+  - { name: p95, when: { latency: { target: slow, above: 1s } } }
+  - { name: p99, when: { latency: { target: fast, percentile: 99, above: 900ms } } }
+"#,
+    );
+    let why = "a probe is cut off at its timeout and counts at the time it took";
+    assert_eq!(
+        all,
+        vec![
+            format!(
+                "targets[0].expect.max_latency: 2s is not below this target's timeout 1s: {why}, \
+                 so no answer is ever slower and this could never fail a probe; lower it below 1s or raise timeout"
+            ),
+            format!(
+                "slos[0].latency_threshold: 1s is not below the timeout 1s of target \"fast\": {why}, \
+                 so every answer would be fast enough and the SLO would measure only availability; lower it below 1s"
+            ),
+            format!(
+                "rules[0].when.latency.above: 1s is not below the timeout 1s of target \"slow\": {why}, \
+                 so no percentile can ever be above it and the rule could never fire; lower it below 1s"
+            ),
         ]
     );
 }

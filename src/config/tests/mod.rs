@@ -5,6 +5,7 @@ mod fuzz;
 mod invalid;
 mod rules;
 mod security;
+mod traffic;
 mod valid;
 mod warnings;
 
@@ -29,7 +30,7 @@ targets:
       status: [200]
       body_contains: "ok"
       json: { "status": "ok" }
-      max_latency: 2s
+      max_latency: 700ms
   - name: analytics-executive
     url: http://127.0.0.1:8080/api/v1/analytics/executive
     interval: 10s

@@ -244,7 +244,9 @@ fn actions_must_be_known_unique_and_supported() {
     );
     assert_eq!(
         rule("[page]"),
-        vec![r#"rules[0].do[0]: "page" needs page.pagerduty or page.alertmanager"#]
+        vec![
+            r#"rules[0].do[0]: "page" needs page.pagerduty, page.alertmanager, page.slack or page.webhook"#
+        ]
     );
     let no_backend = errors(&format!(
         "{MINIMAL}rules: [{{name: r, when: {{consecutive_failures: 3, target: health}}, do: [rollback]}}]\n"

@@ -99,3 +99,56 @@ fn unusable_tls_settings_say_what_and_where() {
         "{got:?}"
     );
 }
+
+#[test]
+fn slack_and_webhook_urls_are_secrets_read_from_a_file_or_the_text() {
+    let slack = temp_file(b"https://hooks.slack.com/services/T000/B000/s3cr3t-slack\n");
+    let config = ok(&format!(
+        "{MINIMAL}page:\n  slack: {{ webhook_url_file: {} }}\n  webhook: {{ url: \"https://hooks.example/notify?token=s3cr3t-hook\", header_files: {{ X-Token: {} }}, max_per_minute: 5 }}\n",
+        slack.path().display(),
+        slack.path().display(),
+    ));
+    let s = config.page.slack.as_ref().expect("slack");
+    assert_eq!(
+        s.url.expose().as_str(),
+        "https://hooks.slack.com/services/T000/B000/s3cr3t-slack"
+    );
+    assert_eq!((s.max_per_minute, s.timeout.as_secs()), (20, 5));
+    let w = config.page.webhook.as_ref().expect("webhook");
+    assert_eq!(w.max_per_minute, 5);
+    assert!(w.headers.contains_key("X-Token"));
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("s3cr3t"), "a URL leaked: {shown}");
+    assert!(
+        shown.contains("https://hooks.slack.com/<redacted>"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn bad_slack_and_webhook_urls_are_named_by_path_and_never_shown() {
+    let got = errors_with(
+        "page:\n  slack: { webhook_url: \"hooks.slack.com/services/s3cr3t\" }\n  webhook: { url: \"ftp://s3cr3t@example\", url_file: /x }\n",
+    );
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with("page.slack.webhook_url: is not an absolute URL"),
+        "{got:?}"
+    );
+    assert_eq!(got[1], "page.webhook: give url_file or url, not both");
+    let got = errors_with("page:\n  webhook: { url: \"ftp://s3cr3t@example/x\" }\n  slack: {}\n");
+    assert!(
+        got.iter().any(|e| e
+            .starts_with("page.webhook.url: must be an http or https URL with a host, not ftp")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|e| e == "page.slack: needs webhook_url_file (or webhook_url)"),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().all(|e| !e.contains("s3cr3t")),
+        "a URL leaked: {got:?}"
+    );
+}

@@ -44,7 +44,7 @@ fn example_parses_with_defaults_filled_in() {
         health.expect.json.get("status"),
         Some(&serde_json::json!("ok"))
     );
-    assert_eq!(health.expect.max_latency, Some(secs(2)));
+    assert_eq!(health.expect.max_latency, Some(Duration::from_millis(700)));
     assert_eq!(health.follow_redirects, Redirects::SameOrigin);
     // timeout defaults to min(interval, 2s); method is stored upper case.
     assert_eq!(

@@ -280,6 +280,7 @@ impl Sim {
                     latency,
                     outcome,
                     counted,
+                    scraped: None,
                 });
                 p.next = now + target.interval;
             }

@@ -2,8 +2,11 @@
 //! is kept, and each rule's condition is recomputed from its definition
 //! over exactly the last `span` (no rings, no histogram, no shortcuts).
 //! `due` is the first instant the condition had held for the rule's `for:`.
-//! A window younger than its span counts the probes its missing time would
-//! have held as good and fast, as the rules module defines.
+//! A window younger than its span is judged on its failures (slow answers)
+//! over the probes a full window holds: the part of the bound the engine
+//! judges a young window on (`crate::slo`) that holds whatever comes
+//! next, so the engine, which adds what the failure rate promises, may
+//! only be earlier.
 //!
 //! On latency the oracle is conservative: an answer is slow only when it
 //! is more than one histogram bucket (2^(1/12)) above the threshold, so the

@@ -234,3 +234,91 @@ async fn a_body_exactly_at_the_cap_is_whole() {
     let outcome = probe(&app.url("/"), "    expect: { json: { status: ok } }\n").await;
     assert_eq!(outcome, Outcome::Success { status: 200 });
 }
+
+/// One scrape of a `scrape: true` target at `url`.
+async fn scrape(url: &str) -> Sample {
+    let config = crate::config::for_tests(&format!(
+        "service: s\ntargets:\n  - name: m\n    url: \"{url}\"\n    timeout: 2s\n    scrape: true\n"
+    ));
+    let prober = Prober::new(&config.tls).unwrap();
+    let target = &config.targets[0];
+    let request = Request::new(target).unwrap();
+    prober.probe(0, target, &request).await
+}
+
+#[tokio::test]
+async fn a_scrape_asks_for_openmetrics_first_and_reads_what_comes_back() {
+    let om = Server::start(|_| {
+        response(
+            "200 OK",
+            "Content-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n",
+            b"# TYPE a counter\na_total 1\n# EOF\n",
+        )
+    })
+    .await;
+    let s = scrape(&om.url("/metrics")).await;
+    assert!(s.outcome.is_success(), "{:?}", s.outcome);
+    let scraped = s.scraped.expect("the body is passed on");
+    assert_eq!(scraped.format, Format::OpenMetrics);
+    assert!(
+        om.seen()[0].contains(&format!("accept: {}", SCRAPE_ACCEPT.to_ascii_lowercase())),
+        "{:?}",
+        om.seen()
+    );
+    // Text 0.0.4 (or no Content-Type at all) is read as text.
+    let text = Server::start(|_| response("200 OK", "", b"a_total 1\n")).await;
+    let s = scrape(&text.url("/metrics")).await;
+    assert_eq!(s.scraped.map(|b| b.format), Some(Format::Text));
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_parse_fails_with_its_line() {
+    // OpenMetrics without # EOF; then text that is not UTF-8.
+    let om = Server::start(|_| {
+        response(
+            "200 OK",
+            "Content-Type: application/openmetrics-text; version=1.0.0\r\n",
+            b"# TYPE a counter\na_total 1\n",
+        )
+    })
+    .await;
+    let s = scrape(&om.url("/metrics")).await;
+    assert!(s.scraped.is_none());
+    let (reason, detail) = failure(s.outcome);
+    assert_eq!(reason, Reason::Unparsable);
+    assert!(
+        detail.starts_with("the OpenMetrics body does not parse: line "),
+        "{detail}"
+    );
+    let bad = Server::start(|_| response("200 OK", "", b"a_total 1\nb_total\xff 2\n")).await;
+    let (reason, detail) = failure(scrape(&bad.url("/metrics")).await.outcome);
+    assert_eq!(reason, Reason::Unparsable);
+    assert_eq!(
+        detail,
+        "the Prometheus text body does not parse: line 2, column 8: byte 0xff is not UTF-8; \
+         expositions must be UTF-8 throughout"
+    );
+    assert_eq!(Reason::Unparsable.metric_label(), "unparsable");
+}
+
+#[tokio::test]
+async fn a_scrape_body_over_its_cap_fails_and_is_not_kept() {
+    let big = vec![b'#'; MAX_SCRAPE_BODY + 1];
+    let app = Server::start(move |_| response("200 OK", "", &big)).await;
+    let s = scrape(&app.url("/metrics")).await;
+    assert!(s.scraped.is_none());
+    let (reason, detail) = failure(s.outcome);
+    assert_eq!(reason, Reason::Truncated);
+    assert_eq!(
+        detail,
+        "the metrics body is longer than 10 MiB, the most a scrape reads"
+    );
+}
+
+#[tokio::test]
+async fn a_scrape_with_an_unexpected_status_fails_on_the_status() {
+    let app = Server::start(|_| response("503 Service Unavailable", "", b"a_total 1\n")).await;
+    let s = scrape(&app.url("/metrics")).await;
+    assert!(s.scraped.is_none());
+    assert_eq!(failure(s.outcome).0, Reason::Status);
+}

@@ -4,8 +4,7 @@
 //! missing or unknown routing key, a bad `event_action`, a trigger without
 //! summary/source/severity, a summary over 1024 characters, a body over
 //! 512 KB. Tests can plan faults (5xx, 429 with or without `Retry-After`,
-//! a request never answered, every request of one dedup key never
-//! answered) or take it off the network, and read the `Authorization`
+//! a request never answered) or take it off the network, and read the `Authorization`
 //! header each request came with.
 
 use super::faulty::{Fault, Faults, Port, Reply, body, fault_status, json_reply, serve_http};
@@ -21,8 +20,6 @@ struct State {
     seen: Vec<(u16, Value)>,
     /// Every answered request's `Authorization` header (empty when it had none).
     authorizations: Vec<String>,
-    /// Events with these dedup keys are never answered.
-    hung_keys: Vec<String>,
 }
 
 pub struct FakePagerDuty {
@@ -104,11 +101,6 @@ impl FakePagerDuty {
         self.faults.plan(&faults);
     }
 
-    /// Never answer an event with this dedup key (its incident's API hangs).
-    pub fn hang_key(&self, dedup_key: &str) {
-        self.lock().hung_keys.push(dedup_key.to_string());
-    }
-
     /// Answer the next requests with these faults, one each.
     pub fn plan(&self, faults: &[Fault]) {
         self.faults.plan(faults);
@@ -147,17 +139,7 @@ async fn handle(
         .is_some_and(|v| v.to_str().unwrap_or("").starts_with("application/json"));
     let body = body(req).await;
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let hung = {
-        let s = state.lock().unwrap_or_else(|e| e.into_inner());
-        s.hung_keys
-            .iter()
-            .any(|k| parsed["dedup_key"] == k.as_str())
-    };
-    let fault = if hung {
-        Some(Fault::Hang)
-    } else {
-        faults.take()
-    };
+    let fault = faults.take();
     if fault == Some(Fault::Hang) {
         state
             .lock()

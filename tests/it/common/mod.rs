@@ -2,11 +2,13 @@
 //! whole daemon on 127.0.0.1:0, with the sample app if asked), every fake
 //! neighbour, the real ones (Prometheus, Alertmanager), and small helpers.
 pub mod alertmanager;
+pub mod exporter;
 pub mod fake_alertmanager;
 pub mod fake_deployer;
 pub mod fake_grafana;
 pub mod fake_kube;
 pub mod fake_pagerduty;
+pub mod fake_slack;
 pub mod faulty;
 pub mod harness;
 pub mod https;

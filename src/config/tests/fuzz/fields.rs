@@ -25,7 +25,7 @@ targets:
       status: [200, 204]
       body_contains: ok
       json: { status: ok, checks.0.up: true, version: 3, data.items: [1, 2.5, "x"] }
-      max_latency: 2s
+      max_latency: 700ms
   - name: analytics-executive
     url: http://127.0.0.1:8080/api/v1/analytics/executive
     interval: 10s

@@ -1,18 +1,21 @@
 //! A strict in-process fake of the Kubernetes API server, spoken to by the
 //! real `kube::Client` over HTTP on 127.0.0.1. It serves only what backstop
-//! needs (Pods, ReplicaSets, Deployments, Events, SelfSubjectAccessReviews),
+//! needs (Pods, ReplicaSets, Deployments, Events, SelfSubjectAccessReviews,
+//! and the Argo CD and Flux objects that sync a Deployment),
 //! follows the real contract for those (paths, list shapes, `Status` errors,
 //! resourceVersion conflicts, JSON patch) and records everything else as an
 //! unexpected request that [`FakeKube::assert_no_unexpected`] reports.
 //!
 //! - `store`: objects, the global resourceVersion, typed access.
 //! - `routes`: path parsing, GET and LIST; `patch`: Deployment JSON patches;
+//!   `custom`: JSON patches of Argo CD and Flux custom resources;
 //!   `create`: Events and SelfSubjectAccessReviews.
 //! - `selector`: label selector parsing; `status`: `Status` error bodies.
 //! - `cluster`: a ready-made cluster after two rollouts of `checkout`.
 
 mod cluster;
 mod create;
+mod custom;
 mod patch;
 mod routes;
 pub mod selector;
@@ -20,7 +23,7 @@ mod status;
 mod store;
 
 pub use cluster::{Fixture, checkout_cluster};
-pub use store::Store;
+pub use store::{Kind, Store};
 
 use super::faulty::Port;
 use bytes::Bytes;
@@ -48,6 +51,8 @@ pub struct Recorded {
     /// The raw (still percent-encoded) query string, "" when none.
     pub query: String,
     pub content_type: Option<String>,
+    /// The `Authorization` header as sent (the fake accepts any bearer token).
+    pub authorization: Option<String>,
     pub body: String,
     /// The status code answered; 0 while the request is still in progress.
     pub status: u16,
@@ -197,6 +202,22 @@ impl FakeKube {
         self.lock().store.modify(namespace, name, change)
     }
 
+    /// Insert or replace a custom resource (an Argo CD Application, a Flux
+    /// Kustomization or HelmRelease) as an admin would; returns it stored.
+    pub fn put_custom(&self, object: Value) -> Value {
+        let kind = Kind::of(
+            object["apiVersion"].as_str().unwrap_or_default(),
+            object["kind"].as_str().unwrap_or_default(),
+        )
+        .filter(|k| k.custom())
+        .unwrap_or_else(|| panic!("the fake serves no such custom resource: {object}"));
+        self.lock().store.insert_json(kind, object)
+    }
+
+    pub fn get_custom(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
+        self.lock().store.get_json(kind, namespace, name).cloned()
+    }
+
     /// The current (global) resourceVersion.
     pub fn resource_version(&self) -> String {
         self.lock().store.resource_version()
@@ -271,8 +292,9 @@ impl FakeKube {
         self.lock().denials.push(denial);
     }
 
-    /// Run `hook` on the store at the start of every Deployment PATCH, before
-    /// the patch is applied: the way to let another writer win a race.
+    /// Run `hook` on the store at the start of every PATCH (a Deployment's
+    /// or a custom resource's), before the patch is applied: the way to let
+    /// another writer win a race.
     pub fn on_patch(&self, hook: impl FnMut(&mut Store) + Send + 'static) {
         self.lock().on_patch = Some(Box::new(hook));
     }
@@ -322,6 +344,11 @@ async fn serve(
         content_type: parts
             .headers
             .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        authorization: parts
+            .headers
+            .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         body: String::from_utf8_lossy(&body).into_owned(),

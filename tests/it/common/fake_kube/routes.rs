@@ -5,7 +5,7 @@
 use super::selector::Selector;
 use super::status::ApiError;
 use super::store::Kind;
-use super::{Recorded, State, create, patch};
+use super::{Recorded, State, create, custom, patch};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -59,28 +59,17 @@ fn route(path: &str) -> Option<Route> {
         ] => {
             return Some(Route::AccessReview);
         }
-        ["api", "v1", "namespaces", ns, rest @ ..] => ("", *ns, rest),
-        [
-            "apis",
-            group @ ("apps" | "events.k8s.io"),
-            "v1",
-            "namespaces",
-            ns,
-            rest @ ..,
-        ] => (*group, *ns, rest),
+        ["api", "v1", "namespaces", ns, rest @ ..] => (("", "v1"), *ns, rest),
+        ["apis", group, version, "namespaces", ns, rest @ ..] => ((*group, *version), *ns, rest),
         _ => return None,
     };
     let named = |s: &str| !s.is_empty();
+    let kind = |plural| Kind::from_plural(group.0, group.1, plural);
     match rest {
-        [plural] if named(ns) => Some(Route::Collection(
-            Kind::from_plural(group, plural)?,
-            ns.to_string(),
-        )),
-        [plural, name] if named(ns) && named(name) => Some(Route::Item(
-            Kind::from_plural(group, plural)?,
-            ns.to_string(),
-            name.to_string(),
-        )),
+        [plural] if named(ns) => Some(Route::Collection(kind(plural)?, ns.to_string())),
+        [plural, name] if named(ns) && named(name) => {
+            Some(Route::Item(kind(plural)?, ns.to_string(), name.to_string()))
+        }
         _ => None,
     }
 }
@@ -90,6 +79,7 @@ enum Endpoint {
     Get(Kind, String, String),
     List(Kind, String),
     PatchDeployment(String, String),
+    PatchCustom(Kind, String, String),
     CreateEvent(Kind, String),
     AccessReview,
 }
@@ -101,6 +91,8 @@ impl Endpoint {
             ("GET", Route::Item(k @ (Pod | ReplicaSet | Deployment), ns, name)) => {
                 Endpoint::Get(k, ns, name)
             }
+            ("GET", Route::Item(k, ns, name)) if k.custom() => Endpoint::Get(k, ns, name),
+            ("PATCH", Route::Item(k, ns, name)) if k.custom() => Endpoint::PatchCustom(k, ns, name),
             ("GET", Route::Collection(k @ (Pod | ReplicaSet | Deployment), ns)) => {
                 Endpoint::List(k, ns)
             }
@@ -181,6 +173,7 @@ pub fn handle(state: &mut State, req: &Recorded) -> Reply {
         Endpoint::PatchDeployment(ns, name) => {
             patch::deployment(state, req, &ns, &name, validation)
         }
+        Endpoint::PatchCustom(kind, ns, name) => custom::patch(state, req, kind, &ns, &name),
         Endpoint::CreateEvent(kind, ns) => create::event(state, req, kind, &ns, validation),
         Endpoint::AccessReview => create::access_review(state, req, validation),
     }

@@ -19,16 +19,33 @@ pub enum Kind {
     Event,
     /// events.k8s.io/v1 Event: a separate view with its own validation.
     EventV1,
+    /// Argo CD's argoproj.io/v1alpha1 Application (a CRD).
+    Application,
+    /// Flux's kustomize.toolkit.fluxcd.io/v1 Kustomization (a CRD).
+    Kustomization,
+    /// Flux's helm.toolkit.fluxcd.io/v2 HelmRelease (a CRD).
+    HelmRelease,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 8] = [
         Kind::Pod,
         Kind::ReplicaSet,
         Kind::Deployment,
         Kind::Event,
         Kind::EventV1,
+        Kind::Application,
+        Kind::Kustomization,
+        Kind::HelmRelease,
     ];
+
+    /// The custom resources the fake serves (GET and JSON patch).
+    pub fn custom(self) -> bool {
+        matches!(
+            self,
+            Kind::Application | Kind::Kustomization | Kind::HelmRelease
+        )
+    }
 
     pub fn of(api_version: &str, kind: &str) -> Option<Kind> {
         Kind::ALL
@@ -36,10 +53,14 @@ impl Kind {
             .find(|k| k.api_version() == api_version && k.kind() == kind)
     }
 
-    pub fn from_plural(group: &str, plural: &str) -> Option<Kind> {
+    pub fn from_plural(group: &str, version: &str, plural: &str) -> Option<Kind> {
         Kind::ALL
             .into_iter()
-            .find(|k| k.group() == group && k.plural() == plural)
+            .find(|k| k.group() == group && k.version() == version && k.plural() == plural)
+    }
+
+    pub fn version(self) -> &'static str {
+        self.api_version().rsplit('/').next().unwrap_or_default()
     }
 
     pub fn api_version(self) -> &'static str {
@@ -47,6 +68,9 @@ impl Kind {
             Kind::Pod | Kind::Event => "v1",
             Kind::ReplicaSet | Kind::Deployment => "apps/v1",
             Kind::EventV1 => "events.k8s.io/v1",
+            Kind::Application => "argoproj.io/v1alpha1",
+            Kind::Kustomization => "kustomize.toolkit.fluxcd.io/v1",
+            Kind::HelmRelease => "helm.toolkit.fluxcd.io/v2",
         }
     }
 
@@ -60,6 +84,9 @@ impl Kind {
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Deployment => "Deployment",
             Kind::Event | Kind::EventV1 => "Event",
+            Kind::Application => "Application",
+            Kind::Kustomization => "Kustomization",
+            Kind::HelmRelease => "HelmRelease",
         }
     }
 
@@ -69,6 +96,9 @@ impl Kind {
             Kind::ReplicaSet => "replicasets",
             Kind::Deployment => "deployments",
             Kind::Event | Kind::EventV1 => "events",
+            Kind::Application => "applications",
+            Kind::Kustomization => "kustomizations",
+            Kind::HelmRelease => "helmreleases",
         }
     }
 
