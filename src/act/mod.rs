@@ -6,6 +6,11 @@
 //! Backends sit beside each other in the `Backend` enum (webhook,
 //! Kubernetes); each does its own dry run, so an advisory run goes as far
 //! as the backend can without writing.
+//!
+//! A firing rule's rollback is decided before its page, so every receiver
+//! (PagerDuty's one incident per revision, Alertmanager's alert per rule,
+//! Slack, the notification webhook) is told in plain words (`words`) what
+//! fails, against which limit, and what backstop did about it.
 
 mod admin;
 pub mod alertmanager;
@@ -117,7 +122,7 @@ impl Backend {
                 )?))
             }
             (Some(RollbackBackend::Kubernetes(k)), Some((ctx, id))) => Some(Backend::Kubernetes(
-                kube::KubeBackend::new(ctx, id, k.timeout, retry::Backoff::default(), k.gitops),
+                kube::KubeBackend::new(ctx, id, k.clone(), retry::Backoff::default()),
             )),
             (Some(RollbackBackend::Kubernetes(_)), None) => match page_only {
                 Some(p) => Some(Backend::PageOnly(p.clone())),
@@ -393,6 +398,14 @@ impl Actor {
                 let mut first = d.clone();
                 first.kind = DecisionKind::Fired;
                 self.page(&first, note, to);
+            }
+            // A failed rollback tried again: the incident hears it is under way.
+            DecisionKind::Firing
+                if e.open && !paused && matches!(note, Some(RollbackNote::Started)) =>
+            {
+                let mut again = d.clone();
+                again.kind = DecisionKind::Fired;
+                self.page(&again, note, ReceiverChanges::ALL);
             }
             // The pager re-sends on its own schedule; reminders add nothing.
             DecisionKind::Firing => {}

@@ -72,6 +72,9 @@ pub struct Notifier {
     log: ActionLog,
 }
 
+/// The post in flight: its message's number, notice and task.
+type InFlight = (u64, Notice, JoinHandle<Result<Answer, RetryError>>);
+
 struct Waiting {
     seq: u64,
     body: serde_json::Value,
@@ -150,7 +153,7 @@ impl Notifier {
 
     pub async fn run(mut self, mut notices: mpsc::Receiver<Notice>, stop: CancellationToken) {
         let mut open = true;
-        let mut post: Option<(u64, Notice, JoinHandle<Result<Answer, RetryError>>)> = None;
+        let mut post: Option<InFlight> = None;
         let mut retry_tick = tokio::time::interval(RETRY_EVERY);
         retry_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
@@ -220,7 +223,7 @@ impl Notifier {
     }
 
     /// Post the oldest message, unless resting or over the limit.
-    fn start(&mut self) -> Option<(u64, Notice, JoinHandle<Result<Answer, RetryError>>)> {
+    fn start(&mut self) -> Option<InFlight> {
         if self.resting {
             return None;
         }

@@ -290,3 +290,76 @@ rollback:
     stop.cancel();
     run.await.unwrap();
 }
+
+/// A rollback that failed is tried again while the rule fires; the rule's
+/// incident is told each time where the rollback stands: started, failed,
+/// started again.
+#[tokio::test(start_paused = true)]
+async fn a_retried_rollback_is_told_to_the_incident_again() {
+    crate::init_tls();
+    let config = Arc::new(crate::config::for_tests(
+        r#"
+service: checkout
+targets: [{ name: health, url: "http://127.0.0.1:1/health", interval: 1s }]
+rules:
+  - { name: health-down, when: { consecutive_failures: 3, target: health }, do: [rollback, page] }
+rollback:
+  webhook: { url: "http://127.0.0.1:1/admin/rollback", timeout: 1s }
+page:
+  webhook: { url: "http://127.0.0.1:1/notify" }
+"#,
+    ));
+    let backend = Backend::from_config(&config, None, None).unwrap();
+    let revision = Revision {
+        id: "v2".into(),
+        since: Instant::now(),
+    };
+    let (page_tx, mut pages) = mpsc::channel(16);
+    let receivers = Receivers {
+        webhook: Some(page_tx),
+        ..Receivers::default()
+    };
+    let actor = Actor::new(
+        config,
+        Telemetry::detached(),
+        backend,
+        revision,
+        ActionLog::default(),
+    )
+    .with_receivers(receivers);
+    let (tx, rx) = mpsc::channel(16);
+    let stop = CancellationToken::new();
+    tokio::spawn(actor.run(rx, stop.clone(), Duration::from_millis(500)));
+    let mut next = async || {
+        let n = tokio::time::timeout(Duration::from_secs(120), pages.recv()).await;
+        n.expect("a notice").expect("the channel is open")
+    };
+    tx.send(decision(DecisionKind::Fired)).await.unwrap();
+    let fired = next().await;
+    assert_eq!(fired.rollback, Some(RollbackNote::Started));
+    let failed = next().await;
+    assert!(
+        matches!(
+            &failed.rollback,
+            Some(RollbackNote::Done {
+                outcome: ActionOutcome::Failed,
+                ..
+            })
+        ),
+        "{:?}",
+        failed.rollback
+    );
+    // Reminders within the pause after a failure say nothing new.
+    tx.send(decision(DecisionKind::Firing)).await.unwrap();
+    tokio::time::sleep(guard::RETRY_FAILED_AFTER).await;
+    tx.send(decision(DecisionKind::Firing)).await.unwrap();
+    let again = next().await;
+    assert!(again.firing);
+    assert_eq!(again.rollback, Some(RollbackNote::Started));
+    assert!(
+        again.summary.ends_with("; rolling back"),
+        "{}",
+        again.summary
+    );
+    stop.cancel();
+}

@@ -284,6 +284,37 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_slack_or_webhook_receiver_rebuilds_only_itself() {
+        let with = |page: &str| {
+            for_tests(&format!(
+                "service: checkout\ntargets: [{HEALTH}]\nrules: [{DOWN}]\nrollback: {{ webhook: {{ url: \"http://127.0.0.1:1/rb\" }} }}\npage: {page}\n"
+            ))
+        };
+        let old = with(
+            "{ slack: { webhook_url: \"https://hooks.slack.com/a\" }, webhook: { url: \"http://127.0.0.1:1/n\" } }",
+        );
+        let slack = with(
+            "{ slack: { webhook_url: \"https://hooks.slack.com/b\" }, webhook: { url: \"http://127.0.0.1:1/n\" } }",
+        );
+        let hook = with(
+            "{ slack: { webhook_url: \"https://hooks.slack.com/a\" }, webhook: { url: \"http://127.0.0.1:1/n\", max_per_minute: 5 } }",
+        );
+        let changes = |new: &Config| ConfigDiff::new(&old, new).receivers;
+        let only_slack = ReceiverChanges {
+            slack: true,
+            ..ReceiverChanges::default()
+        };
+        let only_webhook = ReceiverChanges {
+            webhook: true,
+            ..ReceiverChanges::default()
+        };
+        assert_eq!(changes(&slack), only_slack);
+        assert_eq!(changes(&hook), only_webhook);
+        assert!(!changes(&old).any());
+        assert!(only_slack.union(only_webhook).any());
+    }
+
+    #[test]
     fn an_slo_change_resets_only_the_rules_that_read_it() {
         let old = config(
             &[HEALTH],

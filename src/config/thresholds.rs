@@ -35,7 +35,9 @@ pub(super) fn check(p: &mut Problems, targets: &[Target], slos: &[Slo], rules: &
         if let Some(t) = s
             .targets
             .iter()
-            .map(|t| &targets[*t])
+            // Traffic (indices past the targets) is the app's own latency:
+            // no probe timeout cuts it.
+            .filter_map(|t| targets.get(*t))
             .find(|t| threshold >= t.timeout)
         {
             p.add(
@@ -56,7 +58,9 @@ pub(super) fn check(p: &mut Problems, targets: &[Target], slos: &[Slo], rules: &
         let Condition::Latency { target, above, .. } = &r.when else {
             continue;
         };
-        let t = &targets[*target];
+        let Some(t) = targets.get(*target) else {
+            continue;
+        };
         if *above >= t.timeout {
             p.add(
                 &[&error::index("rules", i), "when", "latency", "above"].join("."),

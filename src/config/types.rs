@@ -478,6 +478,9 @@ pub struct Kubernetes {
     pub token_file: Option<std::path::PathBuf>,
     /// What to do when Argo CD or Flux manages the Deployment.
     pub gitops: GitOps,
+    /// Where Argo CD keeps its Applications (for a tracking id or instance
+    /// label that names no namespace). Default `argocd`.
+    pub argocd_namespace: String,
 }
 
 /// `rollback.kubernetes.gitops`: a rollback of a Deployment that Argo CD or

@@ -650,6 +650,7 @@ fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
     };
     let deployment = name("deployment", &k.deployment);
     let namespace = name("namespace", &k.namespace);
+    let argocd_namespace = name("argocd_namespace", &k.argocd_namespace);
     let timeout = units::duration_or(
         p,
         &error::key(path, "timeout"),
@@ -713,6 +714,7 @@ fn kubernetes(p: &mut Problems, k: &RawKubernetes) -> Option<Kubernetes> {
         container: container?,
         token_file,
         gitops: gitops?,
+        argocd_namespace: argocd_namespace.unwrap_or_else(|| "argocd".into()),
     })
 }
 

@@ -2,7 +2,10 @@
 //! running example's `/health` and analytics endpoints, a deploy/rollback
 //! webhook, and behaviours a test can switch (healthy, failing, slow,
 //! hanging, wrong body, refusing connections, leaking its DB pool, noisy
-//! like a real service).
+//! like a real service, failing a share of its orders). It counts its own
+//! requests on `/metrics` like a real service (see [`metrics`]).
+
+pub mod metrics;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -41,6 +44,10 @@ pub enum Behaviour {
     /// Answers like a real service: jittered latency, now and then a slow
     /// query or an error, slower while cold.
     Noisy(Noise),
+    /// `POST /api/orders` fails (500) for this share of orders, spread
+    /// evenly (0.08: 2 of every 25); every other request is healthy, so
+    /// probes of `/health` and the analytics stay green.
+    FailingOrders { share: f64 },
 }
 
 /// How a `Noisy` app answers. Seeded: the same requests get the same
@@ -86,12 +93,15 @@ struct State {
     /// When the behaviour was set, and the dice of a `Noisy` one.
     since: Instant,
     rng: StdRng,
+    /// Orders taken since the behaviour was set.
+    orders: u64,
 }
 
 /// A running sample app; dropping it stops it.
 pub struct SampleApp {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    metrics: Arc<metrics::Metrics>,
     version_tx: watch::Sender<String>,
     /// How many PagerDuty events the app has taken.
     pages_tx: watch::Sender<usize>,
@@ -114,12 +124,14 @@ impl SampleApp {
             webhook_failures: Default::default(),
             since: Instant::now(),
             rng: StdRng::seed_from_u64(0),
+            orders: 0,
         }));
         let (version_tx, _) = watch::channel(version.to_string());
         let (pages_tx, _) = watch::channel(0);
         let app = SampleApp {
             addr,
             state,
+            metrics: Arc::new(metrics::Metrics::new()),
             version_tx,
             pages_tx,
             server: Mutex::new(None),
@@ -132,16 +144,21 @@ impl SampleApp {
         let mut set = JoinSet::new();
         let state = self.state.clone();
         let txs = (self.version_tx.clone(), self.pages_tx.clone());
+        let metrics = self.metrics.clone();
         set.spawn(async move {
             let mut conns = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
                 let state = state.clone();
                 let txs = txs.clone();
+                let metrics = metrics.clone();
                 let svc = hyper::service::service_fn(move |req| {
                     let state = state.clone();
                     let txs = txs.clone();
+                    let metrics = metrics.clone();
                     async move {
-                        Ok::<_, std::convert::Infallible>(handle(&state, &txs, req).await)
+                        Ok::<_, std::convert::Infallible>(
+                            counted(&state, &txs, &metrics, req).await,
+                        )
                     }
                 });
                 conns.spawn(async move {
@@ -233,7 +250,23 @@ impl State {
         }
         self.behaviour = behaviour;
         self.leaked = 0;
+        self.orders = 0;
         self.since = Instant::now();
+    }
+
+    /// Take one order: whether it fails under `FailingOrders { share }`.
+    /// Failures are spread evenly: the n-th order fails when n × share
+    /// passes a whole number.
+    fn take_order(&mut self) -> bool {
+        self.orders += 1;
+        match self.behaviour {
+            Behaviour::FailingOrders { share } => {
+                let share = share.clamp(0.0, 1.0);
+                let n = self.orders as f64;
+                (n * share).floor() > ((n - 1.0) * share).floor()
+            }
+            _ => false,
+        }
     }
 
     /// A `Noisy` answer: how long it takes, and whether it is an error.
@@ -259,6 +292,30 @@ impl State {
 
 type Reply = Response<Full<Bytes>>;
 
+/// Serve one request and count it in the app's own metrics (all but
+/// `/metrics`, the admin webhook and the PagerDuty stand-in, which are not
+/// user traffic).
+async fn counted(
+    state: &Mutex<State>,
+    txs: &(watch::Sender<String>, watch::Sender<usize>),
+    metrics: &metrics::Metrics,
+    req: Request<Incoming>,
+) -> Reply {
+    let path = req.uri().path().to_string();
+    if path == "/metrics" {
+        let (body, content_type) = metrics.render();
+        return reply(StatusCode::OK, content_type, body);
+    }
+    let method = req.method().as_str().to_string();
+    let started = Instant::now();
+    let answer = handle(state, txs, req).await;
+    // The admin webhook and the PagerDuty stand-in are not user traffic.
+    if !path.starts_with("/admin/") && path != "/v2/enqueue" {
+        metrics.observe(&method, &path, answer.status().as_u16(), started.elapsed());
+    }
+    answer
+}
+
 async fn handle(
     state: &Mutex<State>,
     (version_tx, pages_tx): &(watch::Sender<String>, watch::Sender<usize>),
@@ -276,6 +333,9 @@ async fn handle(
             return page(state, pages_tx, &body);
         }
         return rollback(state, version_tx, &body);
+    }
+    if path == "/api/orders" {
+        return order(state, req.method());
     }
     let health = path == "/health" || path == "/ready";
     let (version, behaviour, exhausted, noisy) = {
@@ -329,7 +389,7 @@ async fn handle(
                 );
             }
         }
-        Behaviour::Healthy | Behaviour::PoolLeak { .. } => {}
+        Behaviour::Healthy | Behaviour::PoolLeak { .. } | Behaviour::FailingOrders { .. } => {}
     }
     if health {
         return json(
@@ -350,6 +410,32 @@ async fn handle(
             StatusCode::NOT_FOUND,
             serde_json::json!({"error": "not found"}),
         ),
+    }
+}
+
+/// `POST /api/orders`: take an order (201), or fail it (500) as the
+/// behaviour says.
+fn order(state: &Mutex<State>, method: &hyper::Method) -> Reply {
+    if method != hyper::Method::POST {
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({"error": "POST an order"}),
+        );
+    }
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let failed = s.take_order();
+    let (version, n) = (s.version.clone(), s.orders);
+    drop(s);
+    if failed {
+        json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"error": "payment service call failed", "version": version}),
+        )
+    } else {
+        json(
+            StatusCode::CREATED,
+            serde_json::json!({"order": n, "version": version}),
+        )
     }
 }
 
@@ -444,7 +530,39 @@ mod tests {
             webhook_failures: Default::default(),
             since: Instant::now(),
             rng: StdRng::seed_from_u64(0),
+            orders: 0,
         }
+    }
+
+    #[test]
+    fn a_share_of_orders_fails_evenly() {
+        let mut s = state();
+        s.switch(Behaviour::FailingOrders { share: 0.08 });
+        let failed: Vec<u64> = (1..=100).filter(|_| s.take_order()).collect();
+        assert_eq!(failed.len(), 8, "{failed:?}");
+        assert_eq!(failed[..2], [13, 25]);
+        s.switch(Behaviour::Healthy);
+        assert!((0..100).all(|_| !s.take_order()));
+    }
+
+    #[tokio::test]
+    async fn it_serves_its_own_metrics_of_user_requests() {
+        crate::init_tls();
+        let app = SampleApp::start("v1").await.unwrap();
+        app.deploy("v2", Behaviour::FailingOrders { share: 0.5 });
+        let c = reqwest::Client::new();
+        for _ in 0..4 {
+            c.post(app.url("/api/orders")).send().await.unwrap();
+        }
+        c.get(app.url("/health")).send().await.unwrap();
+        let text = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let line = |code: &str, path: &str, method: &str| {
+            format!("http_requests_total{{code=\"{code}\",method=\"{method}\",path=\"{path}\"}} ")
+        };
+        assert!(text.contains(&(line("500", "/api/orders", "POST") + "2")), "{text}");
+        assert!(text.contains(&(line("201", "/api/orders", "POST") + "2")), "{text}");
+        assert!(text.contains(&(line("200", "/health", "GET") + "1")), "{text}");
+        assert!(!text.contains("path=\"/metrics\""), "{text}");
     }
 
     #[tokio::test(start_paused = true)]

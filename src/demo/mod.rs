@@ -7,6 +7,7 @@
 //! PagerDuty events are real HTTP, and the same code as in production.
 
 pub mod app;
+mod load;
 
 use crate::daemon::Event;
 use crate::rules::State;

@@ -110,7 +110,7 @@ impl Telemetry {
                     since = %humantime::format_rfc3339_millis(since),
                     reason = reason.metric_label(),
                     detail = detail.as_str(),
-                    "{} failing since {}: {failures} failed probes in a row, the last {detail}",
+                    "{} failing since {}: {failures} failed probes in a row, the last: {detail}",
                     target.url.path(),
                     humantime::format_rfc3339_millis(since),
                 )

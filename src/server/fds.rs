@@ -25,7 +25,8 @@ const BASE_RESERVE: u64 = 64;
 /// new one being dialled after the app closed the old one, and a lookup.
 const PER_TARGET: u64 = 3;
 /// Per outbound destination (the rollback webhook or the API server,
-/// PagerDuty, each Alertmanager, Grafana, the OTLP collector): a pooled connection, a retry's new connection,
+/// PagerDuty, each Alertmanager, Slack, the notification webhook, Grafana,
+/// the OTLP collector): a pooled connection, a retry's new connection,
 /// its lookup, and one spare.
 const PER_DESTINATION: u64 = 4;
 /// The soft limit is raised towards the hard one, but not past this (the
@@ -36,6 +37,8 @@ const RAISE_CEILING: u64 = 1 << 20;
 pub fn reserve(config: &Config) -> u64 {
     let destinations = u64::from(config.rollback.backend.is_some())
         + u64::from(config.page.pagerduty.is_some())
+        + u64::from(config.page.slack.is_some())
+        + u64::from(config.page.webhook.is_some())
         + config
             .page
             .alertmanager

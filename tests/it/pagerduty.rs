@@ -195,9 +195,9 @@ async fn a_multi_rule_bad_release_is_one_incident_of_three_posts() {
     when: { consecutive_failures: 6, target: health }
     do: [rollback, page]";
     let (pd, mut s, _key) = setup(rules).await;
-    // The webhook refuses once, so the rollback's outcome comes well after
+    // The webhook refuses twice, so the rollback's outcome comes well after
     // the second rule's page (each its own post, not merged in the queue).
-    s.app().fail_webhook(&[500]);
+    s.app().fail_webhook(&[500, 500]);
     s.app().deploy("v2", Behaviour::Status(500));
     let left_open = |n: usize| {
         let mut seen = 0;

@@ -6,16 +6,13 @@
 //! it does not roll back into a fight: it refuses, and the page says why.
 //! Owners are read and written through `kube`'s dynamic API.
 
-use crate::config::GitOps;
+use crate::config::{GitOps, Kubernetes};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Value, json};
 
 pub const ARGO_TRACKING_ID: &str = "argocd.argoproj.io/tracking-id";
 pub const ARGO_INSTANCE: &str = "app.kubernetes.io/instance";
-/// Where Argo CD keeps its Applications unless the tracking id names
-/// another namespace (`<namespace>_<app>`, apps in any namespace).
-pub const ARGO_NAMESPACE: &str = "argocd";
 const FLUX_KUSTOMIZATION: &str = "kustomize.toolkit.fluxcd.io";
 const FLUX_HELM: &str = "helm.toolkit.fluxcd.io";
 
@@ -64,8 +61,9 @@ impl std::fmt::Display for Owner {
     }
 }
 
-/// The owner the Deployment's metadata names, if any.
-pub fn owner(d: &Deployment) -> Option<Owner> {
+/// The owner the Deployment's metadata names, if any; an Argo CD
+/// Application named without a namespace is looked for in `argocd_namespace`.
+pub fn owner(d: &Deployment, argocd_namespace: &str) -> Option<Owner> {
     let labels = d.metadata.labels.clone().unwrap_or_default();
     let annotations = d.metadata.annotations.clone().unwrap_or_default();
     for (group, kind) in [
@@ -87,7 +85,7 @@ pub fn owner(d: &Deployment) -> Option<Owner> {
     // `<app>:<group>/<kind>:<namespace>/<name>`; `<app>` is
     // `<namespace>_<name>` for Applications outside Argo CD's namespace.
     let argo = |app: &str, guessed| {
-        let (namespace, name) = app.split_once('_').unwrap_or((ARGO_NAMESPACE, app));
+        let (namespace, name) = app.split_once('_').unwrap_or((argocd_namespace, app));
         Some(Owner {
             kind: Kind::ArgoApplication,
             namespace: namespace.to_string(),
@@ -120,14 +118,15 @@ pub enum Gate {
 /// re-read everything and decide again.
 pub async fn before_rollback(
     client: &kube::Client,
-    mode: GitOps,
+    config: &Kubernetes,
     deployment: &Deployment,
     dry_run: bool,
 ) -> Result<Gate, kube::Error> {
+    let mode = config.gitops;
     if mode == GitOps::Ignore {
         return Ok(Gate::Clear(None));
     }
-    let Some(owner) = owner(deployment) else {
+    let Some(owner) = owner(deployment, &config.argocd_namespace) else {
         return Ok(Gate::Clear(None));
     };
     let ns = deployment.metadata.namespace.as_deref().unwrap_or_default();
@@ -281,7 +280,7 @@ mod tests {
             &[],
         );
         assert_eq!(
-            owner(&flux),
+            owner(&flux, "argocd"),
             owned(Kind::FluxKustomization, "flux-system", "apps", false)
         );
         let helm = deployment(
@@ -292,7 +291,7 @@ mod tests {
             &[],
         );
         assert_eq!(
-            owner(&helm),
+            owner(&helm, "argocd"),
             owned(Kind::FluxHelmRelease, "shop", "checkout", false)
         );
         let tracked = deployment(
@@ -300,7 +299,7 @@ mod tests {
             &[(ARGO_TRACKING_ID, "checkout:apps/Deployment:shop/checkout")],
         );
         assert_eq!(
-            owner(&tracked),
+            owner(&tracked, "argocd"),
             owned(Kind::ArgoApplication, "argocd", "checkout", false)
         );
         let anywhere = deployment(
@@ -311,16 +310,20 @@ mod tests {
             )],
         );
         assert_eq!(
-            owner(&anywhere),
+            owner(&anywhere, "argocd"),
             owned(Kind::ArgoApplication, "team-a", "checkout", false)
         );
         let label = deployment(&[("app.kubernetes.io/instance", "checkout")], &[]);
         assert_eq!(
-            owner(&label),
+            owner(&label, "argocd"),
             owned(Kind::ArgoApplication, "argocd", "checkout", true)
+        );
+        assert_eq!(
+            owner(&label, "openshift-gitops"),
+            owned(Kind::ArgoApplication, "openshift-gitops", "checkout", true)
         );
         // Half a Flux pair is no owner.
         let half = deployment(&[("kustomize.toolkit.fluxcd.io/name", "apps")], &[]);
-        assert_eq!(owner(&half), None);
+        assert_eq!(owner(&half, "argocd"), None);
     }
 }

@@ -12,22 +12,21 @@ pub mod plan;
 use super::retry::{self, Attempt, Backoff, RetryError};
 use super::{Prevented, RollbackRequest, Rolled};
 use crate::cluster::{Connection, Identity, events};
-use crate::config::GitOps;
+use crate::config::Kubernetes;
 use gitops::Gate;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use plan::{Plan, Why};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 pub struct KubeBackend {
     ctx: Connection,
     identity: Identity,
-    /// Bounds one read-decide-write round.
-    timeout: Duration,
+    /// `timeout` bounds one read-decide-write round; `gitops` and
+    /// `argocd_namespace` say what to do when Argo CD or Flux syncs the
+    /// Deployment.
+    config: Box<Kubernetes>,
     backoff: Backoff,
-    /// What to do when Argo CD or Flux syncs the Deployment.
-    gitops: GitOps,
     /// The last answer was the cluster-wide pause: asked again every
     /// little while, it is said in an Event once, not every time.
     holding: AtomicBool,
@@ -37,16 +36,14 @@ impl KubeBackend {
     pub fn new(
         ctx: Connection,
         identity: Identity,
-        timeout: Duration,
+        config: Kubernetes,
         backoff: Backoff,
-        gitops: GitOps,
     ) -> KubeBackend {
         KubeBackend {
             ctx,
             identity,
-            timeout,
+            config: Box::new(config),
             backoff,
-            gitops,
             holding: AtomicBool::new(false),
         }
     }
@@ -63,13 +60,13 @@ impl KubeBackend {
                 // The in-cluster client has no read timeout: without this
                 // bound an API server that stops answering would hold the
                 // rollback in flight for good.
-                match tokio::time::timeout(self.timeout, self.attempt(req, dry_run)).await {
+                match tokio::time::timeout(self.config.timeout, self.attempt(req, dry_run)).await {
                     Ok(Ok(outcome)) => Attempt::Done(outcome),
                     Ok(Err(e)) => classify(e),
                     Err(_) => Attempt::Retry {
                         error: format!(
                             "no answer from the API server within {}",
-                            humantime::format_duration(self.timeout)
+                            humantime::format_duration(self.config.timeout)
                         ),
                         after: None,
                     },
@@ -96,7 +93,10 @@ impl KubeBackend {
         };
         let message = format!("{message}. Rule {}: {}", req.rule, req.reason);
         let event = events::record(&self.ctx, &self.identity, reason, kind, &message);
-        if tokio::time::timeout(self.timeout, event).await.is_err() {
+        if tokio::time::timeout(self.config.timeout, event)
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 reason,
                 "could not record a Kubernetes Event on the Deployment: no answer in time"
@@ -145,7 +145,7 @@ impl KubeBackend {
                 // In the same decision and before the undo: a rollback that
                 // the owner's next sync reverts is worse than none.
                 let gate =
-                    gitops::before_rollback(&self.ctx.client, self.gitops, &deployment, dry_run)
+                    gitops::before_rollback(&self.ctx.client, &self.config, &deployment, dry_run)
                         .await?;
                 let note = match gate {
                     Gate::Refuse(why) => return Ok(Rolled::Refused(Prevented::GitOps, why)),

@@ -243,6 +243,9 @@ pub(in crate::config) struct RawKubernetes {
     /// (default: stop its automatic sync, then roll back), `page` (page
     /// only), `ignore` (roll back anyway).
     pub gitops: Option<Value>,
+    /// Where Argo CD keeps its Applications, for an owner named without a
+    /// namespace. Default `argocd`.
+    pub argocd_namespace: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }
@@ -254,7 +257,8 @@ section!(
         "timeout",
         "container",
         "token_file",
-        "gitops"
+        "gitops",
+        "argocd_namespace"
     ]
 );
 

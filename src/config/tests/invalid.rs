@@ -349,6 +349,7 @@ fn rollback_backends() {
             container: "backstop".into(),
             token_file: None,
             gitops: GitOps::Suspend,
+            argocd_namespace: "argocd".into(),
         }))
     );
     // Everything is optional: the Deployment is found through the pod's owners.
@@ -361,6 +362,7 @@ fn rollback_backends() {
             container: "backstop".into(),
             token_file: None,
             gitops: GitOps::Suspend,
+            argocd_namespace: "argocd".into(),
         }))
     );
     assert_eq!(
@@ -375,7 +377,7 @@ fn rollback_backends() {
         ),
         vec![
             "rollback: set either kubernetes or webhook, not both",
-            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, container, token_file, gitops); did you mean "namespace"?"#,
+            r#"rollback.kubernetes.namspace: unknown field (expected one of: deployment, namespace, timeout, container, token_file, gitops, argocd_namespace); did you mean "namespace"?"#,
             "rollback.bake: must be greater than 0, got 0s",
             r#"rollback.dry_run: expected true or false, got "yes""#,
         ]
@@ -399,6 +401,12 @@ fn rollback_backends() {
     assert_eq!(gitops("page"), GitOps::Page);
     assert_eq!(gitops("ignore"), GitOps::Ignore);
     assert_eq!(gitops("suspend"), GitOps::Suspend);
+    match k8s("{ argocd_namespace: openshift-gitops }") {
+        Ok(Some(RollbackBackend::Kubernetes(k))) => {
+            assert_eq!(k.argocd_namespace, "openshift-gitops")
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         errors_with("rollback: { kubernetes: { gitops: pause } }\n"),
         vec![r#"rollback.kubernetes.gitops: "pause" is not one of suspend, page, ignore"#]

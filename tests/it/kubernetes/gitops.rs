@@ -220,6 +220,35 @@ async fn the_instance_label_means_argo_cd_only_when_the_application_exists() {
 }
 
 #[tokio::test]
+async fn an_application_outside_argocd_is_found_where_configured() {
+    let (fake, app) = setup().await;
+    owned_by(&fake, &[("app.kubernetes.io/instance", "checkout")], &[]);
+    let mut application = application();
+    application["metadata"]["namespace"] = json!("openshift-gitops");
+    fake.put_custom(application);
+    let yaml = CONFIG.replace(
+        "kubernetes: { deployment: checkout }",
+        "kubernetes: { deployment: checkout, argocd_namespace: openshift-gitops }",
+    );
+    let mut s = sidecar(&fake, &app, PODS[0], &yaml).await.unwrap();
+    app.set(Behaviour::Status(500));
+    let r = rollback_outcome(&mut s).await;
+    assert_eq!(r.outcome, "succeeded", "{}", r.detail);
+    assert!(
+        r.detail
+            .contains("suspended Argo CD Application openshift-gitops/checkout first"),
+        "{}",
+        r.detail
+    );
+    let a = fake
+        .get_custom(Kind::Application, "openshift-gitops", "checkout")
+        .unwrap();
+    assert!(a["spec"]["syncPolicy"].get("automated").is_none());
+    s.shutdown().await;
+    fake.assert_no_unexpected();
+}
+
+#[tokio::test]
 async fn a_refused_suspend_means_no_rollback_into_a_fight() {
     let (fake, app) = setup().await;
     owned_by_flux(&fake, "kustomize.toolkit.fluxcd.io");

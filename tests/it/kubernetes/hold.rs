@@ -70,7 +70,7 @@ async fn a_held_rollback_is_said_once_and_goes_ahead_after_the_pause() {
     use backstop::act::kube::KubeBackend;
     use backstop::act::retry::Backoff;
     use backstop::cluster::Identity;
-    use backstop::config::GitOps;
+    use backstop::config::{GitOps, Kubernetes};
     use backstop::rules::Evidence;
 
     let (fake, _app) = setup().await;
@@ -82,13 +82,16 @@ async fn a_held_rollback_is_said_once_and_goes_ahead_after_the_pause() {
         pod: PODS[0].into(),
     };
     let id = Identity::discover(&ctx, None, None).await.unwrap();
-    let backend = KubeBackend::new(
-        ctx,
-        id,
-        Duration::from_secs(5),
-        Backoff::default(),
-        GitOps::Suspend,
-    );
+    let config = Kubernetes {
+        deployment: None,
+        namespace: None,
+        timeout: Duration::from_secs(5),
+        container: "backstop".into(),
+        token_file: None,
+        gitops: GitOps::Suspend,
+        argocd_namespace: "argocd".into(),
+    };
+    let backend = KubeBackend::new(ctx, id, config, Backoff::default());
     let request = RollbackRequest {
         service: "checkout".into(),
         revision: "3".into(),

@@ -186,6 +186,7 @@ async fn the_token_file_is_what_the_client_sends() {
         container: "backstop".into(),
         token_file: Some(token.clone()),
         gitops: Default::default(),
+        argocd_namespace: "argocd".into(),
     };
     let config = backstop::cluster::with_token_file(config, k.token_file.as_deref());
     let client = kube::Client::try_from(config).unwrap();
