@@ -47,7 +47,9 @@ pub enum Behaviour {
     /// `POST /api/orders` fails (500) for this share of orders, spread
     /// evenly (0.08: 2 of every 25); every other request is healthy, so
     /// probes of `/health` and the analytics stay green.
-    FailingOrders { share: f64 },
+    FailingOrders {
+        share: f64,
+    },
 }
 
 /// How a `Noisy` app answers. Seeded: the same requests get the same
@@ -555,13 +557,29 @@ mod tests {
             c.post(app.url("/api/orders")).send().await.unwrap();
         }
         c.get(app.url("/health")).send().await.unwrap();
-        let text = c.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let text = c
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let line = |code: &str, path: &str, method: &str| {
             format!("http_requests_total{{code=\"{code}\",method=\"{method}\",path=\"{path}\"}} ")
         };
-        assert!(text.contains(&(line("500", "/api/orders", "POST") + "2")), "{text}");
-        assert!(text.contains(&(line("201", "/api/orders", "POST") + "2")), "{text}");
-        assert!(text.contains(&(line("200", "/health", "GET") + "1")), "{text}");
+        assert!(
+            text.contains(&(line("500", "/api/orders", "POST") + "2")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&(line("201", "/api/orders", "POST") + "2")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&(line("200", "/health", "GET") + "1")),
+            "{text}"
+        );
         assert!(!text.contains("path=\"/metrics\""), "{text}");
     }
 

@@ -51,10 +51,19 @@ mod tests {
         let load = orders(app.url("/api/orders"), 50);
         tokio::time::sleep(Duration::from_millis(1000)).await;
         load.abort();
-        let text = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+        let text = reqwest::get(app.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let n: f64 = text
             .lines()
-            .find(|l| l.starts_with("http_requests_total{code=\"201\",method=\"POST\",path=\"/api/orders\"}"))
+            .find(|l| {
+                l.starts_with(
+                    "http_requests_total{code=\"201\",method=\"POST\",path=\"/api/orders\"}",
+                )
+            })
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or_else(|| panic!("no orders counted: {text}"));
         // Never faster than asked; slower only as much as a busy machine

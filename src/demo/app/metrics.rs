@@ -4,7 +4,9 @@
 //! method and route, served on `/metrics` as text format 0.0.4. This is
 //! what backstop's traffic entries read in the demo.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 use std::time::Duration;
 
 /// Latency buckets, in seconds: a latency SLO's threshold must be one of them.
@@ -32,7 +34,10 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "Requests served, by method, route and status code."),
+            Opts::new(
+                "http_requests_total",
+                "Requests served, by method, route and status code.",
+            ),
             &["method", "path", "code"],
         )
         .expect("a valid counter definition");
@@ -94,7 +99,9 @@ mod tests {
         m.observe("GET", "/wp-login.php", 404, Duration::from_millis(1));
         let (text, _) = m.render();
         assert!(
-            text.contains("http_requests_total{code=\"500\",method=\"POST\",path=\"/api/orders\"} 1"),
+            text.contains(
+                "http_requests_total{code=\"500\",method=\"POST\",path=\"/api/orders\"} 1"
+            ),
             "{text}"
         );
         assert!(text.contains("path=\"other\""), "{text}");
