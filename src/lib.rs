@@ -27,6 +27,7 @@
 //! - [`server`]: the admin HTTP server (`/metrics`, `/status`, ...).
 //! - [`tls`]: which CAs outbound HTTPS trusts.
 //! - [`redact`]: credentials in URLs kept out of what backstop shows.
+//! - [`percent`]: percentages shown the way the configuration takes them.
 //! - [`daemon`]: starts and stops the stages; [`demo`]: the built-in demo.
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod engine;
+pub mod percent;
 pub mod probe;
 pub mod redact;
 pub mod rules;

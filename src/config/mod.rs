@@ -4,11 +4,15 @@
 //!
 //! Pipeline: `file` (a bounded read of a regular file) → `yaml` (text →
 //! value) → `expand` (`${VAR}`) → `raw` (contract shape, unknown keys kept)
-//! → `validate`, `targets`, `rules` (→ `Config`), which read leaves with
-//! `units` (durations, percentages, numbers) and `values` (text, names,
-//! URLs, secret files, read through `file` too); `error` collects problems.
+//! → `validate`, `targets`, `rules` (→ `Config`), which read
+//! leaves with `units` (quantities; durations through `duration`) and
+//! `values` (text, names, URLs, secret files, read through `file` too);
+//! `warnings` then flags valid values meant otherwise. `error` collects
+//! problems, `names` puts the item's name into their paths. `check` does
+//! all of it, offline too (no variable looked up, no file read: both listed).
 
 mod diff;
+mod duration;
 mod error;
 mod expand;
 mod file;
@@ -55,7 +59,7 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:9464";
 /// A duration as the configuration writes it (`500ms`, `5s`, `1h30m`; units
 /// ms, s, m, h, d), for command-line options that take one too.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    units::parse_duration(text.trim())
+    duration::parse(text.trim())
 }
 
 /// Reads and validates the configuration file at `path`, expanding `${VAR}`
@@ -95,6 +99,9 @@ pub fn parse(yaml: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
         _ => Err(ConfigErrors(checked.errors)),
     }
 }
+
+/// Looks up an environment variable for `${VAR}`.
+pub type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 /// What `check` found.
 #[derive(Debug)]
@@ -143,15 +150,12 @@ pub fn check_file(path: &Path, offline: bool) -> Checked {
     }
 }
 
-/// Looks up a variable for `${VAR}`.
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
 /// Validates configuration text and says what looks wrong though valid.
 /// `env` looks up variables for `${VAR}`; None checks offline: everything
 /// that does not need the environment (structure, references, units,
 /// patterns), listing the variables and files a real start would need
 /// instead of reading them.
-pub fn check(yaml: &str, env: Option<Lookup>) -> Checked {
+pub fn check(yaml: &str, env: Option<&Env<'_>>) -> Checked {
     let document = match yaml::parse(yaml) {
         Ok(document) => document,
         Err(e) => {

@@ -270,7 +270,8 @@ async fn reload_from(
                 tracing::error!(
                     file,
                     trigger = why,
-                    field = e.named.as_deref().unwrap_or(&e.path),
+                    field = e.path.as_str(),
+                    at = e.named.as_deref().unwrap_or(&e.path),
                     problem = e.message.as_str(),
                     "configuration reload rejected"
                 );

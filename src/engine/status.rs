@@ -59,6 +59,8 @@ impl Engine {
                     .map(|d| d.as_secs_f64()),
                 name: s.name.clone(),
                 objective: s.objective,
+                // 0.999 × 100 is 99.89999999999999 in binary; the config said 99.9.
+                objective_percent: (s.objective * 100.0 * 1e9).round() / 1e9,
                 latency_threshold_seconds: s.latency_threshold.map(|d| d.as_secs_f64()),
                 windows: slo_windows(&self.config, i)
                     .into_iter()
@@ -133,7 +135,10 @@ pub struct TargetStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct SloStatus {
     pub name: String,
+    /// As a fraction (0.999).
     pub objective: f64,
+    /// As the configuration takes it (99.9).
+    pub objective_percent: f64,
     pub latency_threshold_seconds: Option<f64>,
     pub windows: Vec<SloWindow>,
     /// The burn rate over the shortest window, one point per step.

@@ -2,6 +2,7 @@
 //! window says so in the words of [`slo::Young`], as `/status` and the
 //! metrics do.
 
+use crate::percent;
 use crate::slo::{SloWindow, Young};
 use serde::Serialize;
 use std::fmt;
@@ -142,7 +143,7 @@ impl fmt::Display for Evidence {
                     pct(*error_ratio),
                     secs(*window_seconds),
                     good + bad,
-                    pct(Some(*above))
+                    percent::configured(*above)
                 )
             }
             Evidence::BurnRate {
@@ -253,7 +254,7 @@ fn short(v: f64) -> String {
 }
 
 fn pct(v: Option<f64>) -> String {
-    v.map_or("n/a".into(), |v| format!("{:.2}%", v * 100.0))
+    v.map_or("n/a".into(), percent::measured)
 }
 fn num(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.2}"))

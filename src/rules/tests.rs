@@ -151,7 +151,13 @@ async fn error_rate_needs_min_samples_then_compares_strictly() {
     d.add(0, 18, true, MS, 300 * S);
     d.add(1, 2, false, MS, 10 * S);
     assert_eq!(verdict(when(21), &d).breached, None);
-    assert_eq!(verdict(when(20), &d).breached, Some(true));
+    let fired = verdict(when(20), &d);
+    assert_eq!(fired.breached, Some(true));
+    // Percentages as the configuration writes them: 5%, not 0.05 or 5.00%.
+    assert_eq!(
+        fired.evidence.to_string(),
+        "all targets: error rate 10% over 10m (2 bad of 20), threshold 5%"
+    );
     // 2 bad of 40 = exactly 5 %: not above.
     d.add(0, 20, true, MS, 200 * S);
     let v = verdict(when(21), &d);
@@ -449,11 +455,11 @@ async fn a_young_error_rate_says_what_it_has_seen_and_its_bound() {
     assert_eq!(y.error_ratio_at_least, 15.0 / 120.0, "{y:?}");
     let text = v.evidence.to_string();
     assert!(
-        text.starts_with("health: error rate 50.00% over 2m (15 bad of 30; young window, 30 of 120 expected probes seen: at least "),
+        text.starts_with("health: error rate 50% over 2m (15 bad of 30; young window, 30 of 120 expected probes seen: at least "),
         "{text}"
     );
     assert!(
-        text.ends_with("% at 99% confidence), threshold 5.00%"),
+        text.ends_with("% at 99% confidence), threshold 5%"),
         "{text}"
     );
     // Three failures of 30 are 10 %, but may be a blip: undecided.
@@ -479,7 +485,7 @@ async fn a_young_latency_window_is_judged_on_its_share_of_slow_answers() {
     let v = verdict(when.clone(), &d);
     assert_eq!(v.breached, None, "{}", v.evidence);
     assert!(
-        v.evidence.to_string().contains("(20 samples; young window, 20 of 300 expected probes seen: at least 1.33% slower than 200ms at 99% confidence, limit 5.00%)"),
+        v.evidence.to_string().contains("(20 samples; young window, 20 of 300 expected probes seen: at least 1.33% slower than 200ms at 99% confidence, limit 5%)"),
         "{}",
         v.evidence
     );

@@ -401,6 +401,47 @@ fn a_fifo_swapped_in_as_the_config_does_not_hold_up_sigterm() {
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }
 
+/// `run` says at start what `check-config` would warn about.
+#[test]
+fn run_logs_configuration_warnings_at_start() {
+    let f = write_config(
+        &VALID
+            .replace("objective: 99.9", "objective: 0.999")
+            .replace("factor: 14.4", "factor: 1"),
+    );
+    let mut child = Child(
+        backstop()
+            .args(["run", "--revision", "v2", "--config"])
+            .arg(f.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = child.0.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&seen).contains("backstop started") {
+        assert!(Instant::now() < deadline, "no start-up line");
+        let mut buf = [0u8; 4096];
+        let n = std::io::Read::read(&mut stderr, &mut buf).unwrap();
+        assert!(n > 0, "exited early: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&seen);
+    let line = text
+        .lines()
+        .find(|l| l.contains("0.999 means 0.999 %"))
+        .unwrap_or_else(|| panic!("no warning in:\n{text}"));
+    let parsed: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+    assert_eq!(parsed["level"], "WARN");
+    assert_eq!(parsed["path"], r#"slos[0] "availability".objective"#);
+    assert!(!text.contains("no revision named"), "--revision was given");
+    child.signal("-TERM");
+    assert_eq!(child.exits_within(Duration::from_secs(3)).code(), Some(0));
+}
+
 /// `backstop demo` tells the whole story, the incident side included: the
 /// sample app, playing PagerDuty, shows one incident opened, updated with
 /// the rollback and left open for a person. Its duration is printed.

@@ -361,3 +361,19 @@ async fn an_unnamed_revision_is_said_everywhere() {
     );
     named.shutdown().await;
 }
+
+/// `/status` shows an objective the way the configuration takes it (99.9),
+/// beside the fraction the maths uses.
+#[tokio::test]
+async fn status_shows_objectives_as_configured() {
+    let yaml = PROBES.replace("{app}", "http://127.0.0.1:9").replace(
+        "rules: []",
+        "slos:\n  - { name: availability, objective: 99.9 }\nrules: []",
+    );
+    let s = Daemon::start(&yaml).await;
+    let (_, status) = get(&s.admin("/status")).await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["slos"][0]["objective_percent"], 99.9);
+    assert_eq!(status["slos"][0]["objective"], 0.999);
+    s.shutdown().await;
+}

@@ -12,9 +12,11 @@ use backstop::demo::app::{Behaviour, SampleApp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use std::time::Duration;
 
+mod crashloop;
 mod gitops;
 mod hold;
 mod page_only;
+mod parity;
 
 const NS: &str = "shop";
 const PODS: [&str; 3] = [
@@ -354,84 +356,6 @@ async fn a_crash_loop_rolls_back() {
     fake.assert_no_unexpected();
 }
 
-/// The crash loop rule's restart count in `/status`, once the pods were
-/// looked at.
-async fn crashloop_restarts(s: &Daemon) -> Option<u64> {
-    let status: serde_json::Value = reqwest::get(s.admin("/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let rules = status["rules"].as_array().unwrap();
-    let rule = rules.iter().find(|r| r["name"] == "crashloop").unwrap();
-    assert_eq!(rule["state"], "ok", "{rule}");
-    rule["evidence"]["restarts"].as_u64()
-}
-
-async fn wait_for_restarts(s: &Daemon, n: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while crashloop_restarts(s).await != Some(n) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the crash loop rule never counted {n} restarts"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// backstop's own container OOM-killed four times is not the app crash
-/// looping: only the app's restarts count, and four of them roll back.
-#[tokio::test]
-async fn the_sidecars_own_restarts_are_not_the_apps_crash_loop() {
-    let (fake, app) = setup().await;
-    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    wait_for_restarts(&s, 0).await;
-    fake.set_restarts(NS, PODS[1], "backstop", 2);
-    fake.set_restarts(NS, PODS[2], "backstop", 2);
-    fake.set_restarts(NS, PODS[1], "checkout", 1);
-    wait_for_restarts(&s, 1).await;
-    assert!(fake.patches().is_empty());
-    fake.set_restarts(NS, PODS[2], "checkout", 3);
-    let r = rollback_outcome(&mut s).await;
-    assert_eq!(r.rule, "crashloop");
-    assert_eq!(r.outcome, "succeeded", "{}", r.detail);
-    assert!(
-        r.evidence
-            .to_string()
-            .contains("4 container restarts (every container but backstop)"),
-        "{}",
-        r.evidence
-    );
-    s.shutdown().await;
-    fake.assert_no_unexpected();
-}
-
-/// `containers: [...]` counts only the containers it names.
-#[tokio::test]
-async fn a_restarts_rule_counts_only_the_containers_it_names() {
-    let (fake, app) = setup().await;
-    let config = CONFIG.replace(
-        "restarts: { above: 3, window: 10m }",
-        "restarts: { above: 0, window: 10m, containers: [backstop] }",
-    );
-    let mut s = sidecar(&fake, &app, PODS[0], &config).await.unwrap();
-    wait_for_restarts(&s, 0).await;
-    fake.set_restarts(NS, PODS[1], "checkout", 5);
-    fake.set_restarts(NS, PODS[1], "backstop", 1);
-    let r = rollback_outcome(&mut s).await;
-    assert_eq!(r.rule, "crashloop");
-    assert!(
-        r.evidence
-            .to_string()
-            .contains("1 container restarts (backstop)"),
-        "{}",
-        r.evidence
-    );
-    s.shutdown().await;
-    fake.assert_no_unexpected();
-}
-
 #[tokio::test]
 async fn a_revision_older_than_bake_is_not_rolled_back() {
     let (fake, app) = setup().await;
@@ -445,61 +369,6 @@ async fn a_revision_older_than_bake_is_not_rolled_back() {
     let (s, r) = outcome_after_failure(&fake, &app).await;
     assert_eq!(r.outcome, "prevented: baked", "{}", r.detail);
     assert!(fake.patches().is_empty());
-    s.shutdown().await;
-    fake.assert_no_unexpected();
-}
-
-/// kubectl reads a ReplicaSet without `deployment.kubernetes.io/revision`
-/// (adopted, say) as revision 0 and `rollout undo` goes back to it; so
-/// does backstop, instead of refusing with no_previous_revision.
-#[tokio::test]
-async fn a_replicaset_without_the_revision_annotation_is_revision_0_like_kubectl() {
-    let (fake, app) = setup().await;
-    fake.modify::<ReplicaSet>(NS, "checkout-7d9f8b6c5d", |r| {
-        r.metadata.owner_references.as_mut().unwrap()[0].uid = "someone-else".into();
-    });
-    fake.modify::<ReplicaSet>(NS, "checkout-6c8d7f5b9a", |r| {
-        let annotations = r.metadata.annotations.as_mut().unwrap();
-        annotations.remove("deployment.kubernetes.io/revision");
-    });
-    let (s, r) = outcome_after_failure(&fake, &app).await;
-    assert_eq!(r.outcome, "succeeded", "{}", r.detail);
-    assert!(
-        r.detail.contains("from revision 3 to revision 0"),
-        "{}",
-        r.detail
-    );
-    let template = deployment(&fake).spec.unwrap().template;
-    let image = template.spec.unwrap().containers[0].image.clone();
-    assert_eq!(
-        image.as_deref(),
-        Some("registry.example.com/checkout:1.42.0")
-    );
-    s.shutdown().await;
-    fake.assert_no_unexpected();
-}
-
-/// After `kubectl rollout undo` reused a ReplicaSet created two days ago,
-/// the revision is as young as that rollout: it cannot have become current
-/// before the revision it replaced (created a minute ago) existed. Judged
-/// by the ReplicaSet's creation time, bake would page only.
-#[tokio::test]
-async fn a_reused_replicaset_is_as_young_as_its_rollout() {
-    let (fake, app) = setup().await;
-    let ago = |seconds: i64| {
-        let t = k8s_openapi::jiff::Timestamp::now()
-            - k8s_openapi::jiff::SignedDuration::from_secs(seconds);
-        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t))
-    };
-    fake.modify::<ReplicaSet>(NS, "checkout-5f7c9d8e4b", |rs| {
-        rs.metadata.creation_timestamp = ago(2 * 86_400);
-    });
-    fake.modify::<ReplicaSet>(NS, "checkout-6c8d7f5b9a", |rs| {
-        rs.metadata.creation_timestamp = ago(60);
-    });
-    let (s, r) = outcome_after_failure(&fake, &app).await;
-    assert_eq!(r.outcome, "succeeded", "{}", r.detail);
-    assert_eq!(prevented(&s, "health-down", "baked"), 0);
     s.shutdown().await;
     fake.assert_no_unexpected();
 }

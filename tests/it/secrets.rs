@@ -360,12 +360,12 @@ async fn secrets_stay_out_of_logs_metrics_spans_pages_and_errors() {
     let (code, invalid) = check_config(&s, dir.path(), "mistakes.yaml", &mistakes(&s, dir.path()));
     assert_eq!(code, Some(2), "{invalid}");
     for path in [
-        "targets[0].url",
-        r#"targets[0].headers["Bad Name"]"#,
-        "targets[1].url",
+        r#"targets[0] "health".url"#,
+        r#"targets[0] "health".headers["Bad Name"]"#,
+        r#"targets[1] "other".url"#,
         "rollback.webhook.url",
         "rollback.webhook.header_files.X-Deploy-Token",
-        "targets[0].headers.X-Pin",
+        r#"targets[0] "health".headers.X-Pin"#,
         "page.pagerduty.routing_key",
         "page.pagerduty.url",
         "page.alertmanager.url[1]",
