@@ -354,11 +354,9 @@ async fn traffic_carries_over_a_reload_by_name_and_starts_afresh_when_changed() 
     assert_eq!(e.status(Instant::now()).rules[0].state, State::Firing);
 
     // api narrowed: a changed entry starts afresh, and so does its rule.
-    let narrowed = format!(
-        "  - {{ name: web, requests: http_requests_total }}\n  \
-         - {{ name: api, preset: http-requests-total, match: '{{code!=\"404\"}}' }}\n"
-    );
-    let (mut e, carried) = reload(e, &narrowed, RULE);
+    let narrowed = "  - { name: web, requests: http_requests_total }\n  \
+         - { name: api, preset: http-requests-total, match: '{code!=\"404\"}' }\n";
+    let (mut e, carried) = reload(e, narrowed, RULE);
     assert_eq!(carried.rules_kept(), 0);
     assert_eq!(carried.dropped.len(), 1);
     advance(S).await;
