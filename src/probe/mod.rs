@@ -38,7 +38,8 @@ pub enum Reason {
     Json,
     /// The body is longer than the read cap (1 MiB), so an expectation on
     /// it could not be checked: the JSON was not parsed, or the text was not
-    /// in the part read.
+    /// in the part read. For a scrape target: its metrics body is longer
+    /// than 10 MiB, and none of it is counted.
     Truncated,
     /// Answered correctly but slower than `max_latency`.
     Latency,

@@ -7,7 +7,6 @@
 //! it adds nothing and leaves the series' last good value in place.
 
 use std::collections::HashMap;
-use std::fmt::Write;
 
 use super::exposition::{Exposition, Family, Role, Sample};
 use super::selector::Selector;
@@ -115,10 +114,21 @@ impl Counter {
     /// increases 0, `baseline` set). On `Err` the state is unchanged, so
     /// the next scrape's increases are taken from the last one folded.
     pub fn fold(&mut self, scrape: &Exposition<'_>) -> Result<Deltas, TooManySeries> {
-        let matched = self.count_matches(scrape);
-        if matched > self.max_series {
+        // Selectors run once per sample; what they picked is checked
+        // against the cap before any state changes.
+        let mut picked: Vec<(usize, &Sample<'_>, Part)> = Vec::new();
+        for (f, family) in scrape.families().iter().enumerate() {
+            for s in scrape.samples_of(family) {
+                for (part, selected) in self.parts(family, s, scrape) {
+                    if selected {
+                        picked.push((f, s, part));
+                    }
+                }
+            }
+        }
+        if picked.len() > self.max_series {
             return Err(TooManySeries {
-                matched,
+                matched: picked.len(),
                 max: self.max_series,
             });
         }
@@ -130,27 +140,23 @@ impl Counter {
             ..Deltas::default()
         };
         let mut buckets: Vec<(f64, f64)> = Vec::new();
-        for family in scrape.families() {
-            let samples = scrape.samples_of(family);
-            let created = CreatedIndex::new(scrape, samples);
-            for s in samples {
-                for (part, selected) in self.parts(family, s, scrape) {
-                    if !selected {
-                        continue;
-                    }
-                    let since = created.of(scrape, s);
-                    let Some(delta) = self.delta(part, s, scrape, since, now) else {
-                        continue;
-                    };
-                    let delta = if baseline { 0.0 } else { delta };
-                    match part {
-                        Part::Requests => out.requests += delta,
-                        Part::Errors => out.errors += delta,
-                        Part::Bucket => {
-                            if let Some(le) = s.le {
-                                add_bucket(&mut buckets, le, delta);
-                            }
-                        }
+        let mut created: Option<(usize, CreatedIndex)> = None;
+        for (f, s, part) in picked {
+            if created.as_ref().is_none_or(|(at, _)| *at != f) {
+                let family = &scrape.families()[f];
+                created = Some((f, CreatedIndex::new(scrape, scrape.samples_of(family))));
+            }
+            let since = created.as_ref().and_then(|(_, c)| c.of(scrape, s));
+            let Some(delta) = self.delta(part, s, scrape, since, now) else {
+                continue;
+            };
+            let delta = if baseline { 0.0 } else { delta };
+            match part {
+                Part::Requests => out.requests += delta,
+                Part::Errors => out.errors += delta,
+                Part::Bucket => {
+                    if let Some(le) = s.le {
+                        add_bucket(&mut buckets, le, delta);
                     }
                 }
             }
@@ -190,20 +196,6 @@ impl Counter {
         ]
     }
 
-    fn count_matches(&self, scrape: &Exposition<'_>) -> usize {
-        scrape
-            .families()
-            .iter()
-            .map(|f| {
-                scrape
-                    .samples_of(f)
-                    .iter()
-                    .map(|s| self.parts(f, s, scrape).iter().filter(|(_, m)| *m).count())
-                    .sum::<usize>()
-            })
-            .sum()
-    }
-
     /// The increase of one series since the last scrape, updating its state;
     /// None when its value is not a count.
     fn delta(
@@ -222,7 +214,10 @@ impl Counter {
         });
         self.key.push_str(s.name);
         for l in scrape.labels(s) {
-            let _ = write!(self.key, "\u{0}{}\u{1}{}", l.name, l.value);
+            self.key.push('\u{0}');
+            self.key.push_str(l.name);
+            self.key.push('\u{1}');
+            self.key.push_str(&l.value);
         }
         let value = s.value;
         if !value.is_finite() || value < 0.0 {
@@ -288,7 +283,10 @@ impl CreatedIndex {
 fn labels_key(scrape: &Exposition<'_>, s: &Sample<'_>) -> String {
     let mut key = String::new();
     for l in scrape.labels(s).iter().filter(|l| l.name != "le") {
-        let _ = write!(key, "{}\u{1}{}\u{0}", l.name, l.value);
+        key.push_str(l.name);
+        key.push('\u{1}');
+        key.push_str(&l.value);
+        key.push('\u{0}');
     }
     key
 }

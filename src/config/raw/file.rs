@@ -128,8 +128,11 @@ pub(in crate::config) struct RawTarget {
     #[serde(default, deserialize_with = "present")]
     pub expect: Option<RawExpect>,
     /// The body is the app's metrics (Prometheus text 0.0.4 or OpenMetrics
-    /// 1.0) for `traffic` entries to read; a scrape that fails or does not
-    /// parse is a failed probe. Default false.
+    /// 1.0, asked for by `Accept` as Prometheus does and read by
+    /// `Content-Type`) for `traffic` entries to read, up to 10 MiB. A scrape
+    /// that fails, is longer, or does not parse is a failed probe (reasons
+    /// `truncated`, `unparsable`). `expect.status` and `expect.max_latency`
+    /// apply; body expectations do not. Default false.
     pub scrape: Option<Value>,
     #[serde(flatten)]
     pub unknown: Unknown,

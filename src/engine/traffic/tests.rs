@@ -361,9 +361,8 @@ async fn traffic_carries_over_a_reload_by_name_and_starts_afresh_when_changed() 
 
     // api narrowed: a changed entry starts afresh, and so does its rule.
     let narrowed = "  - { name: web, requests: http_requests_total }\n  \
-         - { name: api, preset: http-requests-total, match: '{code!=\"404\"}' }\n"
-        .to_string();
-    let (mut e, carried) = reload(e, &narrowed, RULE);
+         - { name: api, preset: http-requests-total, match: '{code!=\"404\"}' }\n";
+    let (mut e, carried) = reload(e, narrowed, RULE);
     assert_eq!(carried.rules_kept(), 0);
     assert_eq!(carried.dropped.len(), 1);
     advance(S).await;
