@@ -61,6 +61,7 @@ impl Fact {
                 error_ratio,
                 above,
                 traffic,
+                young,
                 ..
             } => Fact {
                 subject: match target {
@@ -72,7 +73,7 @@ impl Fact {
                     "{bad} of {} {} failed in {}{}",
                     good + bad,
                     unit(*traffic),
-                    span(*window_seconds),
+                    span(covered(*window_seconds, young.as_ref())),
                     error_ratio.map_or(String::new(), |r| format!(" ({})", percent(r)))
                 ),
                 limit: percent(*above),
@@ -92,7 +93,7 @@ impl Fact {
                         "{bad} of {measured} {} failed in {}, so SLO {slo} burns its error \
                          budget {} as fast as it may",
                         unit(traffic),
-                        span(short.window_seconds),
+                        span(covered(short.window_seconds, short.young.as_ref())),
                         short.burn_rate.map_or("n/a".into(), times)
                     ),
                     limit: times(*factor),
@@ -276,6 +277,16 @@ fn seconds(s: f64) -> String {
         format!("{:.0} ms", s * 1000.0)
     } else {
         format!("{} s", trim(&format!("{s:.2}")))
+    }
+}
+
+/// The time a window's counts cover: all of it once full; for a young
+/// window, the share of its events seen so far (its `expected` events are
+/// the ones seen plus those its missing part would hold at the same rate).
+fn covered(window_seconds: f64, young: Option<&crate::slo::Young>) -> f64 {
+    match young {
+        Some(y) if y.expected > 0 => window_seconds * y.seen as f64 / y.expected as f64,
+        _ => window_seconds,
     }
 }
 

@@ -31,7 +31,7 @@ const DEFAULT_KUBERNETES_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Prometheus re-sends firing alerts every minute; so does backstop.
 const DEFAULT_RESEND: Duration = Duration::from_secs(60);
-/// backstop's container name in the shipped manifests (k8s/base).
+/// backstop's container name in the shipped manifests (k8s/components/backstop).
 const DEFAULT_CONTAINER: &str = "backstop";
 
 /// Names other sections refer to. Built from the raw file, so a reference to

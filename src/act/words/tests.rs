@@ -176,3 +176,29 @@ traffic:
         "orders failing, 78 of 979 requests failed in 2m (8 %), limit 5 %"
     );
 }
+
+#[test]
+fn a_young_window_says_the_time_its_counts_cover() {
+    let c = config();
+    let e = Evidence::ErrorRate {
+        target: Some("orders".into()),
+        window_seconds: 120.0,
+        good: 471,
+        bad: 41,
+        young: Some(crate::slo::Young {
+            seen: 512,
+            expected: 2926,
+            confidence: 0.99,
+            error_ratio_at_least: 0.06,
+            burn_rate_at_least: None,
+        }),
+        error_ratio: Some(41.0 / 512.0),
+        above: 0.05,
+        min_samples: 30,
+        traffic: false,
+    };
+    assert_eq!(
+        Fact::of(&c, &e).to_string(),
+        "/api/orders failing, 41 of 512 probes failed in 21s (8 %), limit 5 %"
+    );
+}
