@@ -77,7 +77,9 @@ impl Revision {
 /// What a rollback backend did (errors aside).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rolled {
-    Back(String),
+    /// Done: what was done, and the revision now running when the backend
+    /// knows it (`revision 6`, `v1`), for the incident's summary.
+    Back { detail: String, to: Option<String> },
     /// Dry run: what would have been done.
     DryRun(String),
     /// The backend looked and would not (no previous revision, paused,

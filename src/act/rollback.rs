@@ -171,10 +171,12 @@ impl RollbackRun {
             .await;
         let took = started.elapsed();
         let rule = request.rule.as_str();
+        let mut rolled_to = None;
         let (outcome, detail, done) = match result {
-            Ok(Rolled::Back(detail)) => {
+            Ok(Rolled::Back { detail, to }) => {
                 let text = format!("backstop: {detail}. Rule {rule}: {}", request.reason);
                 annotate(&annotator, rule, text, SystemTime::now());
+                rolled_to = to;
                 (ActionOutcome::Succeeded, detail, Done::RolledBack)
             }
             Ok(Rolled::DryRun(detail)) => (ActionOutcome::DryRun, detail, Done::Settled),
@@ -200,6 +202,7 @@ impl RollbackRun {
             let mut notice = notice.with_rollback(RollbackNote::Done {
                 outcome,
                 detail: detail.clone(),
+                to: rolled_to,
             });
             notice.description = format!("{} Rollback: {outcome}: {detail}.", notice.description);
             for pager in &pagers {

@@ -93,6 +93,33 @@ impl WebhookBackend {
         if let Some(note) = answer.note() {
             detail.push_str(&format!("; {note}"));
         }
-        Ok(Rolled::Back(detail))
+        Ok(Rolled::Back {
+            detail,
+            to: now_serving(&answer.body),
+        })
+    }
+}
+
+/// The revision the deployer says is running now, when its answer is JSON
+/// with a `now_serving` string (optional: the status alone decides).
+fn now_serving(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let to = v.get("now_serving")?.as_str()?.trim();
+    (!to.is_empty() && to.len() <= 128).then(|| to.to_string())
+}
+
+#[cfg(test)]
+mod now_serving_tests {
+    use super::now_serving;
+
+    #[test]
+    fn the_deployer_may_say_what_runs_now() {
+        assert_eq!(
+            now_serving(br#"{"rolled_back_from": "v2", "now_serving": "v1"}"#).as_deref(),
+            Some("v1")
+        );
+        assert_eq!(now_serving(b"ok"), None);
+        assert_eq!(now_serving(br#"{"now_serving": 6}"#), None);
+        assert_eq!(now_serving(br#"{"now_serving": "  "}"#), None);
     }
 }

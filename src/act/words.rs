@@ -156,6 +156,9 @@ pub enum RollbackNote {
     Done {
         outcome: ActionOutcome,
         detail: String,
+        /// The revision running now, when the backend said.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     /// A guard held it back.
     Prevented { reason: Prevented, detail: String },
@@ -166,8 +169,11 @@ impl RollbackNote {
     pub fn words(&self) -> String {
         match self {
             RollbackNote::Started => "rolling back".into(),
-            RollbackNote::Done { outcome, .. } => match outcome {
-                ActionOutcome::Succeeded => "rolled back; needs a person".into(),
+            RollbackNote::Done { outcome, to, .. } => match outcome {
+                ActionOutcome::Succeeded => match to {
+                    Some(to) => format!("rolled back to {to}; needs a person"),
+                    None => "rolled back; needs a person".into(),
+                },
                 ActionOutcome::DryRun => "dry run: would have rolled back".into(),
                 ActionOutcome::Failed => "rollback FAILED; needs a person".into(),
                 ActionOutcome::Prevented(why) => not_rolled_back(*why),

@@ -476,7 +476,7 @@ fn the_demo_catches_failing_orders_on_traffic_rolls_back_and_leaves_the_incident
             .lines()
             .next()
             .unwrap()
-            .ends_with("rolled back; needs a person"),
+            .ends_with("rolled back to v1; needs a person"),
         "{text}"
     );
     assert!(!text.contains("incident resolved"), "{text}");

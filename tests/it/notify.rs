@@ -72,7 +72,7 @@ async fn a_rolled_back_release_is_told_in_three_messages_to_each() {
     );
     assert!(texts[0].ends_with("; rolling back"), "{texts:#?}");
     assert!(
-        texts[1].ends_with("; rolled back; needs a person"),
+        texts[1].ends_with("; rolled back to v1; needs a person"),
         "{texts:#?}"
     );
     assert!(texts[2].contains("stays open for a person"), "{texts:#?}");

@@ -140,7 +140,7 @@ async fn after_a_rollback_the_incident_stays_open() {
     );
     let summary = last["payload"]["summary"].as_str().unwrap();
     assert!(
-        summary.ends_with("; rolled back; needs a person"),
+        summary.ends_with("; rolled back to v1; needs a person"),
         "{summary}"
     );
     let p = &events[0]["payload"];
@@ -234,7 +234,7 @@ async fn a_multi_rule_bad_release_is_one_incident_of_three_posts() {
         "{summaries:#?}"
     );
     assert!(
-        summaries[2].ends_with("; also health-long; rolled back; needs a person"),
+        summaries[2].ends_with("; also health-long; rolled back to v1; needs a person"),
         "{summaries:#?}"
     );
     assert_eq!(events[2]["payload"]["severity"], "critical");

@@ -80,7 +80,7 @@ impl KubeBackend {
             return result;
         }
         let (reason, kind, message) = match &result {
-            Ok(Rolled::Back(m)) => ("BackstopRollback", "Warning", m.clone()),
+            Ok(Rolled::Back { detail, .. }) => ("BackstopRollback", "Warning", detail.clone()),
             Ok(Rolled::DryRun(m)) => ("BackstopRollbackDryRun", "Normal", m.clone()),
             // The replica that did roll back has recorded it already.
             Ok(Rolled::Refused(super::Prevented::AlreadyRolledBack, _)) => return result,
@@ -159,7 +159,10 @@ impl KubeBackend {
                 deployments
                     .patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
                     .await?;
-                Ok(Rolled::Back(format!("rolled back {what}{note}")))
+                Ok(Rolled::Back {
+                    detail: format!("rolled back {what}{note}"),
+                    to: Some(format!("revision {to}")),
+                })
             }
         }
     }

@@ -52,7 +52,10 @@ pub fn slack(n: &Notice, status_url: &str) -> Value {
         n.revision,
         n.evidence
     );
-    if let Some(RollbackNote::Done { outcome, detail }) = &n.rollback {
+    if let Some(RollbackNote::Done {
+        outcome, detail, ..
+    }) = &n.rollback
+    {
         why.push_str(&format!(" · rollback {outcome}: {detail}"));
     }
     json!({

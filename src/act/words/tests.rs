@@ -35,11 +35,23 @@ fn an_error_rate_reads_as_counts_of_an_endpoint_against_its_limit() {
     let done = RollbackNote::Done {
         outcome: ActionOutcome::Succeeded,
         detail: "webhook accepted".into(),
+        to: None,
     };
     assert_eq!(
         headline("checkout", "v2", &[("errors", &fact)], Some(&done)),
         "checkout v2: /api/orders failing, 41 of 512 probes failed in 1m (8 %), limit 5 %; \
          rolled back; needs a person"
+    );
+    // When the backend says what runs now, the summary names it.
+    let to_v1 = RollbackNote::Done {
+        outcome: ActionOutcome::Succeeded,
+        detail: "webhook accepted".into(),
+        to: Some("v1".into()),
+    };
+    assert_eq!(
+        headline("checkout", "v2", &[("errors", &fact)], Some(&to_v1)),
+        "checkout v2: /api/orders failing, 41 of 512 probes failed in 1m (8 %), limit 5 %; \
+         rolled back to v1; needs a person"
     );
 }
 

@@ -133,7 +133,7 @@ async fn a_held_rollback_is_said_once_and_goes_ahead_after_the_pause() {
     });
     let done = backend.rollback(&request, false, |_| {}).await;
     assert!(
-        matches!(done, Ok(backstop::act::Rolled::Back(_))),
+        matches!(done, Ok(backstop::act::Rolled::Back { .. })),
         "{done:?}"
     );
     assert_eq!(said(&fake, "BackstopRollback"), 1);

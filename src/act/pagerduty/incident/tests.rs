@@ -71,6 +71,7 @@ fn rules_of_one_revision_share_one_incident_updated_with_the_rollback_and_left_o
     let done = second.clone().with_rollback(RollbackNote::Done {
         outcome: ActionOutcome::Succeeded,
         detail: "webhook accepted the rollback of revision v2".into(),
+        to: None,
     });
     let rolled = i.take(&done);
     assert!(
@@ -139,6 +140,7 @@ fn a_rollback_outcome_after_every_rule_resolved_still_names_what_fired() {
     let done = n.clone().with_rollback(RollbackNote::Done {
         outcome: ActionOutcome::Failed,
         detail: "webhook: HTTP 500".into(),
+        to: None,
     });
     let step = i.take(&done);
     assert!(
