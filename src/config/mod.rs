@@ -18,6 +18,8 @@ mod expand;
 mod file;
 mod names;
 mod raw;
+mod receivers;
+mod rollback;
 mod rules;
 mod security;
 mod targets;
