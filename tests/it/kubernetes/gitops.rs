@@ -9,6 +9,29 @@ use super::*;
 use crate::common::fake_kube::Kind;
 use serde_json::{Value, json};
 
+/// The example configuration with `extra` added to `rollback.kubernetes`.
+fn with_kubernetes(extra: &str) -> String {
+    CONFIG.replace(
+        "kubernetes: { deployment: checkout }",
+        &format!("kubernetes: {{ deployment: checkout, {extra} }}"),
+    )
+}
+
+/// A sidecar for the first pod under `yaml`, the app turned bad, and the
+/// rollback's outcome.
+async fn bad_release(fake: &FakeKube, app: &SampleApp, yaml: &str) -> (Daemon, ActionRecord) {
+    let mut s = sidecar(fake, app, PODS[0], yaml).await.unwrap();
+    app.set(Behaviour::Status(500));
+    let r = rollback_outcome(&mut s).await;
+    (s, r)
+}
+
+/// Stop the sidecar; the fake saw nothing it did not expect.
+async fn done(s: Daemon, fake: &FakeKube) {
+    s.shutdown().await;
+    fake.assert_no_unexpected();
+}
+
 fn owned_by(fake: &FakeKube, labels: &[(&str, &str)], annotations: &[(&str, &str)]) {
     fake.modify(NS, "checkout", |d: &mut Deployment| {
         let l = d.metadata.labels.get_or_insert_default();
@@ -96,9 +119,7 @@ async fn a_flux_kustomization_is_suspended_before_the_undo() {
     let (fake, app) = setup().await;
     owned_by_flux(&fake, "kustomize.toolkit.fluxcd.io");
     fake.put_custom(kustomization());
-    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let (s, r) = bad_release(&fake, &app, CONFIG).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert!(
         r.detail.contains(
@@ -120,8 +141,7 @@ async fn a_flux_kustomization_is_suspended_before_the_undo() {
         event.contains("flux resume kustomization apps -n flux-system"),
         "{event}"
     );
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
 
 #[tokio::test]
@@ -134,9 +154,7 @@ async fn a_flux_helmrelease_is_suspended_before_the_undo() {
         "metadata": {"name": "apps", "namespace": "flux-system"},
         "spec": {"interval": "5m", "chart": {"spec": {"chart": "checkout", "sourceRef": {"kind": "HelmRepository", "name": "shop"}}}}
     }));
-    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let (s, r) = bad_release(&fake, &app, CONFIG).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert!(
         r.detail
@@ -148,8 +166,7 @@ async fn a_flux_helmrelease_is_suspended_before_the_undo() {
         .get_custom(Kind::HelmRelease, "flux-system", "apps")
         .unwrap();
     assert_eq!(h["spec"]["suspend"], true);
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
 
 #[tokio::test]
@@ -164,9 +181,7 @@ async fn an_argo_cd_application_loses_only_its_automated_sync() {
         )],
     );
     fake.put_custom(application());
-    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let (s, r) = bad_release(&fake, &app, CONFIG).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     let a = fake
         .get_custom(Kind::Application, "argocd", "checkout")
@@ -184,8 +199,7 @@ async fn an_argo_cd_application_loses_only_its_automated_sync() {
         "{}",
         r.detail
     );
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
 
 #[tokio::test]
@@ -193,21 +207,16 @@ async fn the_instance_label_means_argo_cd_only_when_the_application_exists() {
     // Helm charts set app.kubernetes.io/instance too: no Application, no owner.
     let (fake, app) = setup().await;
     owned_by(&fake, &[("app.kubernetes.io/instance", "checkout")], &[]);
-    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let (s, r) = bad_release(&fake, &app, CONFIG).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert!(!r.detail.contains("Argo"), "{}", r.detail);
     assert_eq!(patched(&fake), [DEPLOYMENT]);
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 
     let (fake, app) = setup().await;
     owned_by(&fake, &[("app.kubernetes.io/instance", "checkout")], &[]);
     fake.put_custom(application());
-    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let (s, r) = bad_release(&fake, &app, CONFIG).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert!(
         r.detail
@@ -215,8 +224,7 @@ async fn the_instance_label_means_argo_cd_only_when_the_application_exists() {
         "{}",
         r.detail
     );
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
 
 #[tokio::test]
@@ -226,13 +234,8 @@ async fn an_application_outside_argocd_is_found_where_configured() {
     let mut application = application();
     application["metadata"]["namespace"] = json!("openshift-gitops");
     fake.put_custom(application);
-    let yaml = CONFIG.replace(
-        "kubernetes: { deployment: checkout }",
-        "kubernetes: { deployment: checkout, argocd_namespace: openshift-gitops }",
-    );
-    let mut s = sidecar(&fake, &app, PODS[0], &yaml).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let yaml = with_kubernetes("argocd_namespace: openshift-gitops");
+    let (s, r) = bad_release(&fake, &app, &yaml).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert!(
         r.detail
@@ -244,8 +247,7 @@ async fn an_application_outside_argocd_is_found_where_configured() {
         .get_custom(Kind::Application, "openshift-gitops", "checkout")
         .unwrap();
     assert!(a["spec"]["syncPolicy"].get("automated").is_none());
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
 
 #[tokio::test]
@@ -254,9 +256,7 @@ async fn a_refused_suspend_means_no_rollback_into_a_fight() {
     owned_by_flux(&fake, "kustomize.toolkit.fluxcd.io");
     fake.put_custom(kustomization());
     fake.fail_next("PATCH", "/kustomizations/apps", 403, 1);
-    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let (s, r) = bad_release(&fake, &app, CONFIG).await;
     assert_eq!(r.outcome, "prevented: gitops", "{}", r.detail);
     assert!(
         r.detail.starts_with(
@@ -271,17 +271,14 @@ async fn a_refused_suspend_means_no_rollback_into_a_fight() {
     assert_eq!(prevented(&s, "health-down", "gitops"), 1);
     let event = event_with(&fake, "BackstopRollbackRefused");
     assert!(event.contains("may not suspend it"), "{event}");
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
 
 #[tokio::test]
 async fn an_owner_that_does_not_exist_is_said_and_the_rollback_goes_ahead() {
     let (fake, app) = setup().await;
     owned_by_flux(&fake, "kustomize.toolkit.fluxcd.io");
-    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let (s, r) = bad_release(&fake, &app, CONFIG).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert!(
         r.detail.contains(
@@ -292,8 +289,7 @@ async fn an_owner_that_does_not_exist_is_said_and_the_rollback_goes_ahead() {
         r.detail
     );
     assert_eq!(patched(&fake), [DEPLOYMENT]);
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
 
 #[tokio::test]
@@ -316,9 +312,7 @@ async fn a_sync_racing_the_suspend_is_re_read_and_retried() {
         k["status"] = json!({"lastAppliedRevision": "main@sha1:0123abcd"});
         store.write_json(Kind::Kustomization, k);
     });
-    let mut s = sidecar(&fake, &app, PODS[0], CONFIG).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let (s, r) = bad_release(&fake, &app, CONFIG).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     let tries: Vec<u16> = fake
         .requests()
@@ -332,8 +326,7 @@ async fn a_sync_racing_the_suspend_is_re_read_and_retried() {
         .unwrap();
     assert_eq!(k["spec"]["suspend"], true);
     assert_eq!(k["status"]["lastAppliedRevision"], "main@sha1:0123abcd");
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
 
 #[tokio::test]
@@ -341,13 +334,8 @@ async fn gitops_page_only_pages() {
     let (fake, app) = setup().await;
     owned_by_flux(&fake, "kustomize.toolkit.fluxcd.io");
     fake.put_custom(kustomization());
-    let yaml = CONFIG.replace(
-        "kubernetes: { deployment: checkout }",
-        "kubernetes: { deployment: checkout, gitops: page }",
-    );
-    let mut s = sidecar(&fake, &app, PODS[0], &yaml).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let yaml = with_kubernetes("gitops: page");
+    let (s, r) = bad_release(&fake, &app, &yaml).await;
     assert_eq!(r.outcome, "prevented: gitops", "{}", r.detail);
     assert!(
         r.detail
@@ -356,8 +344,7 @@ async fn gitops_page_only_pages() {
         r.detail
     );
     assert!(patched(&fake).is_empty());
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
 
 #[tokio::test]
@@ -365,16 +352,10 @@ async fn gitops_ignore_rolls_back_without_looking() {
     let (fake, app) = setup().await;
     owned_by_flux(&fake, "kustomize.toolkit.fluxcd.io");
     fake.put_custom(kustomization());
-    let yaml = CONFIG.replace(
-        "kubernetes: { deployment: checkout }",
-        "kubernetes: { deployment: checkout, gitops: ignore }",
-    );
-    let mut s = sidecar(&fake, &app, PODS[0], &yaml).await.unwrap();
-    app.set(Behaviour::Status(500));
-    let r = rollback_outcome(&mut s).await;
+    let yaml = with_kubernetes("gitops: ignore");
+    let (s, r) = bad_release(&fake, &app, &yaml).await;
     assert_eq!(r.outcome, "succeeded", "{}", r.detail);
     assert_eq!(patched(&fake), [DEPLOYMENT]);
     assert!(!fake.requests().iter().any(|r| r.path.contains("fluxcd.io")));
-    s.shutdown().await;
-    fake.assert_no_unexpected();
+    done(s, &fake).await;
 }
